@@ -1,0 +1,236 @@
+//! Checks on user input. Each returns the cleaned value (trimmed, lower-cased
+//! where that is the canonical form) or a [`ValidationError`] naming the field.
+
+use crate::model::Identity;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+type R<T> = Result<T, ValidationError>;
+
+/// Trimmed text whose length in characters lies in `min..=max`.
+pub fn text(field: &str, value: &str, min: usize, max: usize) -> R<String> {
+    let t = value.trim();
+    let n = t.chars().count();
+    if n < min {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if n > max {
+        return Err(ValidationError::new(
+            field,
+            format!("longer than {max} characters"),
+        ));
+    }
+    if t.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(ValidationError::new(field, "contains control characters"));
+    }
+    Ok(t.to_string())
+}
+
+pub fn opt_text(value: &mut Option<String>, field: &str, min: usize, max: usize) -> R<()> {
+    if let Some(v) = value.as_deref() {
+        *value = Some(text(field, v, min, max)?);
+    }
+    Ok(())
+}
+
+/// A plausible address: one `@`, something on both sides, a dot in the domain.
+/// Full validation is the mail server's job; this catches typing mistakes.
+/// The full-width ＠ that Chinese keyboards produce is accepted and normalised.
+pub fn email(field: &str, value: &str) -> R<String> {
+    let e = value.trim().replace('＠', "@").to_lowercase();
+    let ok = e.len() <= 254
+        && match e.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+            }
+            None => false,
+        };
+    if ok {
+        Ok(e)
+    } else {
+        Err(ValidationError::new(field, "not an email address"))
+    }
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+pub fn password(p: &str) -> R<()> {
+    let n = p.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(ValidationError::new(
+            "password",
+            format!("at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    if n > 512 {
+        return Err(ValidationError::new("password", "at most 512 characters"));
+    }
+    Ok(())
+}
+
+pub fn opt_url(value: &Option<String>, field: &str) -> R<()> {
+    match value.as_deref() {
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2000 => {
+            Err(ValidationError::new(field, "must be an http(s) URL"))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn object(field: &str, value: &Value) -> R<()> {
+    if !value.is_object() {
+        return Err(ValidationError::new(field, "must be a JSON object"));
+    }
+    if value.to_string().len() > 64 * 1024 {
+        return Err(ValidationError::new(field, "larger than 64 KiB"));
+    }
+    Ok(())
+}
+
+pub fn tag_name(name: &str) -> R<String> {
+    let t = text("tag", name, 1, 64)?;
+    if t.contains(',') {
+        return Err(ValidationError::new("tag", "must not contain a comma"));
+    }
+    Ok(t)
+}
+
+/// Tag names, cleaned and without repeats, in the order given.
+pub fn tags(names: &[String]) -> R<Vec<String>> {
+    if names.len() > 100 {
+        return Err(ValidationError::new("tags", "at most 100 tags"));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        let t = tag_name(n)?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+pub fn identity(i: &mut Identity) -> R<()> {
+    i.kind = text("identities.kind", &i.kind, 1, 64)?;
+    if !i
+        .kind
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(ValidationError::new(
+            "identities.kind",
+            "use lower-case letters, digits and _",
+        ));
+    }
+    i.value = if i.kind == "email" {
+        email("identities.value", &i.value)?
+    } else {
+        text("identities.value", &i.value, 1, 256)?
+    };
+    Ok(())
+}
+
+pub fn opt_color(c: &Option<String>) -> R<()> {
+    match c.as_deref() {
+        Some(c)
+            if !(c.len() == 7
+                && c.starts_with('#')
+                && c[1..].chars().all(|ch| ch.is_ascii_hexdigit())) =>
+        {
+            Err(ValidationError::new("color", "use #rrggbb"))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn shortcut(s: &str) -> R<String> {
+    let t = text("shortcut", s.trim_start_matches('/'), 1, 64)?;
+    if t.chars().any(char::is_whitespace) {
+        return Err(ValidationError::new("shortcut", "must not contain spaces"));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        let cases = [
+            ("a@b.cn", Some("a@b.cn")),
+            ("  Wang.Li@Example.COM ", Some("wang.li@example.com")),
+            ("客服＠例子.中国", Some("客服@例子.中国")),
+            ("no-at.example.com", None),
+            ("a@b", None),
+            ("a@@b.cn", None),
+            ("a b@c.cn", None),
+            ("@b.cn", None),
+            ("a@.cn", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(email("email", input).ok().as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        assert_eq!(text("n", " 王小明 ", 1, 3).as_deref(), Ok("王小明"));
+        assert!(text("n", "王小明", 1, 2).is_err());
+        assert!(text("n", "   ", 1, 10).is_err());
+        assert!(text("n", "a\u{0}b", 1, 10).is_err());
+    }
+
+    #[test]
+    fn tags_are_cleaned_and_deduplicated() {
+        let got = tags(&["VIP".into(), " VIP ".into(), "退款".into()]).unwrap();
+        assert_eq!(got, vec!["VIP", "退款"]);
+        assert!(tags(&["a,b".into()]).is_err());
+    }
+
+    #[test]
+    fn identities() {
+        let mut ok = Identity {
+            kind: "wechat_openid".into(),
+            value: " o6_bmjrPTlm6 ".into(),
+        };
+        identity(&mut ok).unwrap();
+        assert_eq!(ok.value, "o6_bmjrPTlm6");
+        let mut bad = Identity {
+            kind: "WeChat".into(),
+            value: "x".into(),
+        };
+        assert!(identity(&mut bad).is_err());
+    }
+
+    #[test]
+    fn colors_and_shortcuts() {
+        assert!(opt_color(&Some("#a1b2c3".into())).is_ok());
+        assert!(opt_color(&Some("red".into())).is_err());
+        assert_eq!(shortcut("/退款").as_deref(), Ok("退款"));
+        assert!(shortcut("two words").is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! Contacts: the customers. A contact is found by its external identities
+//! (email, WeChat openid/unionid/external_userid…), unique per kind, which is
+//! how channels and the importer recognise a returning customer.
+
+use crate::cursor::{self, Page};
+use crate::rows::{Arg, Sql, like_pattern, ts};
+use crate::{Result, Store, StoreError};
+use kefu_core::time::{now, to_millis};
+use kefu_core::{Contact, ContactPatch, Event, Identity, NewContact};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(sqlx::FromRow)]
+struct ContactRow {
+    id: Uuid,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    avatar_url: Option<String>,
+    language: Option<String>,
+    attributes: Value,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const COLUMNS: &str =
+    "id, name, email, phone, avatar_url, language, attributes, created_at, updated_at";
+
+/// Inside a transaction: inserts a validated contact with its identities and
+/// tags and evaluates to its id.
+macro_rules! insert_contact {
+    ($tx:expr, $new:expr, $at:expr) => {{
+        let new: &kefu_core::NewContact = $new;
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO contacts (id, name, email, phone, avatar_url, language, attributes, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(id).bind(&new.name).bind(&new.email).bind(&new.phone).bind(&new.avatar_url)
+        .bind(&new.language).bind(&new.attributes).bind($at)
+        .execute(&mut *$tx).await?;
+        for i in &new.identities {
+            sqlx::query("INSERT INTO contact_identities (kind, value, contact_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&i.kind).bind(&i.value).bind(id).bind($at)
+                .execute(&mut *$tx).await?;
+        }
+        for tag in ensure_tags!($tx, &new.tags) {
+            sqlx::query("INSERT INTO contact_tags (contact_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id).bind(tag).execute(&mut *$tx).await?;
+        }
+        id
+    }};
+}
+
+/// Inside a transaction: the contact holding any of these identities.
+macro_rules! contact_by_identities {
+    ($tx:expr, $identities:expr) => {{
+        let mut found: Option<uuid::Uuid> = None;
+        for i in $identities {
+            let hit: Option<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT contact_id FROM contact_identities WHERE kind = $1 AND value = $2",
+            )
+            .bind(&i.kind)
+            .bind(&i.value)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            if hit.is_some() {
+                found = hit;
+                break;
+            }
+        }
+        found
+    }};
+}
+
+impl Store {
+    pub async fn create_contact(&self, new: &NewContact) -> Result<Contact> {
+        let at = to_millis(now());
+        let id = on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            let id = insert_contact!(tx, new, at);
+            tx.commit().await?;
+            id
+        });
+        self.contact(id).await
+    }
+
+    pub async fn contact(&self, id: Uuid) -> Result<Contact> {
+        let sql = format!("SELECT {COLUMNS} FROM contacts WHERE id = $1");
+        let row: ContactRow = on_db!(self.db.reader(), p =>
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
+        Ok(self.load_contacts(vec![row]).await?.remove(0))
+    }
+
+    /// Attaches tags and identities to contact rows with two queries in all.
+    async fn load_contacts(&self, rows: Vec<ContactRow>) -> Result<Vec<Contact>> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut tag_sql = Sql::new(
+            "SELECT ct.contact_id, t.name FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id WHERE ct.contact_id IN ",
+        );
+        tag_sql.bind_list(&ids).push(" ORDER BY t.name");
+        let mut id_sql =
+            Sql::new("SELECT contact_id, kind, value FROM contact_identities WHERE contact_id IN ");
+        id_sql.bind_list(&ids).push(" ORDER BY kind, value");
+        let tags: Vec<(Uuid, String)> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(tag_sql.text.as_str())), tag_sql.args).fetch_all(p).await?);
+        let idents: Vec<(Uuid, String, String)> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(id_sql.text.as_str())), id_sql.args).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| Contact {
+                tags: tags
+                    .iter()
+                    .filter(|(c, _)| *c == r.id)
+                    .map(|(_, t)| t.clone())
+                    .collect(),
+                identities: idents
+                    .iter()
+                    .filter(|(c, _, _)| *c == r.id)
+                    .map(|(_, k, v)| Identity {
+                        kind: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                id: r.id,
+                name: r.name,
+                email: r.email,
+                phone: r.phone,
+                avatar_url: r.avatar_url,
+                language: r.language,
+                attributes: r.attributes,
+                created_at: ts(r.created_at),
+                updated_at: ts(r.updated_at),
+            })
+            .collect())
+    }
+
+    pub async fn contact_by_identity(&self, kind: &str, value: &str) -> Result<Contact> {
+        let id: Uuid = on_db!(self.db.reader(), p =>
+            sqlx::query_scalar("SELECT contact_id FROM contact_identities WHERE kind = $1 AND value = $2")
+                .bind(kind).bind(value).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
+        self.contact(id).await
+    }
+
+    /// Newest-updated first. `q` matches name, email or phone (case-insensitive).
+    pub async fn list_contacts(
+        &self,
+        q: Option<&str>,
+        tag: Option<&str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Contact>> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM contacts c WHERE 1 = 1"));
+        if let Some(q) = q {
+            let pat = like_pattern(q);
+            sql.push(" AND (LOWER(COALESCE(c.name, '')) LIKE ")
+                .bind(Arg::Text(pat.clone()))
+                .push(" ESCAPE '\\' OR LOWER(COALESCE(c.email, '')) LIKE ")
+                .bind(Arg::Text(pat.clone()))
+                .push(" ESCAPE '\\' OR COALESCE(c.phone, '') LIKE ")
+                .bind(Arg::Text(pat))
+                .push(" ESCAPE '\\')");
+        }
+        if let Some(tag) = tag {
+            sql.push(" AND c.id IN (SELECT ct.contact_id FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id WHERE t.name = ")
+                .bind(Arg::Text(tag.to_string())).push(")");
+        }
+        if let Some(c) = cursor {
+            let (at, id) = cursor::decode(c)?;
+            sql.push(" AND (c.updated_at, c.id) < (")
+                .bind(Arg::I64(at))
+                .push(", ")
+                .bind(Arg::Uuid(id))
+                .push(")");
+        }
+        sql.push(" ORDER BY c.updated_at DESC, c.id DESC LIMIT ")
+            .bind(Arg::I64(limit as i64 + 1));
+        let rows: Vec<ContactRow> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?);
+        let contacts = self.load_contacts(rows).await?;
+        Ok(cursor::page(contacts, limit, |c| {
+            (c.updated_at.timestamp_millis(), c.id)
+        }))
+    }
+
+    pub async fn update_contact(&self, id: Uuid, patch: &ContactPatch) -> Result<Contact> {
+        let at = to_millis(now());
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "UPDATE contacts SET name = COALESCE($2, name), email = COALESCE($3, email),
+                   phone = COALESCE($4, phone), avatar_url = COALESCE($5, avatar_url),
+                   language = COALESCE($6, language), attributes = COALESCE($7, attributes), updated_at = $8
+                 WHERE id = $1",
+            )
+            .bind(id).bind(&patch.name).bind(&patch.email).bind(&patch.phone).bind(&patch.avatar_url)
+            .bind(&patch.language).bind(&patch.attributes).bind(at)
+            .execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            if let Some(email) = &patch.email {
+                // The new address finds this contact too; a conflict means it
+                // already belongs to another contact.
+                sqlx::query(
+                    "INSERT INTO contact_identities (kind, value, contact_id, created_at) VALUES ('email', $1, $2, $3)
+                     ON CONFLICT (kind, value) DO NOTHING",
+                )
+                .bind(email).bind(id).bind(at).execute(&mut *tx).await?;
+                let owner: Uuid = sqlx::query_scalar("SELECT contact_id FROM contact_identities WHERE kind = 'email' AND value = $1")
+                    .bind(email).fetch_one(&mut *tx).await?;
+                if owner != id {
+                    return Err(StoreError::Conflict { constraint: "contact_identities_kind_value_key".into() });
+                }
+            }
+            if let Some(tags) = &patch.tags {
+                sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
+                for tag in ensure_tags!(tx, tags) {
+                    sqlx::query("INSERT INTO contact_tags (contact_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(id).bind(tag).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        let contact = self.contact(id).await?;
+        self.publish(Event::ContactUpdated {
+            contact: contact.clone(),
+        });
+        Ok(contact)
+    }
+
+    pub async fn add_identity(&self, contact_id: Uuid, identity: &Identity) -> Result<Contact> {
+        let at = to_millis(now());
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("UPDATE contacts SET updated_at = $2 WHERE id = $1")
+                .bind(contact_id).bind(at).execute(&mut *tx).await
+                .map(|d| d.rows_affected()).and_then(|n| if n == 0 { Err(sqlx::Error::RowNotFound) } else { Ok(n) })?;
+            sqlx::query("INSERT INTO contact_identities (kind, value, contact_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&identity.kind).bind(&identity.value).bind(contact_id).bind(at)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        self.contact(contact_id).await
+    }
+
+    pub async fn remove_identity(
+        &self,
+        contact_id: Uuid,
+        kind: &str,
+        value: &str,
+    ) -> Result<Contact> {
+        let done = on_db!(self.db.writer(), p =>
+            sqlx::query("DELETE FROM contact_identities WHERE contact_id = $1 AND kind = $2 AND value = $3")
+                .bind(contact_id).bind(kind).bind(value).execute(p).await?.rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.contact(contact_id).await
+    }
+}

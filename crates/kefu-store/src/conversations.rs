@@ -1,0 +1,488 @@
+//! Conversations (tickets): creation with a first message, the filtered list
+//! every inbox view is made of, status and assignment changes, tags, merging
+//! and the snooze alarm clock.
+//!
+//! Every write here follows one pattern: one transaction, commit, then
+//! publish the events, so no subscriber ever sees a change that rolled back.
+
+use crate::cursor::{self, Page};
+use crate::rows::{Arg, Sql, like_pattern, opt_ts, parse_enum, ts};
+use crate::{Result, Store, StoreError};
+use kefu_core::time::{Timestamp, now, to_millis};
+use kefu_core::{
+    Conversation, ConversationPatch, ConversationStatus, Event, Message, NewConversation, Priority,
+    SenderKind,
+};
+use uuid::Uuid;
+
+/// Which conversations a caller may see.
+#[derive(Debug, Clone, Copy)]
+pub enum Visibility {
+    All,
+    /// Only those of inboxes this agent is a member of.
+    MemberOf(Uuid),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub status: Option<ConversationStatus>,
+    /// `Some(None)` lists unassigned conversations.
+    pub assignee: Option<Option<Uuid>>,
+    pub inbox_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub contact_id: Option<Uuid>,
+    pub tag: Option<String>,
+    /// Matches the subject or any message text, case-insensitively.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConversationRow {
+    id: Uuid,
+    number: i64,
+    inbox_id: Uuid,
+    contact_id: Uuid,
+    subject: Option<String>,
+    status: String,
+    snoozed_until: Option<i64>,
+    priority: String,
+    assignee_id: Option<Uuid>,
+    team_id: Option<Uuid>,
+    merged_into_id: Option<Uuid>,
+    last_seq: i64,
+    last_activity_at: i64,
+    first_response_due_at: Option<i64>,
+    first_response_at: Option<i64>,
+    resolution_due_at: Option<i64>,
+    resolved_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+pub(crate) const COLUMNS: &str = "c.id, c.number, c.inbox_id, c.contact_id, c.subject, c.status, c.snoozed_until, \
+    c.priority, c.assignee_id, c.team_id, c.merged_into_id, c.last_seq, c.last_activity_at, \
+    c.first_response_due_at, c.first_response_at, c.resolution_due_at, c.resolved_at, c.created_at, c.updated_at";
+
+impl ConversationRow {
+    fn into_conversation(self, tags: Vec<String>) -> Result<Conversation> {
+        Ok(Conversation {
+            id: self.id,
+            number: self.number,
+            inbox_id: self.inbox_id,
+            contact_id: self.contact_id,
+            subject: self.subject,
+            status: parse_enum(&self.status)?,
+            snoozed_until: opt_ts(self.snoozed_until),
+            priority: parse_enum::<Priority>(&self.priority)?,
+            assignee_id: self.assignee_id,
+            team_id: self.team_id,
+            tags,
+            merged_into_id: self.merged_into_id,
+            last_seq: self.last_seq,
+            last_activity_at: ts(self.last_activity_at),
+            first_response_due_at: opt_ts(self.first_response_due_at),
+            first_response_at: opt_ts(self.first_response_at),
+            resolution_due_at: opt_ts(self.resolution_due_at),
+            resolved_at: opt_ts(self.resolved_at),
+            created_at: ts(self.created_at),
+            updated_at: ts(self.updated_at),
+        })
+    }
+}
+
+/// Inside a transaction: adds tags (by name) to a conversation.
+macro_rules! tag_conversation {
+    ($tx:expr, $id:expr, $names:expr) => {{
+        for tag in ensure_tags!($tx, $names) {
+            sqlx::query("INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind($id).bind(tag).execute(&mut *$tx).await?;
+        }
+    }};
+}
+
+fn due(start: i64, minutes: Option<i64>) -> Option<i64> {
+    minutes.map(|m| start + m * 60_000)
+}
+
+impl Store {
+    /// Creates a conversation, its contact when new, and its first message.
+    /// `agent` is the agent acting, who becomes the sender of an outgoing
+    /// first message.
+    pub async fn create_conversation(
+        &self,
+        new: &NewConversation,
+        agent: Option<Uuid>,
+    ) -> Result<(Conversation, Option<Message>)> {
+        let at = to_millis(now());
+        let id = Uuid::now_v7();
+        let message_id = Uuid::now_v7();
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            let sla: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT sla_first_response_minutes, sla_resolution_minutes FROM inboxes WHERE id = $1",
+            )
+            .bind(new.inbox_id).fetch_optional(&mut *tx).await?;
+            let (first_minutes, resolution_minutes) = sla.ok_or_else(|| StoreError::Invalid("inbox_id: no such inbox".into()))?;
+            let contact_id = match (&new.contact_id, &new.contact) {
+                (Some(cid), _) => {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE id = $1")
+                        .bind(cid).fetch_one(&mut *tx).await?;
+                    if n == 0 {
+                        return Err(StoreError::Invalid("contact_id: no such contact".into()));
+                    }
+                    *cid
+                }
+                (None, Some(c)) => match contact_by_identities!(tx, &c.identities) {
+                    Some(found) => found,
+                    None => insert_contact!(tx, c, at),
+                },
+                (None, None) => return Err(StoreError::Invalid("contact_id: required".into())),
+            };
+            let number: i64 = sqlx::query_scalar(
+                "UPDATE counters SET value = value + 1 WHERE name = 'conversation_number' RETURNING value",
+            )
+            .fetch_one(&mut *tx).await?;
+            let last_seq = i64::from(new.message.is_some());
+            sqlx::query(
+                "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
+                   assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
+                   resolution_due_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $9, $10, $11, $12, $10, $10)",
+            )
+            .bind(id).bind(number).bind(new.inbox_id).bind(contact_id).bind(&new.subject)
+            .bind(new.priority.as_str()).bind(new.assignee_id).bind(new.team_id).bind(last_seq).bind(at)
+            .bind(due(at, first_minutes)).bind(due(at, resolution_minutes))
+            .execute(&mut *tx).await?;
+            tag_conversation!(tx, id, &new.tags);
+            if let Some(m) = &new.message {
+                let (kind, sender) = crate::messages::sender_of(m, contact_id, agent);
+                insert_message!(tx, message_id, id, 1_i64, m, kind, sender, at);
+                if m.direction == kefu_core::Direction::Outgoing {
+                    sqlx::query("UPDATE conversations SET first_response_at = $2 WHERE id = $1")
+                        .bind(id).bind(at).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        let conversation = self.conversation(id).await?;
+        self.publish(Event::ConversationCreated {
+            conversation: conversation.clone(),
+        });
+        let message = match new.message {
+            Some(_) => {
+                let m = self.message(message_id).await?;
+                self.publish(Event::MessageCreated {
+                    inbox_id: conversation.inbox_id,
+                    message: m.clone(),
+                });
+                Some(m)
+            }
+            None => None,
+        };
+        Ok((conversation, message))
+    }
+
+    pub async fn conversation(&self, id: Uuid) -> Result<Conversation> {
+        let sql = format!("SELECT {COLUMNS} FROM conversations c WHERE c.id = $1");
+        let row: ConversationRow = on_db!(self.db.reader(), p =>
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
+        Ok(self.load_conversations(vec![row]).await?.remove(0))
+    }
+
+    /// Whether `visibility` allows seeing the conversation; a conversation
+    /// the caller may not see is reported as not found, never as forbidden,
+    /// so ids cannot be probed.
+    pub async fn visible_conversation(
+        &self,
+        id: Uuid,
+        visibility: Visibility,
+    ) -> Result<Conversation> {
+        let c = self.conversation(id).await?;
+        match visibility {
+            Visibility::All => Ok(c),
+            Visibility::MemberOf(agent) if self.is_inbox_member(c.inbox_id, agent).await? => Ok(c),
+            Visibility::MemberOf(_) => Err(StoreError::NotFound),
+        }
+    }
+
+    async fn load_conversations(&self, rows: Vec<ConversationRow>) -> Result<Vec<Conversation>> {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut sql = Sql::new(
+            "SELECT ct.conversation_id, t.name FROM conversation_tags ct JOIN tags t ON t.id = ct.tag_id
+             WHERE ct.conversation_id IN ",
+        );
+        sql.bind_list(&ids).push(" ORDER BY t.name");
+        let tags: Vec<(Uuid, String)> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?);
+        rows.into_iter()
+            .map(|r| {
+                let t = tags
+                    .iter()
+                    .filter(|(c, _)| *c == r.id)
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                r.into_conversation(t)
+            })
+            .collect()
+    }
+
+    /// The newest activity first, one page at a time.
+    pub async fn list_conversations(
+        &self,
+        visibility: Visibility,
+        f: &ConversationFilter,
+    ) -> Result<Page<Conversation>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLUMNS} FROM conversations c WHERE 1 = 1"
+        ));
+        if let Visibility::MemberOf(agent) = visibility {
+            sql.push(
+                " AND c.inbox_id IN (SELECT m.inbox_id FROM inbox_members m WHERE m.agent_id = ",
+            )
+            .bind(Arg::Uuid(agent))
+            .push(")");
+        }
+        if let Some(s) = f.status {
+            sql.push(" AND c.status = ")
+                .bind(Arg::Text(s.as_str().into()));
+        }
+        match f.assignee {
+            Some(Some(a)) => {
+                sql.push(" AND c.assignee_id = ").bind(Arg::Uuid(a));
+            }
+            Some(None) => {
+                sql.push(" AND c.assignee_id IS NULL");
+            }
+            None => {}
+        }
+        for (column, value) in [
+            ("c.inbox_id", f.inbox_id),
+            ("c.team_id", f.team_id),
+            ("c.contact_id", f.contact_id),
+        ] {
+            if let Some(v) = value {
+                sql.push(" AND ")
+                    .push(column)
+                    .push(" = ")
+                    .bind(Arg::Uuid(v));
+            }
+        }
+        if let Some(tag) = &f.tag {
+            sql.push(" AND c.id IN (SELECT ct.conversation_id FROM conversation_tags ct JOIN tags t ON t.id = ct.tag_id WHERE t.name = ")
+                .bind(Arg::Text(tag.clone())).push(")");
+        }
+        if let Some(q) = &f.q {
+            let pat = like_pattern(q);
+            sql.push(" AND (LOWER(COALESCE(c.subject, '')) LIKE ").bind(Arg::Text(pat.clone()))
+                .push(" ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages msg WHERE msg.conversation_id = c.id AND LOWER(msg.text) LIKE ")
+                .bind(Arg::Text(pat)).push(" ESCAPE '\\'))");
+        }
+        if let Some(c) = &f.cursor {
+            let (at, id) = cursor::decode(c)?;
+            sql.push(" AND (c.last_activity_at, c.id) < (")
+                .bind(Arg::I64(at))
+                .push(", ")
+                .bind(Arg::Uuid(id))
+                .push(")");
+        }
+        sql.push(" ORDER BY c.last_activity_at DESC, c.id DESC LIMIT ")
+            .bind(Arg::I64(f.limit as i64 + 1));
+        let rows: Vec<ConversationRow> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?);
+        let items = self.load_conversations(rows).await?;
+        Ok(cursor::page(items, f.limit, |c| {
+            (c.last_activity_at.timestamp_millis(), c.id)
+        }))
+    }
+
+    /// Applies status, priority, assignment and subject changes. Resolving
+    /// stamps `resolved_at`; any other status clears it; leaving `snoozed`
+    /// clears the wake-up time.
+    pub async fn update_conversation(
+        &self,
+        id: Uuid,
+        patch: &ConversationPatch,
+    ) -> Result<Conversation> {
+        let at = to_millis(now());
+        let status = patch.status.map(|s| s.as_str());
+        let resolved = patch.status.map(|s| s == ConversationStatus::Resolved);
+        let (set_assignee, assignee) = (patch.assignee_id.is_some(), patch.assignee_id.flatten());
+        let (set_team, team) = (patch.team_id.is_some(), patch.team_id.flatten());
+        if let Some(a) = assignee {
+            let agent = self
+                .agent(a)
+                .await
+                .map_err(|_| StoreError::Invalid("assignee_id: no such agent".into()))?;
+            if !agent.active {
+                return Err(StoreError::Invalid(
+                    "assignee_id: the agent is deactivated".into(),
+                ));
+            }
+        }
+        let done = on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "UPDATE conversations SET
+                   subject = COALESCE($2, subject),
+                   status = COALESCE($3, status),
+                   snoozed_until = CASE WHEN $3 IS NULL THEN snoozed_until WHEN $3 = 'snoozed' THEN $4 ELSE NULL END,
+                   resolved_at = CASE WHEN $5 IS NULL THEN resolved_at WHEN $5 THEN $10 ELSE NULL END,
+                   priority = COALESCE($6, priority),
+                   assignee_id = CASE WHEN $7 THEN $8 ELSE assignee_id END,
+                   team_id = CASE WHEN $9 THEN $11 ELSE team_id END,
+                   updated_at = $10
+                 WHERE id = $1",
+            )
+            .bind(id).bind(&patch.subject).bind(status).bind(patch.snoozed_until.map(to_millis))
+            .bind(resolved).bind(patch.priority.map(|p| p.as_str()))
+            .bind(set_assignee).bind(assignee).bind(set_team).bind(at).bind(team)
+            .execute(p).await?.rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let conversation = self.conversation(id).await?;
+        self.publish(Event::ConversationUpdated {
+            conversation: conversation.clone(),
+        });
+        Ok(conversation)
+    }
+
+    pub async fn tag_conversation(&self, id: Uuid, tags: &[String]) -> Result<Conversation> {
+        let at = to_millis(now());
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
+                .bind(id).bind(at).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tag_conversation!(tx, id, tags);
+            tx.commit().await?;
+        });
+        let conversation = self.conversation(id).await?;
+        self.publish(Event::ConversationUpdated {
+            conversation: conversation.clone(),
+        });
+        Ok(conversation)
+    }
+
+    pub async fn untag_conversation(&self, id: Uuid, tag: &str) -> Result<Conversation> {
+        on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "DELETE FROM conversation_tags WHERE conversation_id = $1
+                   AND tag_id IN (SELECT id FROM tags WHERE name = $2)",
+            )
+            .bind(id).bind(tag).execute(p).await?.rows_affected());
+        let conversation = self.conversation(id).await?;
+        self.publish(Event::ConversationUpdated {
+            conversation: conversation.clone(),
+        });
+        Ok(conversation)
+    }
+
+    /// Moves every message of `source` to the end of `target` (renumbered so
+    /// that `target` stays gap-free), adds the source's tags to the target,
+    /// notes the merge in the target, and closes `source` with a pointer.
+    pub async fn merge_conversations(
+        &self,
+        source: Uuid,
+        target: Uuid,
+        agent: Option<Uuid>,
+    ) -> Result<(Conversation, Conversation)> {
+        if source == target {
+            return Err(StoreError::Invalid(
+                "cannot merge a conversation into itself".into(),
+            ));
+        }
+        let at = to_millis(now());
+        let note_id = Uuid::now_v7();
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            // Lock the target first (PostgreSQL row lock; SQLite has one writer).
+            let target_row: Option<(i64, Option<Uuid>, i64)> = sqlx::query_as(
+                "UPDATE conversations SET updated_at = $2 WHERE id = $1 RETURNING last_seq, merged_into_id, number",
+            )
+            .bind(target).bind(at).fetch_optional(&mut *tx).await?;
+            let (target_seq, target_merged, _) = target_row.ok_or(StoreError::NotFound)?;
+            if target_merged.is_some() {
+                return Err(StoreError::Invalid("the target was itself merged away".into()));
+            }
+            let source_row: Option<(i64, Option<Uuid>, i64)> = sqlx::query_as(
+                "SELECT last_seq, merged_into_id, number FROM conversations WHERE id = $1",
+            )
+            .bind(source).fetch_optional(&mut *tx).await?;
+            let (_, source_merged, source_number) = source_row.ok_or(StoreError::NotFound)?;
+            if source_merged.is_some() {
+                return Err(StoreError::Invalid("the conversation was already merged".into()));
+            }
+            // A client id seen in both keeps the target's message only.
+            sqlx::query(
+                "UPDATE messages SET external_id = NULL WHERE conversation_id = $1 AND external_id IN
+                   (SELECT external_id FROM messages WHERE conversation_id = $2 AND external_id IS NOT NULL)",
+            )
+            .bind(source).bind(target).execute(&mut *tx).await?;
+            let moved = sqlx::query("UPDATE messages SET conversation_id = $2, seq = seq + $3 WHERE conversation_id = $1")
+                .bind(source).bind(target).bind(target_seq).execute(&mut *tx).await?
+                .rows_affected() as i64;
+            // Sequence numbers of the source may have gaps only if rows were
+            // deleted by hand; renumber from the real count to stay gap-free.
+            let max_seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM messages WHERE conversation_id = $1")
+                .bind(target).fetch_one(&mut *tx).await?;
+            let mut last = max_seq.unwrap_or(0).max(target_seq);
+            if last != target_seq + moved {
+                return Err(StoreError::Invalid("message sequence of the source has gaps; cannot merge".into()));
+            }
+            last += 1;
+            let text = format!("Conversation #{source_number} was merged into this one ({moved} messages).");
+            let note = kefu_core::NewMessage::text(kefu_core::Direction::System, text);
+            insert_message!(tx, note_id, target, last, &note, SenderKind::System, agent, at);
+            sqlx::query(
+                "INSERT INTO conversation_tags (conversation_id, tag_id)
+                 SELECT $2, tag_id FROM conversation_tags WHERE conversation_id = $1 ON CONFLICT DO NOTHING",
+            )
+            .bind(source).bind(target).execute(&mut *tx).await?;
+            sqlx::query("UPDATE conversations SET last_seq = $2, last_activity_at = $3, updated_at = $3 WHERE id = $1")
+                .bind(target).bind(last).bind(at).execute(&mut *tx).await?;
+            sqlx::query(
+                "UPDATE conversations SET status = 'closed', merged_into_id = $2, snoozed_until = NULL,
+                   updated_at = $3 WHERE id = $1",
+            )
+            .bind(source).bind(target).bind(at).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        let (s, t) = (
+            self.conversation(source).await?,
+            self.conversation(target).await?,
+        );
+        self.publish(Event::ConversationUpdated {
+            conversation: s.clone(),
+        });
+        self.publish(Event::ConversationUpdated {
+            conversation: t.clone(),
+        });
+        let note = self.message(note_id).await?;
+        self.publish(Event::MessageCreated {
+            inbox_id: t.inbox_id,
+            message: note,
+        });
+        Ok((s, t))
+    }
+
+    /// Reopens snoozed conversations whose time has come; returns how many.
+    pub async fn wake_snoozed(&self, at: Timestamp) -> Result<usize> {
+        let ms = to_millis(at);
+        let ids: Vec<Uuid> = on_db!(self.db.writer(), p =>
+            sqlx::query_scalar(
+                "UPDATE conversations SET status = 'open', snoozed_until = NULL, updated_at = $1
+                 WHERE status = 'snoozed' AND snoozed_until <= $1 RETURNING id",
+            )
+            .bind(ms).fetch_all(p).await?);
+        for id in &ids {
+            let conversation = self.conversation(*id).await?;
+            self.publish(Event::ConversationUpdated { conversation });
+        }
+        Ok(ids.len())
+    }
+}

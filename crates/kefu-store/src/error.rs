@@ -1,0 +1,82 @@
+use thiserror::Error;
+
+/// What can go wrong in the store, in the terms the API needs to answer.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique or foreign-key constraint refused the write; `constraint` is
+    /// the constraint's name from the migrations.
+    #[error("conflict on {constraint}")]
+    Conflict { constraint: String },
+    /// The request is well-formed but refers to something that cannot be used
+    /// (an attachment of someone else, a merge into itself…).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() =>
+            {
+                StoreError::Conflict {
+                    constraint: constraint_name(db.as_ref()),
+                }
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// PostgreSQL names the constraint; SQLite only says which columns, so the
+/// columns are mapped back to the names the migrations give.
+fn constraint_name(db: &dyn sqlx::error::DatabaseError) -> String {
+    if let Some(c) = db.constraint() {
+        return c.to_string();
+    }
+    let msg = db.message();
+    if db.is_foreign_key_violation() {
+        return "foreign_key".into();
+    }
+    let cols = msg.rsplit(": ").next().unwrap_or(msg);
+    let known = [
+        ("agents.email", "agents_email_key"),
+        ("teams.name", "teams_name_key"),
+        ("tags.name", "tags_name_key"),
+        (
+            "contact_identities.kind, contact_identities.value",
+            "contact_identities_kind_value_key",
+        ),
+        (
+            "messages.conversation_id, messages.external_id",
+            "messages_conversation_external_key",
+        ),
+        (
+            "messages.conversation_id, messages.seq",
+            "messages_conversation_seq_key",
+        ),
+        ("canned_responses.shortcut", "canned_responses_shortcut_key"),
+    ];
+    known
+        .iter()
+        .find(|(c, _)| *c == cols)
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_else(|| cols.to_string())
+}
+
+impl StoreError {
+    pub fn is_conflict_on(&self, name: &str) -> bool {
+        matches!(self, StoreError::Conflict { constraint } if constraint == name)
+    }
+}

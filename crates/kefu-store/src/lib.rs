@@ -1,0 +1,93 @@
+//! Storage of kefu on SQLite or PostgreSQL, chosen by the URL scheme.
+//!
+//! - [`Store`] (this file): opening, migrations, the event stream.
+//! - `db`: the two connection pools and the [`on_db!`] macro that runs one
+//!   block of portable SQL against either of them. SQL is written once, with
+//!   `$1`-style parameters that both dialects accept.
+//! - One module per entity (`agents`, `auth`, `inboxes`, `contacts`,
+//!   `conversations`, `messages`, …) holding its queries and row types.
+//! - [`blobs`]: attachment bytes on disk, addressed by their SHA-256.
+//! - [`error`]: [`StoreError`], the one error type of this layer.
+//!
+//! Events are published only after a transaction commits: read
+//! `conversations::create` for the pattern every write follows.
+
+#[macro_use]
+mod db;
+#[macro_use]
+mod rows;
+mod agents;
+mod attachments;
+mod audit;
+mod auth;
+pub mod blobs;
+mod canned;
+#[macro_use]
+mod contacts;
+#[macro_use]
+mod messages;
+mod conversations;
+mod cursor;
+pub mod error;
+#[macro_use]
+mod inboxes;
+mod settings;
+mod tags;
+mod teams;
+
+pub use attachments::NewAttachment;
+pub use audit::NewAudit;
+pub use auth::{NewApiToken, NewSession};
+pub use conversations::{ConversationFilter, Visibility};
+pub use cursor::Page;
+pub use db::Backend;
+pub use error::StoreError;
+pub use messages::Appended;
+
+use db::Db;
+use kefu_core::Event;
+use tokio::sync::broadcast;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The handle every part of kefu shares. Cloning is cheap.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    events: broadcast::Sender<Event>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and applies pending
+    /// migrations. `sqlite://path` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Store> {
+        let db = Db::connect(url).await?;
+        db.migrate().await?;
+        // Slow subscribers lag and resync from the database; 4096 events is a
+        // few seconds of a busy organisation.
+        let (events, _) = broadcast::channel(4096);
+        Ok(Store { db, events })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Called after a commit only. No subscriber is not an error.
+    fn publish(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await
+    }
+
+    pub async fn close(&self) {
+        self.db.close().await
+    }
+}
