@@ -1,1 +1,106 @@
+//! The HTTP side of kefu: REST API under `/api/v1` (with its OpenAPI spec at
+//! `/api/openapi.json`), health and metrics, and the embedded web pages.
+//!
+//! - [`serve`] (this file) runs the server on a listener until a shutdown
+//!   signal, letting in-flight requests finish; tests call it on
+//!   `127.0.0.1:0`.
+//! - [`router`] builds the whole route tree and its layers, once.
+//! - `http/`: one module per resource, each exporting `router()`.
+//! - [`auth`]: the `Principal` and `Admin` extractors, password hashing and
+//!   token secrets. [`error`]: `ApiError`. [`extract`]: JSON/path/query
+//!   extractors that answer bad input in the API's error format.
+//! - [`state`], [`config`], [`limits`], [`metrics`], `web`: the plumbing.
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub(crate) mod http;
+pub use http::tokens as http_tokens;
+pub mod limits;
+pub mod metrics;
+pub mod setup;
+pub mod state;
+mod web;
+
+pub use config::ServerConfig;
+pub use state::AppState;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// The OpenAPI document of the whole API, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    http::api_router().split_for_parts().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, spec) = http::api_router().split_for_parts();
+    let spec_json = std::sync::Arc::new(spec.to_pretty_json().unwrap_or_default());
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    Router::new()
+        .merge(api)
+        .merge(http::ops::router(spec_json))
+        .merge(web::router())
+        .layer(DefaultBodyLimit::max(state.config.max_json_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_per_ip))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            error::ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn limit_per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+        if let Err(e) = state.per_ip.check(&addr.ip()) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Serves until `shutdown` completes, then stops accepting and waits for
+/// in-flight requests to finish. Also runs the maintenance loop (snoozed
+/// conversations, limiter pruning) for as long as it serves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let maintenance = tokio::spawn(maintain(state.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    maintenance.abort();
+    result
+}
+
+async fn maintain(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.store.wake_snoozed(kefu_core::time::now()).await {
+            tracing::warn!(error = %e, "waking snoozed conversations failed");
+        }
+        state.prune_limiters();
+    }
+}

@@ -1,0 +1,164 @@
+//! Contacts: the customers, found by text, tag or an external identity.
+
+use super::{Paged, page_limit};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use kefu_core::{Contact, ContactPatch, Conversation, Identity, NewContact, validate};
+use kefu_store::{ConversationFilter, Page};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update))
+        .routes(routes!(add_identity))
+        .routes(routes!(remove_identity))
+        .routes(routes!(conversations))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct ContactQuery {
+    /// Part of the name, email or phone.
+    q: Option<String>,
+    tag: Option<String>,
+    /// With `identity_value`: the contact holding that identity (0 or 1 result).
+    identity_kind: Option<String>,
+    identity_value: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", params(ContactQuery), responses((status = 200, body = Paged<Contact>)))]
+async fn list(
+    State(state): State<AppState>,
+    _who: Principal,
+    Query(q): Query<ContactQuery>,
+) -> ApiResult<axum::Json<Paged<Contact>>> {
+    if let (Some(kind), Some(value)) = (&q.identity_kind, &q.identity_value) {
+        let mut identity = Identity {
+            kind: kind.clone(),
+            value: value.clone(),
+        };
+        validate::identity(&mut identity)?;
+        let items = match state
+            .store
+            .contact_by_identity(&identity.kind, &identity.value)
+            .await
+        {
+            Ok(c) => vec![c],
+            Err(kefu_store::StoreError::NotFound) => vec![],
+            Err(e) => return Err(e.into()),
+        };
+        return Ok(axum::Json(Paged {
+            items,
+            next_cursor: None,
+        }));
+    }
+    let text = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let page = state
+        .store
+        .list_contacts(
+            text,
+            q.tag.as_deref(),
+            q.cursor.as_deref(),
+            page_limit(q.limit),
+        )
+        .await?;
+    Ok(axum::Json(page.into()))
+}
+
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", request_body = NewContact, responses((status = 201, body = Contact), (status = 409), (status = 422)))]
+async fn create(
+    State(state): State<AppState>,
+    _who: Principal,
+    Json(mut body): Json<NewContact>,
+) -> ApiResult<(StatusCode, axum::Json<Contact>)> {
+    body.validate()?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(state.store.create_contact(&body).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)), responses((status = 200, body = Contact), (status = 404)))]
+async fn get_one(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<Contact>> {
+    Ok(axum::Json(state.store.contact(id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)), request_body = ContactPatch, responses((status = 200, body = Contact), (status = 404), (status = 409)))]
+async fn update(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<Uuid>,
+    Json(mut patch): Json<ContactPatch>,
+) -> ApiResult<axum::Json<Contact>> {
+    patch.validate()?;
+    Ok(axum::Json(state.store.update_contact(id, &patch).await?))
+}
+
+/// Adds an external identity; 409 when another contact holds it.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/identities", tag = "contacts", params(("id" = Uuid, Path)), request_body = Identity, responses((status = 200, body = Contact), (status = 409)))]
+async fn add_identity(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<Uuid>,
+    Json(mut identity): Json<Identity>,
+) -> ApiResult<axum::Json<Contact>> {
+    validate::identity(&mut identity)?;
+    Ok(axum::Json(state.store.add_identity(id, &identity).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}/identities/{kind}/{value}", tag = "contacts",
+    params(("id" = Uuid, Path), ("kind" = String, Path), ("value" = String, Path)), responses((status = 200, body = Contact), (status = 404)))]
+async fn remove_identity(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path((id, kind, value)): Path<(Uuid, String, String)>,
+) -> ApiResult<axum::Json<Contact>> {
+    Ok(axum::Json(
+        state.store.remove_identity(id, &kind, &value).await?,
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The contact's past and present conversations that the caller may see.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/conversations", tag = "contacts", params(("id" = Uuid, Path), PageQuery), responses((status = 200, body = Paged<Conversation>)))]
+async fn conversations(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<Paged<Conversation>>> {
+    state
+        .store
+        .contact(id)
+        .await
+        .map_err(|_| ApiError::NotFound)?;
+    let filter = ConversationFilter {
+        contact_id: Some(id),
+        cursor: q.cursor,
+        limit: page_limit(q.limit),
+        ..Default::default()
+    };
+    let page: Page<Conversation> = state
+        .store
+        .list_conversations(who.visibility(), &filter)
+        .await?;
+    Ok(axum::Json(page.into()))
+}

@@ -1,0 +1,360 @@
+//! Conversations (tickets) and their messages. An agent who is not a member
+//! of a conversation's inbox gets 404 for it everywhere, by id or by filter.
+
+use super::{Paged, audit, page_limit};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use kefu_core::{
+    Conversation, ConversationPatch, ConversationStatus, Direction, Message, NewConversation,
+    NewMessage, validate,
+};
+use kefu_store::ConversationFilter;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update))
+        .routes(routes!(assign))
+        .routes(routes!(set_status))
+        .routes(routes!(add_tags))
+        .routes(routes!(remove_tag))
+        .routes(routes!(list_messages, add_message))
+        .routes(routes!(merge))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct ListQuery {
+    status: Option<ConversationStatus>,
+    /// An agent id, or `none` for unassigned conversations.
+    assignee_id: Option<String>,
+    inbox_id: Option<Uuid>,
+    team_id: Option<Uuid>,
+    contact_id: Option<Uuid>,
+    tag: Option<String>,
+    /// Text contained in the subject or any message.
+    q: Option<String>,
+    cursor: Option<String>,
+    /// 1–100, default 25.
+    limit: Option<usize>,
+}
+
+/// Conversations the caller may see, most recent activity first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = Paged<Conversation>)))]
+async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Paged<Conversation>>> {
+    let assignee = match q.assignee_id.as_deref() {
+        None => None,
+        Some("none") => Some(None),
+        Some(s) => Some(Some(Uuid::try_parse(s).map_err(|_| {
+            ApiError::BadRequest("assignee_id: an agent id or `none`".into())
+        })?)),
+    };
+    let filter = ConversationFilter {
+        status: q.status,
+        assignee,
+        inbox_id: q.inbox_id,
+        team_id: q.team_id,
+        contact_id: q.contact_id,
+        tag: q.tag,
+        q: q.q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        cursor: q.cursor,
+        limit: page_limit(q.limit),
+    };
+    Ok(axum::Json(
+        state
+            .store
+            .list_conversations(who.visibility(), &filter)
+            .await?
+            .into(),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Created {
+    conversation: Conversation,
+    message: Option<Message>,
+}
+
+/// Opens a conversation, with an existing or a new contact and an optional
+/// first message. The caller must be a member of the inbox.
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation, responses((status = 201, body = Created), (status = 422)))]
+async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    Json(mut body): Json<NewConversation>,
+) -> ApiResult<(StatusCode, axum::Json<Created>)> {
+    body.validate()?;
+    if !who.is_admin()
+        && !state
+            .store
+            .is_inbox_member(body.inbox_id, who.agent.id)
+            .await?
+    {
+        return Err(ApiError::Unprocessable("inbox_id: no such inbox".into()));
+    }
+    if let Some(a) = body.assignee_id {
+        check_assignee(&state, body.inbox_id, a).await?;
+    }
+    let (conversation, message) = state
+        .store
+        .create_conversation(&body, Some(who.agent.id))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Created {
+            conversation,
+            message,
+        }),
+    ))
+}
+
+/// An assignee must be an active agent who can see the inbox.
+async fn check_assignee(state: &AppState, inbox_id: Uuid, agent_id: Uuid) -> ApiResult<()> {
+    let agent = state
+        .store
+        .agent(agent_id)
+        .await
+        .map_err(|_| ApiError::Unprocessable("assignee_id: no such agent".into()))?;
+    if !agent.active {
+        return Err(ApiError::Unprocessable(
+            "assignee_id: the agent is deactivated".into(),
+        ));
+    }
+    if !agent.role.is_admin() && !state.store.is_inbox_member(inbox_id, agent_id).await? {
+        return Err(ApiError::Unprocessable(
+            "assignee_id: the agent is not a member of this inbox".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn visible(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<Conversation> {
+    Ok(state
+        .store
+        .visible_conversation(id, who.visibility())
+        .await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)), responses((status = 200, body = Conversation), (status = 404)))]
+async fn get_one(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<Conversation>> {
+    Ok(axum::Json(visible(&state, &who, id).await?))
+}
+
+/// Changes subject, status (with `snoozed_until` for snoozed), priority,
+/// assignee or team.
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)), request_body = ConversationPatch, responses((status = 200, body = Conversation), (status = 404), (status = 422)))]
+async fn update(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Json(patch): Json<ConversationPatch>,
+) -> ApiResult<axum::Json<Conversation>> {
+    apply(&state, &who, id, patch).await.map(axum::Json)
+}
+
+async fn apply(
+    state: &AppState,
+    who: &Principal,
+    id: Uuid,
+    mut patch: ConversationPatch,
+) -> ApiResult<Conversation> {
+    patch.validate(kefu_core::time::now())?;
+    let current = visible(state, who, id).await?;
+    if let Some(Some(a)) = patch.assignee_id {
+        check_assignee(state, current.inbox_id, a).await?;
+    }
+    if let Some(Some(t)) = patch.team_id {
+        state
+            .store
+            .team(t)
+            .await
+            .map_err(|_| ApiError::Unprocessable("team_id: no such team".into()))?;
+    }
+    Ok(state.store.update_conversation(id, &patch).await?)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Assignment {
+    /// `null` unassigns.
+    assignee_id: Option<Uuid>,
+    team_id: Option<Uuid>,
+}
+
+/// Assigns to an agent and/or a team (`null` assignee unassigns).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/assign", tag = "conversations", params(("id" = Uuid, Path)), request_body = Assignment, responses((status = 200, body = Conversation)))]
+async fn assign(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Json(a): Json<Assignment>,
+) -> ApiResult<axum::Json<Conversation>> {
+    let patch = ConversationPatch {
+        assignee_id: Some(a.assignee_id),
+        team_id: a.team_id.map(Some),
+        ..Default::default()
+    };
+    apply(&state, &who, id, patch).await.map(axum::Json)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct StatusChange {
+    status: ConversationStatus,
+    snoozed_until: Option<DateTime<Utc>>,
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/status", tag = "conversations", params(("id" = Uuid, Path)), request_body = StatusChange, responses((status = 200, body = Conversation)))]
+async fn set_status(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Json(s): Json<StatusChange>,
+) -> ApiResult<axum::Json<Conversation>> {
+    let patch = ConversationPatch {
+        status: Some(s.status),
+        snoozed_until: s.snoozed_until,
+        ..Default::default()
+    };
+    apply(&state, &who, id, patch).await.map(axum::Json)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TagList {
+    tags: Vec<String>,
+}
+
+/// Adds tags (created when new).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/tags", tag = "conversations", params(("id" = Uuid, Path)), request_body = TagList, responses((status = 200, body = Conversation)))]
+async fn add_tags(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Json(body): Json<TagList>,
+) -> ApiResult<axum::Json<Conversation>> {
+    let tags = validate::tags(&body.tags)?;
+    visible(&state, &who, id).await?;
+    Ok(axum::Json(state.store.tag_conversation(id, &tags).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/tags/{tag}", tag = "conversations", params(("id" = Uuid, Path), ("tag" = String, Path)), responses((status = 200, body = Conversation)))]
+async fn remove_tag(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, tag)): Path<(Uuid, String)>,
+) -> ApiResult<axum::Json<Conversation>> {
+    visible(&state, &who, id).await?;
+    Ok(axum::Json(state.store.untag_conversation(id, &tag).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct MessageQuery {
+    /// Only messages with a greater sequence number (resume point).
+    after_seq: Option<i64>,
+    /// 1–500, default 100.
+    limit: Option<usize>,
+}
+
+/// Messages in order, notes included.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = Uuid, Path), MessageQuery), responses((status = 200, body = Vec<Message>)))]
+async fn list_messages(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Query(q): Query<MessageQuery>,
+) -> ApiResult<axum::Json<Vec<Message>>> {
+    visible(&state, &who, id).await?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    Ok(axum::Json(
+        state
+            .store
+            .list_messages(id, q.after_seq.unwrap_or(0), limit, true)
+            .await?,
+    ))
+}
+
+/// Adds a reply (`outgoing`), an internal `note`, or (for API inboxes) an
+/// `incoming` message from the contact. Resending the same `external_id`
+/// returns the first message with 200 instead of 201.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = Uuid, Path)), request_body = NewMessage, responses((status = 201, body = Message), (status = 200, body = Message)))]
+async fn add_message(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Json(mut body): Json<NewMessage>,
+) -> ApiResult<(StatusCode, axum::Json<Message>)> {
+    body.validate()?;
+    if body.direction == Direction::System {
+        return Err(ApiError::Unprocessable(
+            "direction: system messages are written by kefu only".into(),
+        ));
+    }
+    visible(&state, &who, id).await?;
+    let appended = state
+        .store
+        .append_message(id, &body, Some(who.agent.id))
+        .await?;
+    let status = if appended.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(appended.message)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MergeRequest {
+    /// The conversation that receives the messages and stays open.
+    into_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Merged {
+    source: Conversation,
+    target: Conversation,
+}
+
+/// Merges this conversation into `into_id`: its messages move there and it
+/// is closed with `merged_into_id` pointing at the target.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/merge", tag = "conversations", params(("id" = Uuid, Path)), request_body = MergeRequest, responses((status = 200, body = Merged), (status = 404), (status = 422)))]
+async fn merge(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Json(body): Json<MergeRequest>,
+) -> ApiResult<axum::Json<Merged>> {
+    visible(&state, &who, id).await?;
+    visible(&state, &who, body.into_id).await?;
+    let (source, target) = state
+        .store
+        .merge_conversations(id, body.into_id, Some(who.agent.id))
+        .await?;
+    audit(
+        &state,
+        Some(&who),
+        "conversation.merged",
+        Some(id.to_string()),
+        json!({ "into": body.into_id }),
+    )
+    .await;
+    Ok(axum::Json(Merged { source, target }))
+}

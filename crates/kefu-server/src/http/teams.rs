@@ -1,0 +1,90 @@
+//! Teams: everyone may list them; admins manage them.
+
+use super::audit;
+use crate::auth::{Admin, Principal};
+use crate::error::ApiResult;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use kefu_core::{NewTeam, Team, TeamPatch};
+use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, update, delete))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams", tag = "teams", responses((status = 200, body = Vec<Team>)))]
+async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<axum::Json<Vec<Team>>> {
+    Ok(axum::Json(state.store.list_teams().await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", request_body = NewTeam, responses((status = 201, body = Team), (status = 409)))]
+async fn create(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Json(mut body): Json<NewTeam>,
+) -> ApiResult<(StatusCode, axum::Json<Team>)> {
+    body.validate()?;
+    let team = state.store.create_team(&body).await?;
+    audit(
+        &state,
+        Some(&who),
+        "team.created",
+        Some(team.id.to_string()),
+        json!({ "name": team.name }),
+    )
+    .await;
+    Ok((StatusCode::CREATED, axum::Json(team)))
+}
+
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = Uuid, Path)), responses((status = 200, body = Team), (status = 404)))]
+async fn get_one(
+    State(state): State<AppState>,
+    _who: Principal,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<Team>> {
+    Ok(axum::Json(state.store.team(id).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = Uuid, Path)), request_body = TeamPatch, responses((status = 200, body = Team), (status = 404)))]
+async fn update(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<Uuid>,
+    Json(mut patch): Json<TeamPatch>,
+) -> ApiResult<axum::Json<Team>> {
+    patch.validate()?;
+    let team = state.store.update_team(id, &patch).await?;
+    audit(
+        &state,
+        Some(&who),
+        "team.updated",
+        Some(id.to_string()),
+        json!({ "name": patch.name, "member_ids": patch.member_ids }),
+    )
+    .await;
+    Ok(axum::Json(team))
+}
+
+#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+async fn delete(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_team(id).await?;
+    audit(
+        &state,
+        Some(&who),
+        "team.deleted",
+        Some(id.to_string()),
+        json!({}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,64 @@
+//! The state every handler gets: the store, attachment blobs, configuration,
+//! rate limiters and metrics. Cloning is one `Arc` increment.
+
+use crate::config::ServerConfig;
+use crate::limits::Limiter;
+use crate::metrics::Metrics;
+use kefu_store::Store;
+use kefu_store::blobs::Blobs;
+use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub blobs: Blobs,
+    pub config: ServerConfig,
+    pub metrics: Arc<Metrics>,
+    /// Every request, per client IP.
+    pub per_ip: Limiter<IpAddr>,
+    /// Login attempts per client IP and per account: a password guesser is
+    /// slowed down whether it spreads over accounts or over addresses.
+    pub login_per_ip: Limiter<IpAddr>,
+    pub login_per_account: Limiter<String>,
+}
+
+impl AppState {
+    pub fn new(store: Store, blobs: Blobs, config: ServerConfig) -> AppState {
+        let l = &config.limits;
+        AppState(Arc::new(Inner {
+            per_ip: Limiter::per_second(
+                l.requests_per_second_per_ip,
+                l.requests_per_second_per_ip.saturating_mul(2),
+            ),
+            login_per_ip: Limiter::per_minute(
+                l.logins_per_minute_per_ip,
+                l.logins_per_minute_per_ip,
+            ),
+            login_per_account: Limiter::per_minute(
+                l.logins_per_minute_per_account,
+                l.logins_per_minute_per_account,
+            ),
+            metrics: Arc::new(Metrics::new()),
+            store,
+            blobs,
+            config,
+        }))
+    }
+
+    pub fn prune_limiters(&self) {
+        self.per_ip.prune();
+        self.login_per_ip.prune();
+        self.login_per_account.prune();
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

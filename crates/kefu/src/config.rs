@@ -1,0 +1,213 @@
+//! The effective configuration: defaults, then `kefu.toml`, then `KEFU_*`
+//! environment variables (nested sections with `__`, e.g.
+//! `KEFU_SERVER__SESSION_DAYS=7`), then command-line flags. Later wins.
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use kefu_server::ServerConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Where the SQLite database and attachments live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; empty for SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Log filter, e.g. `info` or `kefu_server=debug,info`.
+    pub log: String,
+    pub server: ServerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            log: "info".into(),
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+/// Flags shared by every command that touches the database.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Configuration file [default: ./kefu.toml when it exists]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and attachments [env: KEFU_DATA_DIR]
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL instead of SQLite [env: KEFU_DATABASE_URL]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    pub fn load(o: &Overrides, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+        Self::load_from(o, listen, Env::prefixed("KEFU_").split("__"))
+    }
+
+    fn load_from(o: &Overrides, listen: Option<SocketAddr>, env: Env) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match &o.config {
+            Some(path) if !path.exists() => bail!("config file {} does not exist", path.display()),
+            Some(path) => fig = fig.merge(Toml::file_exact(path)),
+            None => fig = fig.merge(Toml::file("kefu.toml")),
+        }
+        // Test and tool variables share the prefix but are not settings.
+        let env =
+            env.filter(|k| !k.as_str().starts_with("test_") && k.as_str() != "require_postgres");
+        let mut config: Config = fig
+            .merge(env)
+            .extract()
+            .context("reading the configuration")?;
+        if let Some(d) = &o.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(u) = &o.database_url {
+            config.database_url = Some(u.clone());
+        }
+        if let Some(l) = listen {
+            config.listen = l;
+        }
+        config.database_url = config.database_url.filter(|u| !u.trim().is_empty());
+        let problems = config.server.problems();
+        if !problems.is_empty() {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
+        }
+        Ok(config)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("kefu.db").display()),
+        }
+    }
+
+    pub fn attachments_dir(&self) -> PathBuf {
+        self.data_dir.join("attachments")
+    }
+
+    pub fn public_url(&self) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The configuration as TOML, with the database password masked.
+    pub fn to_masked_toml(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        shown.database_url = shown.database_url.map(|u| mask_url_password(&u));
+        Ok(toml::to_string_pretty(&shown)?)
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:****@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+        None => url.to_string(),
+    }
+}
+
+pub fn ensure_dir(path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_is_defaults_then_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kefu.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nlog = \"debug\"\n[server]\nsession_days = 7\nmax_json_bytes = 4096\n").unwrap();
+        let o = Overrides {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+
+        // The file beats the defaults.
+        let c = Config::load_from(&o, None, Env::prefixed("KEFU_PRECEDENCE_NONE_")).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.server.session_days, 7);
+        assert_eq!(c.server.max_json_bytes, 4096);
+        assert_eq!(
+            c.server.max_upload_bytes,
+            ServerConfig::default().max_upload_bytes
+        );
+
+        // The environment beats the file; flags beat the environment.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KEFUT_LOG", "warn");
+            jail.set_env("KEFUT_SERVER__SESSION_DAYS", "3");
+            jail.set_env("KEFUT_DATA_DIR", "/from/env");
+            let o = Overrides {
+                config: Some(file.clone()),
+                data_dir: Some("/from/flag".into()),
+                ..Default::default()
+            };
+            let c = Config::load_from(&o, None, Env::prefixed("KEFUT_").split("__")).unwrap();
+            assert_eq!(c.log, "warn");
+            assert_eq!(c.server.session_days, 3);
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_settings_are_reported_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kefu.toml");
+        std::fs::write(
+            &file,
+            "[server]\nsession_days = 0\npublic_url = \"kefu.example.com\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(file),
+            ..Default::default()
+        };
+        let err = Config::load_from(&o, None, Env::prefixed("KEFU_NONE_"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("session_days") && err.contains("public_url"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url_password("postgres://kefu:s3cret@db:5432/kefu"),
+            "postgres://kefu:****@db:5432/kefu"
+        );
+        assert_eq!(
+            mask_url_password("postgres://kefu@db/kefu"),
+            "postgres://kefu@db/kefu"
+        );
+        assert_eq!(
+            mask_url_password("sqlite://data/kefu.db"),
+            "sqlite://data/kefu.db"
+        );
+    }
+}
