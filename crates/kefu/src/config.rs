@@ -97,13 +97,6 @@ impl Config {
         self.data_dir.join("attachments")
     }
 
-    pub fn public_url(&self) -> String {
-        self.server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
-    }
-
     /// The configuration as TOML, with the database password masked.
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut shown = self.clone();

@@ -115,49 +115,52 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let store = open_store(&config).await?;
     ensure_dir(&config.attachments_dir())?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    let public_url = config.public_url();
-    tracing::info!(listen = %config.listen, database = ?store.backend(), "kefu is serving");
-    println!("kefu is listening on {public_url}");
+    // With port 0 the system picks one; links must carry the real one.
+    let bound = listener.local_addr()?;
+    let public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    tracing::info!(listen = %bound, database = ?store.backend(), "kefu is serving");
     if let Some(link) = kefu_server::setup::prepare(&store, &public_url).await? {
         println!(
-            "\nNo admin yet. Open this one-time link to create the first admin:\n\n    {link}\n"
+            "No admin yet. Open this one-time link to create the first admin:\n\n    {link}\n"
         );
     }
+    // Printed last: scripts and tests wait for this line.
+    println!("kefu is listening on {public_url}");
     let state = AppState::new(
         store.clone(),
         Blobs::new(config.attachments_dir()),
         config.server.clone(),
     );
-    kefu_server::serve(listener, state, shutdown_signal()).await?;
+    kefu_server::serve(listener, state, shutdown).await?;
     store.close().await;
     tracing::info!("kefu stopped");
     Ok(())
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for SIGTERM and Ctrl-C now (so a signal that arrives while
+/// starting up is not lost to the default handler) and completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        #[cfg(unix)]
+        let term = term.recv();
+        #[cfg(not(unix))]
+        let term = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
