@@ -270,7 +270,7 @@ impl InboxPatch {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     pub name: Option<String>,
@@ -284,6 +284,22 @@ pub struct NewContact {
     pub tags: Vec<String>,
     #[serde(default)]
     pub identities: Vec<Identity>,
+}
+
+impl Default for NewContact {
+    /// No fields, and an empty attributes object (not JSON null).
+    fn default() -> Self {
+        NewContact {
+            name: None,
+            email: None,
+            phone: None,
+            avatar_url: None,
+            language: None,
+            attributes: empty_object(),
+            tags: Vec::new(),
+            identities: Vec::new(),
+        }
+    }
 }
 
 impl NewContact {

@@ -1,0 +1,317 @@
+//! The store's promises under concurrency, on a real SQLite file and a real
+//! PostgreSQL database: gap-free sequence numbers, idempotent resends, events
+//! only after commit, contacts recognised by identity, snoozes that wake.
+
+use kefu_core::{
+    ConversationPatch, ConversationStatus, Direction, Event, Identity, InboxKind, NewContact,
+    NewConversation, NewInbox, NewMessage, Priority, SlaPolicy,
+};
+use kefu_store::{Store, StoreError};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+struct Db {
+    store: Store,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn open(postgres: bool) -> Option<Db> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = if postgres {
+        let Ok(admin) = std::env::var("KEFU_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("KEFU_REQUIRE_POSTGRES").is_err(),
+                "KEFU_REQUIRE_POSTGRES is set but KEFU_TEST_POSTGRES_URL is not"
+            );
+            eprintln!("skipping: KEFU_TEST_POSTGRES_URL not set");
+            return None;
+        };
+        let name = format!("kefu_store_{}", Uuid::now_v7().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("connect");
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .expect("create db");
+        format!("{}/{name}", admin.rsplit_once('/').expect("db in url").0)
+    } else {
+        format!("sqlite://{}/kefu.db", dir.path().display())
+    };
+    Some(Db {
+        store: Store::open(&url).await.expect("open store"),
+        url,
+        _dir: dir,
+    })
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                if let Some(db) = super::open(false).await { super::$name(db).await }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(db) = super::open(true).await { super::$name(db).await }
+            }
+        }
+    )*};
+}
+
+on_both!(
+    concurrent_appends_are_gap_free,
+    concurrent_resends_add_one_message,
+    events_follow_commits,
+    contacts_are_recognised_by_identity,
+    snoozed_conversations_wake,
+    migrations_are_idempotent
+);
+
+async fn inbox(store: &Store, sla: SlaPolicy) -> Uuid {
+    let new = NewInbox {
+        kind: InboxKind::Api,
+        name: "网站客服".into(),
+        sla,
+        settings: serde_json::json!({}),
+        member_ids: vec![],
+    };
+    store.create_inbox(&new).await.expect("inbox").id
+}
+
+fn new_conversation(inbox_id: Uuid, wechat_openid: &str) -> NewConversation {
+    let mut contact = NewContact {
+        name: Some("王小明".into()),
+        identities: vec![Identity {
+            kind: "wechat_openid".into(),
+            value: wechat_openid.into(),
+        }],
+        ..Default::default()
+    };
+    contact.validate().expect("valid contact");
+    NewConversation {
+        inbox_id,
+        contact_id: None,
+        contact: Some(contact),
+        subject: Some("退款".into()),
+        priority: Priority::Medium,
+        assignee_id: None,
+        team_id: None,
+        tags: vec![],
+        message: Some(NewMessage::text(Direction::Incoming, "你好，我想申请退款")),
+    }
+}
+
+async fn concurrent_appends_are_gap_free(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let (c, _) = store
+        .create_conversation(&new_conversation(inbox, "o-gap"), None)
+        .await
+        .expect("create");
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let m = NewMessage::text(Direction::Incoming, format!("消息 {t}-{i}"));
+                    store.append_message(c.id, &m, None).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let messages = store.list_messages(c.id, 0, 500, true).await.expect("list");
+    let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=201).collect::<Vec<_>>(), "gap-free and ordered");
+    assert_eq!(store.conversation(c.id).await.expect("get").last_seq, 201);
+    let after = store
+        .list_messages(c.id, 190, 500, true)
+        .await
+        .expect("resume");
+    assert_eq!(after.first().map(|m| m.seq), Some(191));
+    assert_eq!(after.len(), 11);
+}
+
+async fn concurrent_resends_add_one_message(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let (c, _) = store
+        .create_conversation(&new_conversation(inbox, "o-dup"), None)
+        .await
+        .expect("create");
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut m = NewMessage::text(Direction::Incoming, "重复发送");
+                m.external_id = Some("client-42".into());
+                store.append_message(c.id, &m, None).await.expect("append")
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    let mut created = 0;
+    for t in tasks {
+        let a = t.await.expect("task");
+        ids.insert(a.message.id);
+        created += usize::from(a.created);
+    }
+    assert_eq!(ids.len(), 1, "every resend answers with the same message");
+    assert_eq!(created, 1, "exactly one insert");
+    let messages = store.list_messages(c.id, 0, 100, true).await.expect("list");
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1].seq, 2, "a dropped resend leaves no gap");
+    assert_eq!(store.conversation(c.id).await.expect("get").last_seq, 2);
+}
+
+async fn events_follow_commits(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(
+        &store,
+        SlaPolicy {
+            first_response_minutes: Some(30),
+            resolution_minutes: Some(24 * 60),
+        },
+    )
+    .await;
+    let mut events = store.subscribe();
+    let (c, m) = store
+        .create_conversation(&new_conversation(inbox, "o-ev"), None)
+        .await
+        .expect("create");
+    match events.recv().await.expect("event") {
+        Event::ConversationCreated { conversation } => assert_eq!(conversation.id, c.id),
+        other => panic!("expected ConversationCreated, got {other:?}"),
+    }
+    match events.recv().await.expect("event") {
+        Event::MessageCreated { message, inbox_id } => {
+            assert_eq!(Some(message.id), m.map(|m| m.id));
+            assert_eq!(inbox_id, inbox);
+        }
+        other => panic!("expected MessageCreated, got {other:?}"),
+    }
+    let due = c.first_response_due_at.expect("SLA due");
+    assert_eq!((due - c.created_at).num_minutes(), 30);
+
+    // A write that fails rolls back and announces nothing.
+    let mut bad = NewMessage::text(Direction::Outgoing, "附件");
+    bad.attachment_ids = vec![Uuid::now_v7()];
+    let err = store.append_message(c.id, &bad, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert!(
+        events.try_recv().is_err(),
+        "no event for a rolled-back write"
+    );
+    assert_eq!(
+        store.conversation(c.id).await.expect("get").last_seq,
+        1,
+        "the seq bump rolled back too"
+    );
+
+    let reply = store
+        .append_message(
+            c.id,
+            &NewMessage::text(Direction::Outgoing, "已为您处理"),
+            None,
+        )
+        .await
+        .expect("reply");
+    assert!(matches!(
+        events.recv().await.expect("event"),
+        Event::MessageCreated { .. }
+    ));
+    assert_eq!(
+        reply.conversation.first_response_at,
+        Some(reply.message.created_at)
+    );
+}
+
+async fn contacts_are_recognised_by_identity(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let (a, _) = store
+        .create_conversation(&new_conversation(inbox, "o-same"), None)
+        .await
+        .expect("first");
+    let (b, _) = store
+        .create_conversation(&new_conversation(inbox, "o-same"), None)
+        .await
+        .expect("second");
+    assert_eq!(
+        a.contact_id, b.contact_id,
+        "the returning customer is the same contact"
+    );
+    assert!(b.number > a.number);
+    let found = store
+        .contact_by_identity("wechat_openid", "o-same")
+        .await
+        .expect("lookup");
+    assert_eq!(found.id, a.contact_id);
+    let mut other = NewContact {
+        identities: vec![Identity {
+            kind: "wechat_openid".into(),
+            value: "o-same".into(),
+        }],
+        ..Default::default()
+    };
+    other.validate().expect("valid");
+    let err = store.create_contact(&other).await.unwrap_err();
+    assert!(
+        err.is_conflict_on("contact_identities_kind_value_key"),
+        "{err:?}"
+    );
+}
+
+async fn snoozed_conversations_wake(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let (c, _) = store
+        .create_conversation(&new_conversation(inbox, "o-snooze"), None)
+        .await
+        .expect("create");
+    let until = kefu_core::time::now() + chrono::Duration::minutes(5);
+    let patch = ConversationPatch {
+        status: Some(ConversationStatus::Snoozed),
+        snoozed_until: Some(until),
+        ..Default::default()
+    };
+    let snoozed = store
+        .update_conversation(c.id, &patch)
+        .await
+        .expect("snooze");
+    assert_eq!(snoozed.status, ConversationStatus::Snoozed);
+    assert_eq!(
+        store
+            .wake_snoozed(kefu_core::time::now())
+            .await
+            .expect("early"),
+        0
+    );
+    assert_eq!(
+        store
+            .wake_snoozed(until + chrono::Duration::seconds(1))
+            .await
+            .expect("due"),
+        1
+    );
+    let woke = store.conversation(c.id).await.expect("get");
+    assert_eq!(woke.status, ConversationStatus::Open);
+    assert_eq!(woke.snoozed_until, None);
+}
+
+async fn migrations_are_idempotent(db: Db) {
+    let store = db.store.clone();
+    // Opening the same database again applies nothing twice and keeps the data.
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    store.close().await;
+    let again = Store::open(&db.url).await.expect("reopen");
+    assert!(again.ping().await);
+    assert_eq!(again.inbox(inbox).await.expect("inbox").name, "网站客服");
+}
