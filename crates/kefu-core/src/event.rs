@@ -9,10 +9,20 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    ConversationCreated { conversation: Conversation },
-    ConversationUpdated { conversation: Conversation },
-    MessageCreated { inbox_id: Uuid, message: Message },
-    ContactUpdated { contact: Contact },
+    ConversationCreated {
+        conversation: Conversation,
+    },
+    ConversationUpdated {
+        conversation: Conversation,
+    },
+    MessageCreated {
+        inbox_id: Uuid,
+        contact_id: Uuid,
+        message: Message,
+    },
+    ContactUpdated {
+        contact: Contact,
+    },
 }
 
 impl Event {

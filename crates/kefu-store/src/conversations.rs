@@ -175,6 +175,7 @@ impl Store {
                 let m = self.message(message_id).await?;
                 self.publish(Event::MessageCreated {
                     inbox_id: conversation.inbox_id,
+                    contact_id: conversation.contact_id,
                     message: m.clone(),
                 });
                 Some(m)
@@ -465,6 +466,7 @@ impl Store {
         let note = self.message(note_id).await?;
         self.publish(Event::MessageCreated {
             inbox_id: t.inbox_id,
+            contact_id: t.contact_id,
             message: note,
         });
         Ok((s, t))

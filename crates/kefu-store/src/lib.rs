@@ -29,6 +29,7 @@ mod messages;
 mod conversations;
 mod cursor;
 pub mod error;
+pub mod notify;
 #[macro_use]
 mod inboxes;
 mod settings;

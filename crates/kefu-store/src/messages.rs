@@ -146,6 +146,7 @@ impl Store {
         if created {
             self.publish(Event::MessageCreated {
                 inbox_id: conversation.inbox_id,
+                contact_id: conversation.contact_id,
                 message: message.clone(),
             });
             if incoming {

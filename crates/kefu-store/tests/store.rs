@@ -191,7 +191,9 @@ async fn events_follow_commits(db: Db) {
         other => panic!("expected ConversationCreated, got {other:?}"),
     }
     match events.recv().await.expect("event") {
-        Event::MessageCreated { message, inbox_id } => {
+        Event::MessageCreated {
+            message, inbox_id, ..
+        } => {
             assert_eq!(Some(message.id), m.map(|m| m.id));
             assert_eq!(inbox_id, inbox);
         }
