@@ -91,6 +91,9 @@ pub struct Conversation {
     pub resolved_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The customer's rating after resolution, 1–5.
+    pub csat_score: Option<i64>,
+    pub csat_comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

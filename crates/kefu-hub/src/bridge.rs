@@ -7,7 +7,6 @@
 
 use crate::{Hub, HubMsg, Signal};
 use kefu_core::Event;
-use kefu_store::notify::Listener;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -95,13 +94,27 @@ pub(crate) async fn pump_local(hub: Arc<Hub>, mut events: broadcast::Receiver<Ev
     }
 }
 
-pub(crate) async fn pump_remote(hub: Arc<Hub>, mut listener: Listener) {
+pub(crate) async fn pump_remote(hub: Arc<Hub>) {
+    let mut listener = loop {
+        match hub.store.listen(CHANNEL).await {
+            Ok(Some(l)) => break l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN failed; retrying in 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    hub.listening.send_replace(true);
     loop {
         match listener.recv().await {
             Ok(Some(payload)) => match serde_json::from_str::<Envelope>(&payload) {
                 Ok(env) if env.node == hub.node => {}
                 Ok(env) => {
                     if let Some(msg) = materialize(&hub, env.wire).await {
+                        if let HubMsg::Signal(Signal::Presence { agent_id, online }) = &msg {
+                            hub.remote_presence(*agent_id, *online);
+                        }
                         hub.deliver(&msg);
                     }
                 }

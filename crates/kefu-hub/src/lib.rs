@@ -76,6 +76,10 @@ type Sender = broadcast::Sender<Arc<HubMsg>>;
 
 pub struct Hub {
     topics: Mutex<HashMap<Topic, Sender>>,
+    /// Open agent sockets per agent: here, counts of this node's; from other
+    /// nodes, 1 while their Presence says online.
+    presence: Mutex<HashMap<Uuid, i64>>,
+    listening: tokio::sync::watch::Sender<bool>,
     store: Store,
     /// Tells this node's own notifications apart from other nodes'.
     node: Uuid,
@@ -83,19 +87,64 @@ pub struct Hub {
 
 impl Hub {
     /// Creates the hub and spawns its pumps for as long as the runtime runs.
-    pub async fn start(store: Store) -> kefu_store::Result<Arc<Hub>> {
+    /// With PostgreSQL the LISTEN connects in the background;
+    /// [`Hub::listening`] waits for it.
+    pub fn start(store: Store) -> Arc<Hub> {
+        let (listening, _) =
+            tokio::sync::watch::channel(store.backend() != kefu_store::Backend::Postgres);
         let hub = Arc::new(Hub {
             topics: Mutex::new(HashMap::new()),
+            presence: Mutex::new(HashMap::new()),
+            listening,
             store: store.clone(),
             node: Uuid::now_v7(),
         });
-        let events = store.subscribe();
-        let listener = store.listen(bridge::CHANNEL).await?;
-        tokio::spawn(bridge::pump_local(hub.clone(), events));
-        if let Some(listener) = listener {
-            tokio::spawn(bridge::pump_remote(hub.clone(), listener));
+        tokio::spawn(bridge::pump_local(hub.clone(), store.subscribe()));
+        if store.backend() == kefu_store::Backend::Postgres {
+            tokio::spawn(bridge::pump_remote(hub.clone()));
         }
-        Ok(hub)
+        hub
+    }
+
+    /// Completes once other nodes' events can arrive (at once on SQLite).
+    pub async fn listening(&self) {
+        let mut rx = self.listening.subscribe();
+        let _ = rx.wait_for(|up| *up).await;
+    }
+
+    /// Marks an agent connected until the returned guard drops, and tells
+    /// every node when the agent's first socket opens or last one closes.
+    pub async fn agent_online(self: &Arc<Self>, agent_id: Uuid) -> Online {
+        if self.count_presence(agent_id, 1) {
+            self.signal(Signal::Presence {
+                agent_id,
+                online: true,
+            })
+            .await;
+        }
+        Online {
+            hub: self.clone(),
+            agent_id,
+        }
+    }
+
+    /// True when some agent has a console open (on any node that told us).
+    pub fn any_agent_online(&self) -> bool {
+        self.presence.lock().map(|p| !p.is_empty()).unwrap_or(false)
+    }
+
+    /// Adds `delta` sockets for the agent; true when this changed whether the
+    /// agent is online.
+    fn count_presence(&self, agent_id: Uuid, delta: i64) -> bool {
+        let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        let before = p.get(&agent_id).copied().unwrap_or(0);
+        let after = (before + delta).max(0);
+        if after == 0 {
+            p.remove(&agent_id);
+        } else {
+            p.insert(agent_id, after);
+        }
+        (before == 0) != (after == 0)
     }
 
     pub fn store(&self) -> &Store {
@@ -142,6 +191,17 @@ impl Hub {
         }
     }
 
+    /// Another node's agent came or went. Counted as one socket: presence
+    /// across nodes is a hint for "someone is there", not an exact count.
+    fn remote_presence(&self, agent_id: Uuid, online: bool) {
+        let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        if online {
+            p.entry(agent_id).or_insert(1);
+        } else {
+            p.remove(&agent_id);
+        }
+    }
+
     /// Number of topics with subscribers (for tests and metrics).
     pub fn topic_count(&self) -> usize {
         self.topics.lock().map(|t| t.len()).unwrap_or(0)
@@ -182,6 +242,28 @@ fn topics_of(msg: &HubMsg) -> Vec<Topic> {
         }
         HubMsg::Signal(Signal::Presence { .. }) => vec![Topic::Agents],
         HubMsg::Resync => vec![],
+    }
+}
+
+/// Keeps an agent marked online while it lives.
+pub struct Online {
+    hub: Arc<Hub>,
+    agent_id: Uuid,
+}
+
+impl Drop for Online {
+    fn drop(&mut self) {
+        if self.hub.count_presence(self.agent_id, -1) {
+            let hub = self.hub.clone();
+            let agent_id = self.agent_id;
+            tokio::spawn(async move {
+                hub.signal(Signal::Presence {
+                    agent_id,
+                    online: false,
+                })
+                .await
+            });
+        }
     }
 }
 

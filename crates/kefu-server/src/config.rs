@@ -18,9 +18,6 @@ pub struct ServerConfig {
     pub session_days: u32,
     /// Requests that take longer are answered 503 and abandoned.
     pub request_timeout_secs: u64,
-    /// Serve web assets from this folder instead of the embedded copies
-    /// (for working on the UI without rebuilding).
-    pub web_dir: Option<String>,
     pub limits: RateLimits,
 }
 
@@ -33,6 +30,8 @@ pub struct RateLimits {
     pub logins_per_minute_per_ip: u32,
     /// Login attempts a minute for one account; 0 = off.
     pub logins_per_minute_per_account: u32,
+    /// Widget session and config requests a minute from one IP; 0 = off.
+    pub widget_sessions_per_minute_per_ip: u32,
 }
 
 impl Default for ServerConfig {
@@ -43,7 +42,6 @@ impl Default for ServerConfig {
             max_upload_bytes: 25 * 1024 * 1024,
             session_days: 30,
             request_timeout_secs: 30,
-            web_dir: None,
             limits: RateLimits::default(),
         }
     }
@@ -55,6 +53,7 @@ impl Default for RateLimits {
             requests_per_second_per_ip: 200,
             logins_per_minute_per_ip: 20,
             logins_per_minute_per_account: 10,
+            widget_sessions_per_minute_per_ip: 60,
         }
     }
 }

@@ -21,7 +21,9 @@ pub mod limits;
 pub mod metrics;
 pub mod setup;
 pub mod state;
+pub mod visitor;
 mod web;
+pub mod ws;
 
 pub use config::ServerConfig;
 pub use state::AppState;
@@ -51,6 +53,9 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(http::ops::router(spec_json))
         .merge(web::router())
+        .merge(ws::router())
+        // Unknown paths get the API's error body, not an empty 404.
+        .fallback(|| async { error::ApiError::NotFound })
         .layer(DefaultBodyLimit::max(state.config.max_json_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), limit_per_ip))
         .layer(middleware::from_fn_with_state(

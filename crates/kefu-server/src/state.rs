@@ -24,6 +24,13 @@ pub struct Inner {
     /// slowed down whether it spreads over accounts or over addresses.
     pub login_per_ip: Limiter<IpAddr>,
     pub login_per_account: Limiter<String>,
+    /// Widget sessions and config per client IP: anonymous visitors create
+    /// contacts, so this is what stops a script from creating millions.
+    pub widget_per_ip: Limiter<IpAddr>,
+    pub hub: Arc<kefu_hub::Hub>,
+    /// Signs visitor tokens; made once per organisation and kept in the
+    /// database so every node and every restart agrees on it.
+    visitor_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl AppState {
@@ -42,6 +49,12 @@ impl AppState {
                 l.logins_per_minute_per_account,
                 l.logins_per_minute_per_account,
             ),
+            widget_per_ip: Limiter::per_minute(
+                l.widget_sessions_per_minute_per_ip,
+                l.widget_sessions_per_minute_per_ip,
+            ),
+            hub: kefu_hub::Hub::start(store.clone()),
+            visitor_key: tokio::sync::OnceCell::new(),
             metrics: Arc::new(Metrics::new()),
             store,
             blobs,
@@ -49,7 +62,23 @@ impl AppState {
         }))
     }
 
+    pub async fn visitor_key(&self) -> Result<Vec<u8>, crate::error::ApiError> {
+        let key = self
+            .visitor_key
+            .get_or_try_init(|| async {
+                let fresh = crate::auth::new_secret();
+                let stored = self
+                    .store
+                    .setting_or_insert("visitor_signing_key", &fresh)
+                    .await?;
+                Ok::<_, kefu_store::StoreError>(stored.into_bytes())
+            })
+            .await?;
+        Ok(key.clone())
+    }
+
     pub fn prune_limiters(&self) {
+        self.widget_per_ip.prune();
         self.per_ip.prune();
         self.login_per_ip.prune();
         self.login_per_account.prune();

@@ -59,11 +59,14 @@ pub(crate) struct ConversationRow {
     resolved_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    csat_score: Option<i64>,
+    csat_comment: Option<String>,
 }
 
 pub(crate) const COLUMNS: &str = "c.id, c.number, c.inbox_id, c.contact_id, c.subject, c.status, c.snoozed_until, \
     c.priority, c.assignee_id, c.team_id, c.merged_into_id, c.last_seq, c.last_activity_at, \
-    c.first_response_due_at, c.first_response_at, c.resolution_due_at, c.resolved_at, c.created_at, c.updated_at";
+    c.first_response_due_at, c.first_response_at, c.resolution_due_at, c.resolved_at, c.created_at, c.updated_at, \
+    c.csat_score, c.csat_comment";
 
 impl ConversationRow {
     fn into_conversation(self, tags: Vec<String>) -> Result<Conversation> {
@@ -88,6 +91,8 @@ impl ConversationRow {
             resolved_at: opt_ts(self.resolved_at),
             created_at: ts(self.created_at),
             updated_at: ts(self.updated_at),
+            csat_score: self.csat_score,
+            csat_comment: self.csat_comment,
         })
     }
 }
@@ -209,7 +214,10 @@ impl Store {
         }
     }
 
-    async fn load_conversations(&self, rows: Vec<ConversationRow>) -> Result<Vec<Conversation>> {
+    pub(crate) async fn load_conversations(
+        &self,
+        rows: Vec<ConversationRow>,
+    ) -> Result<Vec<Conversation>> {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let mut sql = Sql::new(
             "SELECT ct.conversation_id, t.name FROM conversation_tags ct JOIN tags t ON t.id = ct.tag_id

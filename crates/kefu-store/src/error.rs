@@ -42,13 +42,16 @@ impl From<sqlx::Error> for StoreError {
 /// PostgreSQL names the constraint; SQLite only says which columns, so the
 /// columns are mapped back to the names the migrations give.
 fn constraint_name(db: &dyn sqlx::error::DatabaseError) -> String {
+    // Every foreign-key violation is one kind of error ("a referenced record
+    // does not exist"), whatever PostgreSQL names the constraint; SQLite
+    // names none. Checked first so both backends answer alike.
+    if db.is_foreign_key_violation() {
+        return "foreign_key".into();
+    }
     if let Some(c) = db.constraint() {
         return c.to_string();
     }
     let msg = db.message();
-    if db.is_foreign_key_violation() {
-        return "foreign_key".into();
-    }
     let cols = msg.rsplit(": ").next().unwrap_or(msg);
     let known = [
         ("agents.email", "agents_email_key"),

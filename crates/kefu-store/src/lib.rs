@@ -35,6 +35,7 @@ mod inboxes;
 mod settings;
 mod tags;
 mod teams;
+mod widget;
 
 pub use attachments::NewAttachment;
 pub use audit::NewAudit;

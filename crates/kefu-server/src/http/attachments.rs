@@ -6,6 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
 use crate::state::AppState;
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -40,8 +41,10 @@ const INLINE_TYPES: &[&str] = &[
 async fn upload(
     State(state): State<AppState>,
     who: Principal,
-    mut form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Attachment>)> {
+    // A body that is not multipart gets the API's error format too.
+    let mut form = form.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let max = state.config.max_upload_bytes;
     while let Some(mut field) = form
         .next_field()

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(widget_keys, rotate_widget_keys))
         .routes(routes!(list, create))
         .routes(routes!(get_one, update))
 }
@@ -36,6 +37,12 @@ async fn create(
 ) -> ApiResult<(StatusCode, axum::Json<Inbox>)> {
     body.validate()?;
     let inbox = state.store.create_inbox(&body).await?;
+    if inbox.kind == kefu_core::InboxKind::Widget {
+        state
+            .store
+            .set_widget_keys(inbox.id, &widget_token(), &crate::auth::new_secret())
+            .await?;
+    }
     audit(
         &state,
         Some(&who),
@@ -77,4 +84,81 @@ async fn update(
     )
     .await;
     Ok(axum::Json(inbox))
+}
+
+/// A public widget token: short enough for a script tag, random enough that
+/// inboxes cannot be enumerated.
+fn widget_token() -> String {
+    crate::auth::new_secret()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(24)
+        .collect()
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct WidgetKeys {
+    /// Public: goes into the script tag.
+    public_token: String,
+    /// Secret: the site signs its users' identifiers with it, server-side.
+    identity_secret: String,
+    /// The tag to paste into the site's pages.
+    snippet: String,
+}
+
+async fn keys_of(state: &AppState, id: Uuid) -> crate::error::ApiResult<WidgetKeys> {
+    let inbox = state.store.inbox(id).await?;
+    if inbox.kind != kefu_core::InboxKind::Widget {
+        return Err(ApiError::Unprocessable("not a widget inbox".into()));
+    }
+    let (token, secret) = state.store.widget_keys(id).await?;
+    let (public_token, identity_secret) = match (token, secret) {
+        (Some(t), Some(s)) => (t, s),
+        _ => {
+            let (t, s) = (widget_token(), crate::auth::new_secret());
+            state.store.set_widget_keys(id, &t, &s).await?;
+            (t, s)
+        }
+    };
+    let base = state.config.public_url.clone().unwrap_or_default();
+    let snippet =
+        format!(r#"<script src="{base}/widget.js" data-inbox="{public_token}" async></script>"#);
+    Ok(WidgetKeys {
+        public_token,
+        identity_secret,
+        snippet,
+    })
+}
+
+/// The widget's public token, identity secret and embed snippet (admin).
+#[utoipa::path(get, path = "/api/v1/inboxes/{id}/widget", tag = "inboxes", params(("id" = Uuid, Path)), responses((status = 200, body = WidgetKeys), (status = 422)))]
+async fn widget_keys(
+    State(state): State<AppState>,
+    Admin(_who): Admin,
+    Path(id): Path<Uuid>,
+) -> crate::error::ApiResult<axum::Json<WidgetKeys>> {
+    Ok(axum::Json(keys_of(&state, id).await?))
+}
+
+/// New widget token and identity secret; the old ones stop working (admin).
+#[utoipa::path(post, path = "/api/v1/inboxes/{id}/widget", tag = "inboxes", params(("id" = Uuid, Path)), responses((status = 200, body = WidgetKeys)))]
+async fn rotate_widget_keys(
+    State(state): State<AppState>,
+    Admin(who): Admin,
+    Path(id): Path<Uuid>,
+) -> crate::error::ApiResult<axum::Json<WidgetKeys>> {
+    state.store.inbox(id).await?;
+    state
+        .store
+        .set_widget_keys(id, &widget_token(), &crate::auth::new_secret())
+        .await?;
+    audit(
+        &state,
+        Some(&who),
+        "inbox.widget_keys_rotated",
+        Some(id.to_string()),
+        json!({}),
+    )
+    .await;
+    Ok(axum::Json(keys_of(&state, id).await?))
 }

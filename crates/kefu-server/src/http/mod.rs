@@ -13,6 +13,7 @@ pub mod ops;
 mod tags;
 mod teams;
 pub mod tokens;
+mod widget;
 
 use crate::state::AppState;
 use serde::Serialize;
@@ -27,7 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
     tags(
         (name = "auth"), (name = "agents"), (name = "tokens"), (name = "teams"), (name = "inboxes"),
         (name = "contacts"), (name = "conversations"), (name = "attachments"), (name = "tags"),
-        (name = "canned_responses"), (name = "audit"),
+        (name = "canned_responses"), (name = "audit"), (name = "widget"),
     )
 )]
 struct ApiDoc;
@@ -63,6 +64,18 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(tags::router())
         .merge(canned::router())
         .merge(audit::router())
+        .merge(widget::router().layer(widget_cors()))
+}
+
+/// The widget's endpoints are called from customers' sites: any origin, no
+/// credentials (the visitor token travels in the body, never in a cookie).
+fn widget_cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{Method, header};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// One page of a list; pass `next_cursor` back as `cursor` for the next.

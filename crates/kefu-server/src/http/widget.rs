@@ -1,0 +1,282 @@
+//! The widget's public endpoints, called from customers' browsers on other
+//! sites (CORS open, no cookies): the inbox's look and feel, and a visitor
+//! session — anonymous, resumed from a stored token, or verified with the
+//! site's identifier hash. Rate-limited per IP.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+use crate::visitor::{self, Claims, IdentityError};
+use axum::extract::{ConnectInfo, State};
+use chrono::Duration;
+use kefu_core::{Identity, InboxKind, NewContact, validate};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::net::SocketAddr;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(config))
+        .routes(routes!(session))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct ConfigQuery {
+    /// The inbox's public widget token (`data-inbox` of the script tag).
+    inbox: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct WidgetConfig {
+    inbox_name: String,
+    /// The inbox's `settings.widget`: colours, greeting, position, pre-chat
+    /// form, business hours.
+    settings: Value,
+    agents_online: bool,
+}
+
+async fn widget_inbox(
+    state: &AppState,
+    token: &str,
+) -> ApiResult<(kefu_core::Inbox, Option<String>)> {
+    let (inbox, secret) = state.store.inbox_by_public_token(token).await?;
+    if inbox.kind != InboxKind::Widget {
+        return Err(ApiError::NotFound);
+    }
+    Ok((inbox, secret))
+}
+
+#[utoipa::path(get, path = "/api/widget/v1/config", tag = "widget", params(ConfigQuery), responses((status = 200, body = WidgetConfig), (status = 404)))]
+async fn config(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<ConfigQuery>,
+) -> ApiResult<axum::Json<WidgetConfig>> {
+    state.widget_per_ip.check(&addr.ip())?;
+    let (inbox, _) = widget_inbox(&state, &q.inbox).await?;
+    let settings = inbox
+        .settings
+        .get("widget")
+        .cloned()
+        .unwrap_or_else(kefu_core::empty_object);
+    Ok(axum::Json(WidgetConfig {
+        inbox_name: inbox.name,
+        settings,
+        agents_online: state.hub.any_agent_online(),
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SessionRequest {
+    /// The inbox's public widget token.
+    inbox: String,
+    /// A visitor token from an earlier session, to carry on.
+    token: Option<String>,
+    /// The site's own id of its user (`kind:value` names an identity kind,
+    /// e.g. `wechat_unionid:o6_…`; a plain value is a `site_user`).
+    identifier: Option<String>,
+    /// Seconds since the epoch when the site signed the identifier.
+    timestamp: Option<i64>,
+    /// hex HMAC-SHA256(inbox identity secret, identifier + timestamp).
+    identifier_hash: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct WidgetSession {
+    /// Send as `hello.token` on /ws/widget; keep it to resume.
+    token: String,
+    contact_id: Uuid,
+    verified: bool,
+    expires_at: i64,
+}
+
+/// Starts or resumes a visitor session.
+#[utoipa::path(post, path = "/api/widget/v1/session", tag = "widget", request_body = SessionRequest,
+    responses((status = 200, body = WidgetSession), (status = 401, description = "token or identifier hash wrong, stale or replayed"), (status = 404), (status = 429)))]
+async fn session(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Json(req): Json<SessionRequest>,
+) -> ApiResult<axum::Json<WidgetSession>> {
+    state.widget_per_ip.check(&addr.ip())?;
+    let (inbox, secret) = widget_inbox(&state, &req.inbox).await?;
+    let details = Details::from(&req)?;
+    let now = kefu_core::time::now().timestamp();
+    let (contact_id, verified) = match (&req.identifier, &req.token) {
+        (Some(identifier), _) => (
+            verified_contact(&state, secret.as_deref(), identifier, &req, now).await?,
+            true,
+        ),
+        (None, Some(token)) => {
+            let key = state.visitor_key().await?;
+            let claims = visitor::verify(&key, token, now)
+                .filter(|c| c.i == inbox.id)
+                .ok_or(ApiError::Unauthorized)?;
+            (claims.c, claims.v)
+        }
+        (None, None) => (
+            state.store.create_contact(&NewContact::default()).await?.id,
+            false,
+        ),
+    };
+    if details.any() {
+        state
+            .store
+            .set_visitor_details(
+                contact_id,
+                details.name.as_deref(),
+                details.email.as_deref(),
+                details.phone.as_deref(),
+            )
+            .await?;
+    }
+    let lifetime = if verified {
+        Duration::hours(visitor::VERIFIED_TOKEN_HOURS)
+    } else {
+        Duration::days(visitor::ANONYMOUS_TOKEN_DAYS)
+    };
+    let expires_at = now + lifetime.num_seconds();
+    let key = state.visitor_key().await?;
+    let token = visitor::sign(
+        &key,
+        &Claims {
+            c: contact_id,
+            i: inbox.id,
+            v: verified,
+            e: expires_at,
+        },
+    );
+    Ok(axum::Json(WidgetSession {
+        token,
+        contact_id,
+        verified,
+        expires_at,
+    }))
+}
+
+/// Checks the site's hash (right, fresh, unused) and finds or creates the
+/// contact holding the identifier.
+async fn verified_contact(
+    state: &AppState,
+    secret: Option<&str>,
+    identifier: &str,
+    req: &SessionRequest,
+    now: i64,
+) -> ApiResult<Uuid> {
+    let secret = secret.ok_or(ApiError::Forbidden("this inbox has no identity secret"))?;
+    let (timestamp, hash) = match (req.timestamp, req.identifier_hash.as_deref()) {
+        (Some(t), Some(h)) => (t, h),
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "identifier needs timestamp and identifier_hash".into(),
+            ));
+        }
+    };
+    visitor::check_identity(secret, identifier, timestamp, hash, now).map_err(|e| match e {
+        IdentityError::Wrong => ApiError::Unauthorized,
+        IdentityError::Stale => {
+            ApiError::Forbidden("identifier_hash is stale: sign a fresh timestamp")
+        }
+    })?;
+    let expires =
+        kefu_core::time::from_millis((timestamp + visitor::IDENTITY_MAX_SKEW_SECS + 60) * 1000);
+    if !state
+        .store
+        .spend_nonce(&hash.to_ascii_lowercase(), expires)
+        .await?
+    {
+        return Err(ApiError::Forbidden(
+            "identifier_hash was used already: sign a fresh one",
+        ));
+    }
+    let identity = identity_of(identifier)?;
+    match state
+        .store
+        .contact_by_identity(&identity.kind, &identity.value)
+        .await
+    {
+        Ok(c) => Ok(c.id),
+        Err(kefu_store::StoreError::NotFound) => {
+            let new = NewContact {
+                identities: vec![identity],
+                ..Default::default()
+            };
+            Ok(state.store.create_contact(&new).await?.id)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `wechat_unionid:o6_x` → (wechat_unionid, o6_x); `12345` → (site_user, 12345).
+fn identity_of(identifier: &str) -> ApiResult<Identity> {
+    let mut identity = match identifier.split_once(':') {
+        Some((kind, value))
+            if !kind.is_empty()
+                && kind
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
+        {
+            Identity {
+                kind: kind.into(),
+                value: value.into(),
+            }
+        }
+        _ => Identity {
+            kind: "site_user".into(),
+            value: identifier.into(),
+        },
+    };
+    validate::identity(&mut identity)?;
+    Ok(identity)
+}
+
+/// What a visitor typed about themselves, checked.
+struct Details {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+impl Details {
+    fn from(req: &SessionRequest) -> ApiResult<Details> {
+        let mut name = req.name.clone().filter(|s| !s.trim().is_empty());
+        validate::opt_text(&mut name, "name", 1, 200)?;
+        let email = match req.email.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(e) => Some(validate::email("email", e)?),
+            None => None,
+        };
+        let mut phone = req.phone.clone().filter(|s| !s.trim().is_empty());
+        validate::opt_text(&mut phone, "phone", 1, 40)?;
+        Ok(Details { name, email, phone })
+    }
+
+    fn any(&self) -> bool {
+        self.name.is_some() || self.email.is_some() || self.phone.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_map_to_identities() {
+        let i = identity_of("wechat_unionid:o6_abc").unwrap();
+        assert_eq!(
+            (i.kind.as_str(), i.value.as_str()),
+            ("wechat_unionid", "o6_abc")
+        );
+        let i = identity_of("42").unwrap();
+        assert_eq!((i.kind.as_str(), i.value.as_str()), ("site_user", "42"));
+        let i = identity_of("User:7").unwrap();
+        assert_eq!((i.kind.as_str(), i.value.as_str()), ("site_user", "User:7"));
+        assert!(identity_of("").is_err());
+    }
+}

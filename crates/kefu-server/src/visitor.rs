@@ -1,0 +1,158 @@
+//! Widget visitors. A visitor holds a token the server signed, naming their
+//! contact and inbox; the widget keeps it in localStorage so a reload keeps
+//! the conversation. A site that knows its user proves it with
+//! `identifier_hash = HMAC-SHA256(inbox identity secret, identifier + timestamp)`:
+//! the hash must be right, fresh (±10 minutes) and unused, and the token it
+//! earns is marked verified. Every frame of a socket acts as the token's
+//! contact and nobody else, so no frame can speak for another visitor.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use uuid::Uuid;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How far an identifier's timestamp may be from the server's clock.
+pub const IDENTITY_MAX_SKEW_SECS: i64 = 600;
+/// Anonymous visitors keep their conversation for a year of reloads.
+pub const ANONYMOUS_TOKEN_DAYS: i64 = 365;
+/// A verified token is re-earned with a fresh hash after a day.
+pub const VERIFIED_TOKEN_HOURS: i64 = 24;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The contact.
+    pub c: Uuid,
+    /// The inbox.
+    pub i: Uuid,
+    /// Verified by the site's identifier hash.
+    pub v: bool,
+    /// Expiry, seconds since the epoch.
+    pub e: i64,
+}
+
+pub fn sign(key: &[u8], claims: &Claims) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+    format!(
+        "v1.{body}.{}",
+        URL_SAFE_NO_PAD.encode(mac(key, body.as_bytes()))
+    )
+}
+
+/// The claims of a token this server signed that has not expired.
+pub fn verify(key: &[u8], token: &str, now_secs: i64) -> Option<Claims> {
+    let rest = token.strip_prefix("v1.")?;
+    let (body, sig) = rest.split_once('.')?;
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    let mut m = HmacSha256::new_from_slice(key).ok()?;
+    m.update(body.as_bytes());
+    m.verify_slice(&sig).ok()?;
+    let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
+    (claims.e > now_secs).then_some(claims)
+}
+
+fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    match HmacSha256::new_from_slice(key) {
+        Ok(mut m) => {
+            m.update(data);
+            m.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityError {
+    Wrong,
+    Stale,
+}
+
+/// Checks a site's identifier hash (hex). Replays are the caller's to refuse
+/// (it records spent hashes in the database, shared by every node).
+pub fn check_identity(
+    secret: &str,
+    identifier: &str,
+    timestamp: i64,
+    hash_hex: &str,
+    now_secs: i64,
+) -> Result<(), IdentityError> {
+    let given = hex::decode(hash_hex.trim()).map_err(|_| IdentityError::Wrong)?;
+    let mut m = HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| IdentityError::Wrong)?;
+    m.update(format!("{identifier}{timestamp}").as_bytes());
+    m.verify_slice(&given).map_err(|_| IdentityError::Wrong)?;
+    if (now_secs - timestamp).abs() > IDENTITY_MAX_SKEW_SECS {
+        return Err(IdentityError::Stale);
+    }
+    Ok(())
+}
+
+/// What a site computes (for tests and docs).
+pub fn identity_hash(secret: &str, identifier: &str, timestamp: i64) -> String {
+    hex::encode(mac(
+        secret.as_bytes(),
+        format!("{identifier}{timestamp}").as_bytes(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_only_untampered_and_unexpired() {
+        let key = b"0123456789abcdef0123456789abcdef";
+        let claims = Claims {
+            c: Uuid::now_v7(),
+            i: Uuid::now_v7(),
+            v: false,
+            e: 2_000,
+        };
+        let token = sign(key, &claims);
+        assert_eq!(verify(key, &token, 1_000), Some(claims.clone()));
+        assert_eq!(verify(key, &token, 2_000), None, "expired");
+        assert_eq!(
+            verify(b"another key, also thirty-two b..", &token, 1_000),
+            None
+        );
+        let forged = Claims { v: true, ..claims };
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        let sig = token.rsplit('.').next().unwrap();
+        assert_eq!(
+            verify(key, &format!("v1.{body}.{sig}"), 1_000),
+            None,
+            "claims cannot be edited"
+        );
+        for junk in ["", "v1.", "v1.a.b", "v2.x.y", "v1..", "🙂"] {
+            assert_eq!(verify(key, junk, 1_000), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn identity_hashes_must_be_right_and_fresh() {
+        let secret = "inbox-secret";
+        let h = identity_hash(secret, "user-42", 1_700_000_000);
+        assert_eq!(
+            check_identity(secret, "user-42", 1_700_000_000, &h, 1_700_000_100),
+            Ok(())
+        );
+        assert_eq!(
+            check_identity(secret, "user-43", 1_700_000_000, &h, 1_700_000_100),
+            Err(IdentityError::Wrong)
+        );
+        assert_eq!(
+            check_identity("other", "user-42", 1_700_000_000, &h, 1_700_000_100),
+            Err(IdentityError::Wrong)
+        );
+        assert_eq!(
+            check_identity(secret, "user-42", 1_700_000_000, &h, 1_700_003_600),
+            Err(IdentityError::Stale)
+        );
+        assert_eq!(
+            check_identity(secret, "user-42", 1_700_000_000, "zz", 1_700_000_000),
+            Err(IdentityError::Wrong)
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The console's socket: authenticated like any API call (session cookie or
+//! Bearer token), it receives the events of the inboxes the agent is a member
+//! of (all of them for admins) and nothing else. Every ping it checks again
+//! that the agent, session or token is still valid and follows changes of
+//! membership, so revoking access also ends open sockets within 25 s.
+
+use super::conn::{Closed, Conn, Incoming, PING_EVERY};
+use super::protocol::{Inbound, Outbound};
+use crate::auth::{Principal, Via};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use kefu_core::{Direction, Event, NewMessage};
+use kefu_hub::{HubMsg, Party, Received, Signal, SubscriptionStream, Topic};
+use std::collections::BTreeSet;
+use tokio_stream::{StreamExt, StreamMap};
+use uuid::Uuid;
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    // A cookie rides along on any page's WebSocket to us; only our own pages
+    // may use it (cross-site WebSocket hijacking).
+    if matches!(who.via, Via::Session { .. }) && !same_origin(&headers) {
+        return Err(ApiError::Forbidden("cross-origin WebSocket refused"));
+    }
+    Ok(super::conn::configure(ws).on_upgrade(move |socket| run(state, who, socket)))
+}
+
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    origin.split_once("://").map(|(_, h)| h) == Some(host)
+}
+
+async fn run(state: AppState, who: Principal, socket: WebSocket) {
+    let mut conn = Conn::new(socket, &state.metrics.open_sockets);
+    let _online = state.hub.agent_online(who.agent.id).await;
+    let mut session = Session {
+        state: &state,
+        who,
+        inboxes: BTreeSet::new(),
+        subs: StreamMap::new(),
+    };
+    let _ = session.serve(&mut conn).await;
+    conn.close().await;
+}
+
+struct Session<'a> {
+    state: &'a AppState,
+    who: Principal,
+    inboxes: BTreeSet<Uuid>,
+    subs: StreamMap<Topic, SubscriptionStream>,
+}
+
+impl Session<'_> {
+    async fn serve(&mut self, conn: &mut Conn) -> Result<(), Closed> {
+        self.subs.insert(
+            Topic::Agents,
+            self.state.hub.subscribe(Topic::Agents).into_stream(),
+        );
+        self.follow_inboxes().await?;
+        conn.send(&Outbound::AgentWelcome {
+            agent_id: self.who.agent.id,
+            inbox_ids: self.inboxes.iter().copied().collect(),
+        })
+        .await?;
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                incoming = conn.recv() => match incoming? {
+                    Incoming::Frame(frame) => self.handle(conn, frame).await?,
+                    Incoming::Refused => {}
+                },
+                Some((_, received)) = self.subs.next() => self.forward(conn, received).await?,
+                _ = ping.tick() => {
+                    self.still_allowed().await?;
+                    self.follow_inboxes().await?;
+                    conn.ping().await?;
+                }
+            }
+        }
+    }
+
+    /// Subscribes to the inboxes the agent may see now, and drops the rest.
+    async fn follow_inboxes(&mut self) -> Result<(), Closed> {
+        let store = &self.state.store;
+        let now: BTreeSet<Uuid> = if self.who.agent.role.is_admin() {
+            store
+                .list_inboxes(None)
+                .await
+                .map_err(|_| Closed)?
+                .into_iter()
+                .map(|i| i.id)
+                .collect()
+        } else {
+            store
+                .agent_inbox_ids(self.who.agent.id)
+                .await
+                .map_err(|_| Closed)?
+                .into_iter()
+                .collect()
+        };
+        for gone in self.inboxes.difference(&now) {
+            self.subs.remove(&Topic::Inbox(*gone));
+        }
+        for new in now.difference(&self.inboxes) {
+            self.subs.insert(
+                Topic::Inbox(*new),
+                self.state.hub.subscribe(Topic::Inbox(*new)).into_stream(),
+            );
+        }
+        self.inboxes = now;
+        Ok(())
+    }
+
+    async fn still_allowed(&mut self) -> Result<(), Closed> {
+        let (session, token) = match self.who.via {
+            Via::Session { id } => (Some(id), None),
+            Via::Token { id, .. } => (None, Some(id)),
+        };
+        match self
+            .state
+            .store
+            .credential_alive(self.who.agent.id, session, token)
+            .await
+        {
+            Ok(Some(agent)) => {
+                self.who.agent = agent;
+                Ok(())
+            }
+            _ => Err(Closed),
+        }
+    }
+
+    async fn handle(&mut self, conn: &mut Conn, frame: Inbound) -> Result<(), Closed> {
+        match frame {
+            Inbound::Hello { resume, .. } => {
+                for (id, after) in resume.into_iter().take(200) {
+                    self.replay(conn, id, after).await?;
+                }
+                Ok(())
+            }
+            Inbound::Send {
+                client_id,
+                conversation_id,
+                text,
+                attachment_ids,
+                note,
+            } => {
+                let reply = self
+                    .send(&client_id, conversation_id, text, attachment_ids, note)
+                    .await;
+                conn.send(&reply.unwrap_or_else(|(code, message)| Outbound::Error {
+                    code,
+                    message,
+                    client_id: Some(client_id),
+                }))
+                .await
+            }
+            Inbound::Typing {
+                conversation_id,
+                on,
+            } => {
+                self.signal(conversation_id, |c, i, from| Signal::Typing {
+                    conversation_id: c,
+                    inbox_id: i.0,
+                    contact_id: i.1,
+                    from,
+                    on,
+                })
+                .await
+            }
+            Inbound::Read {
+                conversation_id,
+                seq,
+            } => {
+                self.signal(conversation_id, |c, i, from| Signal::Read {
+                    conversation_id: c,
+                    inbox_id: i.0,
+                    contact_id: i.1,
+                    from,
+                    seq,
+                })
+                .await
+            }
+            Inbound::Rate { .. } => {
+                conn.send(&Outbound::error(
+                    "rejected",
+                    "only customers rate conversations",
+                ))
+                .await
+            }
+            Inbound::Ping => conn.send(&Outbound::Pong).await,
+        }
+    }
+
+    async fn replay(&mut self, conn: &mut Conn, id: Uuid, mut after: i64) -> Result<(), Closed> {
+        let Ok(c) = self
+            .state
+            .store
+            .visible_conversation(id, self.who.visibility())
+            .await
+        else {
+            return conn
+                .send(&Outbound::error(
+                    "not_found",
+                    format!("conversation {id} not found"),
+                ))
+                .await;
+        };
+        loop {
+            let page = self
+                .state
+                .store
+                .list_messages(id, after, 200, true)
+                .await
+                .map_err(|_| Closed)?;
+            for m in page.iter() {
+                after = m.seq;
+                conn.send(&Outbound::Message {
+                    inbox_id: c.inbox_id,
+                    message: m.clone(),
+                })
+                .await?;
+            }
+            if page.len() < 200 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send(
+        &mut self,
+        client_id: &str,
+        conversation_id: Option<Uuid>,
+        text: String,
+        attachment_ids: Vec<Uuid>,
+        note: bool,
+    ) -> Result<Outbound, (&'static str, String)> {
+        let id = conversation_id.ok_or(("rejected", "conversation_id is required".to_string()))?;
+        if client_id.is_empty() || client_id.len() > 100 {
+            return Err(("rejected", "client_id: 1 to 100 characters".into()));
+        }
+        self.state
+            .store
+            .visible_conversation(id, self.who.visibility())
+            .await
+            .map_err(|_| ("not_found", "no such conversation".to_string()))?;
+        let mut m = NewMessage::text(
+            if note {
+                Direction::Note
+            } else {
+                Direction::Outgoing
+            },
+            text,
+        );
+        m.attachment_ids = attachment_ids;
+        m.external_id = Some(format!("a:{}:{client_id}", self.who.agent.id.simple()));
+        m.validate().map_err(|e| ("rejected", e.to_string()))?;
+        let a = self
+            .state
+            .store
+            .append_message(id, &m, Some(self.who.agent.id))
+            .await
+            .map_err(|e| match e {
+                kefu_store::StoreError::Invalid(m) => ("rejected", m),
+                other => {
+                    tracing::error!(error = %other, "agent send failed");
+                    (
+                        "internal",
+                        "the message was not stored; resend it".to_string(),
+                    )
+                }
+            })?;
+        Ok(Outbound::Ack {
+            client_id: client_id.to_string(),
+            conversation_id: id,
+            message_id: a.message.id,
+            seq: a.message.seq,
+            duplicate: !a.created,
+        })
+    }
+
+    async fn signal(
+        &mut self,
+        id: Uuid,
+        make: impl FnOnce(Uuid, (Uuid, Uuid), Party) -> Signal,
+    ) -> Result<(), Closed> {
+        if let Ok(c) = self
+            .state
+            .store
+            .visible_conversation(id, self.who.visibility())
+            .await
+        {
+            let from = Party::Agent {
+                id: self.who.agent.id,
+                name: self.who.agent.name.clone(),
+            };
+            self.state
+                .hub
+                .signal(make(id, (c.inbox_id, c.contact_id), from))
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn forward(&mut self, conn: &mut Conn, received: Received) -> Result<(), Closed> {
+        let msg = match received {
+            Received::Lagged => return conn.send(&Outbound::Resync).await,
+            Received::Msg(m) => m,
+        };
+        let me = self.who.agent.id;
+        let frame = match msg.as_ref() {
+            HubMsg::Resync => Outbound::Resync,
+            HubMsg::Event(Event::MessageCreated {
+                inbox_id, message, ..
+            }) => Outbound::Message {
+                inbox_id: *inbox_id,
+                message: message.clone(),
+            },
+            HubMsg::Event(
+                Event::ConversationCreated { conversation }
+                | Event::ConversationUpdated { conversation },
+            ) => Outbound::Conversation {
+                conversation: conversation.clone(),
+            },
+            HubMsg::Event(Event::ContactUpdated { .. }) => return Ok(()),
+            HubMsg::Signal(
+                Signal::Typing {
+                    from: Party::Agent { id, .. },
+                    ..
+                }
+                | Signal::Read {
+                    from: Party::Agent { id, .. },
+                    ..
+                },
+            ) if *id == me => return Ok(()),
+            HubMsg::Signal(Signal::Typing {
+                conversation_id,
+                from,
+                on,
+                ..
+            }) => Outbound::Typing {
+                conversation_id: *conversation_id,
+                from: from.clone(),
+                on: *on,
+            },
+            HubMsg::Signal(Signal::Read {
+                conversation_id,
+                from,
+                seq,
+                ..
+            }) => Outbound::Read {
+                conversation_id: *conversation_id,
+                from: from.clone(),
+                seq: *seq,
+            },
+            HubMsg::Signal(Signal::Presence { agent_id, online }) => Outbound::Presence {
+                agent_id: *agent_id,
+                online: *online,
+            },
+        };
+        conn.send(&frame).await
+    }
+}

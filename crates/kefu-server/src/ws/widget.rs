@@ -1,0 +1,441 @@
+//! The customer's socket. After `hello` with a valid visitor token, every
+//! frame acts as that token's contact: it can read and write only that
+//! contact's conversations, whatever ids it names.
+
+use super::conn::{Closed, Conn, HELLO_TIMEOUT, Incoming, PING_EVERY};
+use super::protocol::{Inbound, Outbound, WidgetConversation, WidgetMessage};
+use crate::state::AppState;
+use crate::visitor;
+use axum::extract::State;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use kefu_core::{
+    Conversation, ConversationStatus, Direction, Event, Message, NewConversation, NewMessage,
+    Priority,
+};
+use kefu_hub::{HubMsg, Party, Received, Signal, Topic};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    super::conn::configure(ws).on_upgrade(move |socket| run(state, socket))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Visitor {
+    contact_id: Uuid,
+    inbox_id: Uuid,
+}
+
+async fn run(state: AppState, socket: WebSocket) {
+    let mut conn = Conn::new(socket, &state.metrics.open_sockets);
+    if let Ok((visitor, resume)) = hello(&state, &mut conn).await {
+        let mut session = Session {
+            state: &state,
+            visitor,
+            agents: HashMap::new(),
+        };
+        let _ = session.serve(&mut conn, resume).await;
+    }
+    conn.close().await;
+}
+
+/// Waits for `hello` with a token this server signed.
+async fn hello(
+    state: &AppState,
+    conn: &mut Conn,
+) -> Result<(Visitor, BTreeMap<Uuid, i64>), Closed> {
+    let frame = match tokio::time::timeout(HELLO_TIMEOUT, conn.recv()).await {
+        Ok(Ok(Incoming::Frame(f))) => f,
+        Ok(Ok(Incoming::Refused)) | Ok(Err(Closed)) | Err(_) => return Err(Closed),
+    };
+    let Inbound::Hello {
+        token: Some(token),
+        resume,
+    } = frame
+    else {
+        conn.send(&Outbound::error(
+            "unauthorized",
+            "the first frame must be hello with a visitor token",
+        ))
+        .await?;
+        return Err(Closed);
+    };
+    let key = state.visitor_key().await.map_err(|_| Closed)?;
+    let Some(claims) = visitor::verify(&key, &token, kefu_core::time::now().timestamp()) else {
+        conn.send(&Outbound::error(
+            "unauthorized",
+            "visitor token is invalid or expired",
+        ))
+        .await?;
+        return Err(Closed);
+    };
+    Ok((
+        Visitor {
+            contact_id: claims.c,
+            inbox_id: claims.i,
+        },
+        resume,
+    ))
+}
+
+struct Session<'a> {
+    state: &'a AppState,
+    visitor: Visitor,
+    /// Agent names and avatars, looked up once per socket.
+    agents: HashMap<Uuid, (String, Option<String>)>,
+}
+
+impl Session<'_> {
+    async fn serve(&mut self, conn: &mut Conn, resume: BTreeMap<Uuid, i64>) -> Result<(), Closed> {
+        // Subscribe before reading history, so nothing falls between the two.
+        let mut sub = self
+            .state
+            .hub
+            .subscribe(Topic::Contact(self.visitor.contact_id));
+        let conversations = self
+            .state
+            .store
+            .contact_conversations(self.visitor.contact_id)
+            .await
+            .map_err(|_| Closed)?;
+        let welcome = Outbound::WidgetWelcome {
+            contact_id: self.visitor.contact_id,
+            conversations: conversations.iter().map(WidgetConversation::from).collect(),
+            agents_online: self.state.hub.any_agent_online(),
+        };
+        conn.send(&welcome).await?;
+        for (id, after) in resume {
+            if conversations.iter().any(|c| c.id == id) {
+                self.replay(conn, id, after).await?;
+            }
+        }
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                incoming = conn.recv() => match incoming? {
+                    Incoming::Frame(frame) => self.handle(conn, frame).await?,
+                    Incoming::Refused => {}
+                },
+                received = sub.recv() => self.forward(conn, received).await?,
+                _ = ping.tick() => conn.ping().await?,
+            }
+        }
+    }
+
+    /// Sends the messages after `after`, in order, in pages.
+    async fn replay(
+        &mut self,
+        conn: &mut Conn,
+        conversation_id: Uuid,
+        mut after: i64,
+    ) -> Result<(), Closed> {
+        loop {
+            let page = self
+                .state
+                .store
+                .list_messages(conversation_id, after, 200, false)
+                .await
+                .map_err(|_| Closed)?;
+            for m in &page {
+                after = m.seq;
+                if let Some(frame) = self.message_frame(m).await {
+                    conn.send(&frame).await?;
+                }
+            }
+            if page.len() < 200 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn handle(&mut self, conn: &mut Conn, frame: Inbound) -> Result<(), Closed> {
+        match frame {
+            Inbound::Send {
+                client_id,
+                conversation_id,
+                text,
+                attachment_ids,
+                note,
+            } => {
+                let reply = self
+                    .send(
+                        client_id.clone(),
+                        conversation_id,
+                        text,
+                        attachment_ids,
+                        note,
+                    )
+                    .await;
+                conn.send(&reply.unwrap_or_else(|(code, message)| Outbound::Error {
+                    code,
+                    message,
+                    client_id: Some(client_id),
+                }))
+                .await
+            }
+            Inbound::Typing {
+                conversation_id,
+                on,
+            } => {
+                if let Some(c) = self.own(conversation_id).await {
+                    let s = Signal::Typing {
+                        conversation_id,
+                        inbox_id: c.inbox_id,
+                        contact_id: c.contact_id,
+                        from: Party::Contact,
+                        on,
+                    };
+                    self.state.hub.signal(s).await;
+                }
+                Ok(())
+            }
+            Inbound::Read {
+                conversation_id,
+                seq,
+            } => {
+                if let Some(c) = self.own(conversation_id).await {
+                    let s = Signal::Read {
+                        conversation_id,
+                        inbox_id: c.inbox_id,
+                        contact_id: c.contact_id,
+                        from: Party::Contact,
+                        seq,
+                    };
+                    self.state.hub.signal(s).await;
+                }
+                Ok(())
+            }
+            Inbound::Rate {
+                conversation_id,
+                score,
+                comment,
+            } => match self.rate(conversation_id, score, comment).await {
+                Ok(()) => Ok(()),
+                Err(message) => conn.send(&Outbound::error("rejected", message)).await,
+            },
+            Inbound::Ping => conn.send(&Outbound::Pong).await,
+            Inbound::Hello { .. } => {
+                conn.send(&Outbound::error("bad_frame", "hello was already received"))
+                    .await
+            }
+        }
+    }
+
+    /// The conversation, if it is this visitor's.
+    async fn own(&self, id: Uuid) -> Option<Conversation> {
+        self.state
+            .store
+            .conversation(id)
+            .await
+            .ok()
+            .filter(|c| c.contact_id == self.visitor.contact_id)
+    }
+
+    async fn send(
+        &mut self,
+        client_id: String,
+        conversation_id: Option<Uuid>,
+        text: String,
+        attachment_ids: Vec<Uuid>,
+        note: bool,
+    ) -> Result<Outbound, (&'static str, String)> {
+        if note {
+            return Err(("rejected", "customers cannot write notes".into()));
+        }
+        if client_id.is_empty() || client_id.len() > 100 {
+            return Err(("rejected", "client_id: 1 to 100 characters".into()));
+        }
+        if !attachment_ids.is_empty() {
+            return Err((
+                "rejected",
+                "attachments are not accepted on this socket yet".into(),
+            ));
+        }
+        let mut m = NewMessage::text(Direction::Incoming, text);
+        m.external_id = Some(format!("w:{client_id}"));
+        m.validate().map_err(|e| ("rejected", e.to_string()))?;
+        let store = &self.state.store;
+        let target = self.target(conversation_id).await;
+        let (message, duplicate) = match target {
+            Some(c) => {
+                let a = store
+                    .append_message(c.id, &m, None)
+                    .await
+                    .map_err(internal)?;
+                (a.message, !a.created)
+            }
+            None => {
+                let new = NewConversation {
+                    inbox_id: self.visitor.inbox_id,
+                    contact_id: Some(self.visitor.contact_id),
+                    contact: None,
+                    subject: None,
+                    priority: Priority::Medium,
+                    assignee_id: None,
+                    team_id: None,
+                    tags: vec![],
+                    message: Some(m),
+                };
+                let (_, message) = store
+                    .create_conversation(&new, None)
+                    .await
+                    .map_err(internal)?;
+                (
+                    message.ok_or(("internal", "message missing".to_string()))?,
+                    false,
+                )
+            }
+        };
+        Ok(Outbound::Ack {
+            client_id,
+            conversation_id: message.conversation_id,
+            message_id: message.id,
+            seq: message.seq,
+            duplicate,
+        })
+    }
+
+    /// Where a new message goes: the named conversation if it is this
+    /// visitor's, in this inbox and still going; else the latest such one;
+    /// else none (a new conversation is opened).
+    async fn target(&self, named: Option<Uuid>) -> Option<Conversation> {
+        let going = |c: &Conversation| {
+            c.inbox_id == self.visitor.inbox_id
+                && c.merged_into_id.is_none()
+                && !matches!(
+                    c.status,
+                    ConversationStatus::Resolved | ConversationStatus::Closed
+                )
+        };
+        if let Some(c) = match named {
+            Some(id) => self.own(id).await.filter(going),
+            None => None,
+        } {
+            return Some(c);
+        }
+        let all = self
+            .state
+            .store
+            .contact_conversations(self.visitor.contact_id)
+            .await
+            .ok()?;
+        all.into_iter().rev().find(going)
+    }
+
+    async fn rate(&self, id: Uuid, score: i64, comment: Option<String>) -> Result<(), String> {
+        let c = self.own(id).await.ok_or("no such conversation")?;
+        if !matches!(
+            c.status,
+            ConversationStatus::Resolved | ConversationStatus::Closed
+        ) {
+            return Err("a conversation is rated after it is resolved".into());
+        }
+        if !(1..=5).contains(&score) {
+            return Err("score: 1 to 5".into());
+        }
+        let comment = comment
+            .map(|s| s.trim().chars().take(1000).collect::<String>())
+            .filter(|s| !s.is_empty());
+        self.state
+            .store
+            .rate_conversation(id, score, comment.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    async fn forward(&mut self, conn: &mut Conn, received: Received) -> Result<(), Closed> {
+        let msg = match received {
+            Received::Lagged => return conn.send(&Outbound::Resync).await,
+            Received::Msg(m) => m,
+        };
+        let frame = match msg.as_ref() {
+            HubMsg::Resync => Some(Outbound::Resync),
+            HubMsg::Event(Event::MessageCreated { message, .. }) => {
+                self.message_frame(message).await
+            }
+            HubMsg::Event(
+                Event::ConversationCreated { conversation }
+                | Event::ConversationUpdated { conversation },
+            ) => Some(Outbound::WidgetConversation {
+                conversation: conversation.into(),
+            }),
+            HubMsg::Signal(Signal::Typing {
+                conversation_id,
+                from: from @ Party::Agent { .. },
+                on,
+                ..
+            }) => Some(Outbound::Typing {
+                conversation_id: *conversation_id,
+                from: from.clone(),
+                on: *on,
+            }),
+            HubMsg::Signal(Signal::Read {
+                conversation_id,
+                from: from @ Party::Agent { .. },
+                seq,
+                ..
+            }) => Some(Outbound::Read {
+                conversation_id: *conversation_id,
+                from: from.clone(),
+                seq: *seq,
+            }),
+            _ => None,
+        };
+        match frame {
+            Some(f) => conn.send(&f).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The customer's view of a message; `None` for notes and system lines.
+    async fn message_frame(&mut self, m: &Message) -> Option<Outbound> {
+        if !matches!(m.direction, Direction::Incoming | Direction::Outgoing) {
+            return None;
+        }
+        let (sender_name, sender_avatar_url) = match (m.direction, m.sender_id) {
+            (Direction::Outgoing, Some(agent)) => self.agent(agent).await,
+            _ => (None, None),
+        };
+        Some(Outbound::WidgetMessage {
+            message: WidgetMessage {
+                id: m.id,
+                conversation_id: m.conversation_id,
+                seq: m.seq,
+                direction: m.direction,
+                sender_kind: m.sender_kind,
+                sender_name,
+                sender_avatar_url,
+                text: m.text.clone(),
+                attachments: m.attachments.clone(),
+                created_at: m.created_at,
+            },
+        })
+    }
+
+    async fn agent(&mut self, id: Uuid) -> (Option<String>, Option<String>) {
+        if let Some((n, a)) = self.agents.get(&id) {
+            return (Some(n.clone()), a.clone());
+        }
+        match self.state.store.agent(id).await {
+            Ok(agent) => {
+                self.agents
+                    .insert(id, (agent.name.clone(), agent.avatar_url.clone()));
+                (Some(agent.name), agent.avatar_url)
+            }
+            Err(_) => (None, None),
+        }
+    }
+}
+
+fn internal(e: kefu_store::StoreError) -> (&'static str, String) {
+    match e {
+        kefu_store::StoreError::Invalid(m) => ("rejected", m),
+        other => {
+            tracing::error!(error = %other, "widget send failed");
+            ("internal", "the message was not stored; resend it".into())
+        }
+    }
+}
