@@ -1,0 +1,688 @@
+//! The WebSocket protocol with real sockets (tokio-tungstenite) against the
+//! real server, on SQLite and PostgreSQL: ack only after commit, resends
+//! deduplicated, resume after a dropped socket and after a restart, two
+//! nodes on one PostgreSQL database, visitors and agents kept apart, and
+//! malformed, oversized and too-fast frames answered without harm.
+
+#[macro_use]
+mod common;
+
+use common::{Backend, Client, TestServer, id};
+use futures::{SinkExt, StreamExt};
+use kefu_core::Role;
+use kefu_server::{AppState, visitor};
+use kefu_store::Store;
+use kefu_store::blobs::Blobs;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+both_backends!(
+    widget_ack_follows_commit_and_resends_dedupe,
+    widget_and_agent_talk_and_resume_after_drop,
+    resume_after_server_restart,
+    visitors_cannot_reach_each_other,
+    identity_hashes_are_checked,
+    agents_outside_an_inbox_receive_nothing,
+    bad_frames_are_answered_and_the_socket_survives,
+);
+
+mod two_nodes {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if crate::common::postgres_url().is_some() {
+            super::two_nodes_share_events(crate::common::Backend::Postgres).await
+        }
+    }
+}
+
+/// A WebSocket client that keeps frames it was not waiting for.
+struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pending: VecDeque<Value>,
+}
+
+const WAIT: Duration = Duration::from_secs(5);
+
+impl Ws {
+    async fn connect(
+        base: &str,
+        path: &str,
+        bearer: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("{}{path}", base.replace("http://", "ws://"));
+        let mut req = url.into_client_request()?;
+        if let Some(t) = bearer {
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {t}").parse().expect("header"),
+            );
+        }
+        if let Some(o) = origin {
+            req.headers_mut()
+                .insert("origin", o.parse().expect("header"));
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Ws {
+            stream,
+            pending: VecDeque::new(),
+        })
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("send frame");
+    }
+
+    async fn send_raw(&mut self, m: Message) {
+        self.stream.send(m).await.expect("send raw frame");
+    }
+
+    /// The next JSON frame from the socket (not the buffer), or None on close.
+    async fn next_frame(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(wait, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Some(serde_json::from_str(&t).expect("server sent JSON"));
+                }
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(other))) => panic!("unexpected frame {other:?}"),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The first frame of this type (buffered or new); others are kept.
+    async fn expect(&mut self, ty: &str) -> Value {
+        if let Some(pos) = self.pending.iter().position(|f| f["type"] == ty) {
+            return self.pending.remove(pos).expect("position is valid");
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Some(f) = self
+            .next_frame(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            if f["type"] == ty {
+                return f;
+            }
+            self.pending.push_back(f);
+        }
+        panic!("no {ty} frame within {WAIT:?}; got {:?}", self.pending);
+    }
+
+    /// Frames arriving within `wait` (buffer included), for asserting absence.
+    async fn drain(&mut self, wait: Duration) -> Vec<Value> {
+        let mut got: Vec<Value> = self.pending.drain(..).collect();
+        while let Some(f) = self.next_frame(wait).await {
+            got.push(f);
+        }
+        got
+    }
+
+    /// True once the server closes the socket (frames before the close are
+    /// skipped); false if it stays open for 5 s.
+    async fn closed(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+}
+
+/// A widget inbox with these members; returns (inbox id, public token, identity secret).
+async fn widget_inbox(admin: &Client, members: &[&str]) -> (String, String, String) {
+    let inbox = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "widget", "name": "官网在线客服", "member_ids": members }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let keys = admin
+        .get(&format!("/api/v1/inboxes/{}/widget", id(&inbox)))
+        .await
+        .ok(200)
+        .clone();
+    let token = keys["public_token"]
+        .as_str()
+        .expect("public token")
+        .to_string();
+    assert!(
+        keys["snippet"]
+            .as_str()
+            .expect("snippet")
+            .contains(&format!("data-inbox=\"{token}\""))
+    );
+    (
+        id(&inbox).to_string(),
+        token,
+        keys["identity_secret"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
+    )
+}
+
+async fn session(server: &TestServer, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/widget/v1/session", server.base))
+        .json(&body)
+        .send()
+        .await
+        .expect("session");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn visitor_token(server: &TestServer, public_token: &str) -> String {
+    let (status, body) = session(server, json!({ "inbox": public_token })).await;
+    assert_eq!(status, 200, "{body}");
+    body["token"].as_str().expect("token").to_string()
+}
+
+/// A widget socket after hello; returns it with the welcome frame.
+async fn widget(base: &str, token: &str, resume: Value) -> (Ws, Value) {
+    let mut ws = Ws::connect(base, "/ws/widget", None, None)
+        .await
+        .expect("connect widget");
+    ws.send(json!({ "type": "hello", "token": token, "resume": resume }))
+        .await;
+    let welcome = ws.expect("widget_welcome").await;
+    (ws, welcome)
+}
+
+/// An agent socket authenticated by a fresh write token of `client`'s agent.
+async fn agent(base: &str, client: &Client) -> Ws {
+    let token = client
+        .post("/api/v1/tokens", json!({ "name": "ws", "scope": "write" }))
+        .await
+        .ok(201)["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut ws = Ws::connect(base, "/ws/agent", Some(&token), None)
+        .await
+        .expect("connect agent");
+    ws.expect("agent_welcome").await;
+    ws
+}
+
+async fn widget_ack_follows_commit_and_resends_dedupe(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let token = visitor_token(&server, &public).await;
+    let (mut ws, welcome) = widget(&server.base, &token, json!({})).await;
+    assert_eq!(welcome["conversations"], json!([]));
+
+    ws.send(json!({ "type": "send", "client_id": "m1", "text": "你好，我想申请退款" }))
+        .await;
+    let ack = ws.expect("ack").await;
+    assert_eq!(ack["client_id"], "m1");
+    assert_eq!(ack["seq"], 1);
+    assert_eq!(ack["duplicate"], false);
+    // By the time the ack arrives, the message is in the database.
+    let conversation: uuid::Uuid = ack["conversation_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let stored = server
+        .store
+        .list_messages(conversation, 0, 10, true)
+        .await
+        .expect("list");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].text, "你好，我想申请退款");
+    assert_eq!(
+        stored[0].id.to_string(),
+        ack["message_id"].as_str().expect("id")
+    );
+
+    // The same client id again: acknowledged, nothing added.
+    ws.send(json!({ "type": "send", "client_id": "m1", "text": "你好，我想申请退款" }))
+        .await;
+    let again = ws.expect("ack").await;
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["message_id"], ack["message_id"]);
+    assert_eq!(
+        server
+            .store
+            .list_messages(conversation, 0, 10, true)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // A second message goes to the same open conversation.
+    ws.send(json!({ "type": "send", "client_id": "m2", "text": "订单号 20261127" }))
+        .await;
+    let second = ws.expect("ack").await;
+    assert_eq!(second["conversation_id"], ack["conversation_id"]);
+    assert_eq!(second["seq"], 2);
+    ws.send(json!({ "type": "ping" })).await;
+    ws.expect("pong").await;
+}
+
+async fn widget_and_agent_talk_and_resume_after_drop(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let mut console = agent(&server.base, &admin).await;
+    let token = visitor_token(&server, &public).await;
+    let (mut ws, _) = widget(&server.base, &token, json!({})).await;
+
+    ws.send(json!({ "type": "send", "client_id": "c1", "text": "你好，我想申请退款" }))
+        .await;
+    let ack = ws.expect("ack").await;
+    let cid = ack["conversation_id"].as_str().expect("id").to_string();
+    let created = console.expect("conversation").await;
+    assert_eq!(created["conversation"]["id"], cid.as_str());
+    let incoming = console.expect("message").await;
+    assert_eq!(incoming["message"]["text"], "你好，我想申请退款");
+
+    // Typing travels from the agent to the customer.
+    console
+        .send(json!({ "type": "typing", "conversation_id": cid, "on": true }))
+        .await;
+    let typing = ws.expect("typing").await;
+    assert_eq!(typing["from"]["kind"], "agent");
+    assert_eq!(typing["from"]["name"], "管理员");
+
+    console.send(json!({ "type": "send", "client_id": "r1", "conversation_id": cid, "text": "您好，请提供订单号" })).await;
+    assert_eq!(console.expect("ack").await["seq"], 2);
+    let reply = ws.expect("widget_message").await;
+    let reply = if reply["message"]["seq"] == 1 {
+        ws.expect("widget_message").await
+    } else {
+        reply
+    };
+    assert_eq!(reply["message"]["text"], "您好，请提供订单号");
+    assert_eq!(reply["message"]["sender_name"], "管理员");
+
+    // A note never reaches the customer.
+    console.send(json!({ "type": "send", "client_id": "n1", "conversation_id": cid, "text": "内部：VIP 客户", "note": true })).await;
+    console.expect("ack").await;
+
+    // The customer drops; the agent writes twice; the customer resumes from seq 2.
+    drop(ws);
+    for (i, text) in ["第一条", "第二条"].iter().enumerate() {
+        console.send(json!({ "type": "send", "client_id": format!("late{i}"), "conversation_id": cid, "text": text })).await;
+        console.expect("ack").await;
+    }
+    let (mut back, welcome) = widget(&server.base, &token, json!({ cid.clone(): 2 })).await;
+    assert_eq!(welcome["conversations"][0]["last_seq"], 5);
+    let first = back.expect("widget_message").await;
+    let second = back.expect("widget_message").await;
+    assert_eq!(
+        (
+            first["message"]["seq"].clone(),
+            first["message"]["text"].clone()
+        ),
+        (json!(4), json!("第一条"))
+    );
+    assert_eq!(
+        (
+            second["message"]["seq"].clone(),
+            second["message"]["text"].clone()
+        ),
+        (json!(5), json!("第二条"))
+    );
+    let rest = back.drain(Duration::from_millis(300)).await;
+    assert!(
+        !rest
+            .iter()
+            .any(|f| f["message"]["text"] == "内部：VIP 客户"),
+        "a note leaked: {rest:?}"
+    );
+
+    // The agent resumes too, notes included.
+    let mut again = agent(&server.base, &admin).await;
+    again
+        .send(json!({ "type": "hello", "resume": { cid.clone(): 1 } }))
+        .await;
+    let seqs: Vec<i64> = [
+        again.expect("message").await,
+        again.expect("message").await,
+        again.expect("message").await,
+        again.expect("message").await,
+    ]
+    .iter()
+    .map(|f| f["message"]["seq"].as_i64().expect("seq"))
+    .collect();
+    assert_eq!(seqs, vec![2, 3, 4, 5]);
+}
+
+async fn resume_after_server_restart(backend: Backend) {
+    let mut server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let token = visitor_token(&server, &public).await;
+    let (mut ws, _) = widget(&server.base, &token, json!({})).await;
+    ws.send(json!({ "type": "send", "client_id": "before", "text": "重启前" }))
+        .await;
+    let cid = ws.expect("ack").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let conversation: uuid::Uuid = cid.parse().expect("uuid");
+    server.stop().await.expect("stop");
+    drop(ws);
+
+    // A new server process on the same database (fresh store, hub and key cache).
+    let store = Store::open(&server.url).await.expect("reopen");
+    let reply = kefu_core::NewMessage::text(kefu_core::Direction::Outgoing, "重启后的回复");
+    store
+        .append_message(conversation, &reply, None)
+        .await
+        .expect("reply while the customer is away");
+    let (base, _state) = serve_node(store).await;
+    let (mut back, _) = widget(&base, &token, json!({ cid.clone(): 1 })).await;
+    let m = back.expect("widget_message").await;
+    assert_eq!(
+        (m["message"]["seq"].clone(), m["message"]["text"].clone()),
+        (json!(2), json!("重启后的回复"))
+    );
+    back.send(json!({ "type": "send", "client_id": "before", "text": "重启前" }))
+        .await;
+    assert_eq!(
+        back.expect("ack").await["duplicate"],
+        true,
+        "dedupe survives the restart"
+    );
+}
+
+/// Another server node on an existing store.
+async fn serve_node(store: Store) -> (String, AppState) {
+    let dir = std::env::temp_dir().join(format!("kefu-node-{}", uuid::Uuid::now_v7()));
+    let state = AppState::new(store, Blobs::new(dir), common::config());
+    state.hub.listening().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(kefu_server::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
+    (base, state)
+}
+
+async fn two_nodes_share_events(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.state.hub.listening().await;
+    let admin = server.admin().await;
+    let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let (node_b, _state_b) =
+        serve_node(Store::open(&server.url).await.expect("second store")).await;
+
+    // The agent on node B, the customer on node A.
+    let mut console = agent(&node_b, &admin).await;
+    let token = visitor_token(&server, &public).await;
+    let (mut ws, _) = widget(&server.base, &token, json!({})).await;
+    ws.send(json!({ "type": "send", "client_id": "a1", "text": "A 节点的客户" }))
+        .await;
+    let cid = ws.expect("ack").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let m = console.expect("message").await;
+    assert_eq!(m["message"]["text"], "A 节点的客户");
+    console
+        .send(json!({ "type": "typing", "conversation_id": cid, "on": true }))
+        .await;
+    assert_eq!(ws.expect("typing").await["on"], true);
+    console.send(json!({ "type": "send", "client_id": "b1", "conversation_id": cid, "text": "B 节点的客服" })).await;
+    console.expect("ack").await;
+    loop {
+        let f = ws.expect("widget_message").await;
+        if f["message"]["text"] == "B 节点的客服" {
+            break;
+        }
+    }
+}
+
+async fn visitors_cannot_reach_each_other(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let alice = visitor_token(&server, &public).await;
+    let bob = visitor_token(&server, &public).await;
+    let (mut a, _) = widget(&server.base, &alice, json!({})).await;
+    a.send(json!({ "type": "send", "client_id": "x", "text": "Alice 的私事" }))
+        .await;
+    let alice_conv = a.expect("ack").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // Bob names Alice's conversation: his message lands in his own, Alice sees nothing.
+    let (mut b, welcome) = widget(&server.base, &bob, json!({ alice_conv.clone(): 0 })).await;
+    assert_eq!(
+        welcome["conversations"],
+        json!([]),
+        "Bob sees none of Alice's conversations"
+    );
+    let replayed = b.drain(Duration::from_millis(300)).await;
+    assert!(
+        replayed.iter().all(|f| f["type"] != "widget_message"),
+        "resume must not replay another visitor's messages: {replayed:?}"
+    );
+    b.send(json!({ "type": "send", "client_id": "x", "conversation_id": alice_conv, "text": "Bob 冒充" })).await;
+    let ack = b.expect("ack").await;
+    assert_ne!(ack["conversation_id"], alice_conv.as_str());
+    b.send(json!({ "type": "typing", "conversation_id": alice_conv, "on": true }))
+        .await;
+    b.send(json!({ "type": "rate", "conversation_id": alice_conv, "score": 1 }))
+        .await;
+    assert_eq!(b.expect("error").await["code"], "rejected");
+    let seen = a.drain(Duration::from_millis(400)).await;
+    assert!(
+        seen.iter()
+            .all(|f| f["message"]["text"] != "Bob 冒充" && f["type"] != "typing"),
+        "Alice received Bob's frames: {seen:?}"
+    );
+    let alice_id: uuid::Uuid = alice_conv.parse().expect("uuid");
+    assert_eq!(
+        server
+            .store
+            .list_messages(alice_id, 0, 10, true)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+
+    // Forged and foreign tokens are refused.
+    let mut parts: Vec<&str> = alice.split('.').collect();
+    let forged_body = parts[1].chars().rev().collect::<String>();
+    parts[1] = &forged_body;
+    for bad in [parts.join("."), "v1.e30.AAAA".to_string(), String::new()] {
+        let mut ws = Ws::connect(&server.base, "/ws/widget", None, None)
+            .await
+            .expect("connect");
+        ws.send(json!({ "type": "hello", "token": bad })).await;
+        assert_eq!(ws.expect("error").await["code"], "unauthorized");
+        assert!(ws.closed().await);
+    }
+    let (_, other_public, _) = widget_inbox(&admin, &[]).await;
+    let (status, _) = session(&server, json!({ "inbox": other_public, "token": alice })).await;
+    assert_eq!(status, 401, "a token of one inbox opens no other");
+    let (status, _) = session(&server, json!({ "inbox": "no-such-inbox" })).await;
+    assert_eq!(status, 404);
+}
+
+async fn identity_hashes_are_checked(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (_, public, secret) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let now = chrono::Utc::now().timestamp();
+    let signed = |ident: &str, t: i64| json!({ "inbox": public, "identifier": ident, "timestamp": t, "identifier_hash": visitor::identity_hash(&secret, ident, t) });
+
+    let (status, first) = session(&server, signed("user-42", now)).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["verified"], true);
+    let (status, _) = session(&server, signed("user-42", now)).await;
+    assert_eq!(status, 403, "a replayed hash is refused");
+    let (status, again) = session(&server, signed("user-42", now + 1)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        again["contact_id"], first["contact_id"],
+        "the same user is the same contact on any device"
+    );
+    let (status, _) = session(&server, signed("user-42", now - 3600)).await;
+    assert_eq!(status, 403, "a stale hash is refused");
+    let mut wrong = signed("user-42", now + 2);
+    wrong["identifier"] = json!("user-43");
+    let (status, _) = session(&server, wrong).await;
+    assert_eq!(status, 401, "a hash for another identifier is refused");
+    let (status, _) = session(&server, json!({ "inbox": public, "identifier": "user-42" })).await;
+    assert_eq!(status, 422);
+
+    // An identifier naming an identity kind finds the imported contact.
+    let imported = admin.post("/api/v1/contacts", json!({ "name": "微信老客户", "identities": [{ "kind": "wechat_unionid", "value": "o6_union" }] })).await.ok(201).clone();
+    let (status, cont) = session(&server, signed("wechat_unionid:o6_union", now + 3)).await;
+    assert_eq!(status, 200);
+    assert_eq!(cont["contact_id"], imported["id"]);
+
+    // Verified history follows the user to a new device.
+    let token = first["token"].as_str().expect("token");
+    let (mut ws, _) = widget(&server.base, token, json!({})).await;
+    ws.send(json!({ "type": "send", "client_id": "d1", "text": "手机上发的" }))
+        .await;
+    ws.expect("ack").await;
+    let other_device = again["token"].as_str().expect("token");
+    let (_, welcome) = widget(&server.base, other_device, json!({})).await;
+    assert_eq!(welcome["conversations"].as_array().expect("list").len(), 1);
+}
+
+async fn agents_outside_an_inbox_receive_nothing(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let member = server
+        .agent_client("member@kefu.test", "成员", Role::Agent)
+        .await;
+    let outsider = server
+        .agent_client("outsider@kefu.test", "外人", Role::Agent)
+        .await;
+    let (_, public, _) = widget_inbox(&admin, &[member.agent_id()]).await;
+    let mut m = agent(&server.base, &member).await;
+    let mut o = agent(&server.base, &outsider).await;
+    let token = visitor_token(&server, &public).await;
+    let (mut ws, _) = widget(&server.base, &token, json!({})).await;
+    ws.send(json!({ "type": "send", "client_id": "s1", "text": "只给成员看" }))
+        .await;
+    let cid = ws.expect("ack").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(m.expect("message").await["message"]["text"], "只给成员看");
+    let leaked = o.drain(Duration::from_millis(500)).await;
+    assert!(
+        leaked.iter().all(|f| f["type"] == "presence"),
+        "outsider received: {leaked:?}"
+    );
+
+    o.send(json!({ "type": "send", "client_id": "o1", "conversation_id": cid, "text": "越权" }))
+        .await;
+    assert_eq!(o.expect("error").await["code"], "not_found");
+    o.send(json!({ "type": "hello", "resume": { cid.clone(): 0 } }))
+        .await;
+    assert_eq!(o.expect("error").await["code"], "not_found");
+
+    // A cookie-authenticated socket from another site's page is refused.
+    let cookie = member
+        .session_cookie
+        .clone()
+        .expect("member has a session cookie");
+    let url = format!("{}/ws/agent", server.base.replace("http://", "ws://"));
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("cookie"));
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().expect("origin"));
+    assert!(
+        tokio_tungstenite::connect_async(req).await.is_err(),
+        "cross-origin cookie socket must be refused"
+    );
+    // Without credentials: refused too.
+    assert!(
+        Ws::connect(&server.base, "/ws/agent", None, None)
+            .await
+            .is_err()
+    );
+    assert!(
+        Ws::connect(&server.base, "/ws/agent", Some("kefu_garbage"), None)
+            .await
+            .is_err()
+    );
+}
+
+async fn bad_frames_are_answered_and_the_socket_survives(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let token = visitor_token(&server, &public).await;
+    let (mut ws, _) = widget(&server.base, &token, json!({})).await;
+
+    ws.send_raw(Message::Text("{not json".into())).await;
+    assert_eq!(ws.expect("error").await["code"], "bad_frame");
+    ws.send(json!({ "type": "send", "client_id": "z" })).await;
+    assert_eq!(
+        ws.expect("error").await["code"],
+        "rejected",
+        "empty text is refused"
+    );
+    ws.send(json!({ "type": "launch_missiles" })).await;
+    assert_eq!(ws.expect("error").await["code"], "bad_frame");
+    ws.send_raw(Message::Binary(vec![1, 2, 3].into())).await;
+    assert_eq!(ws.expect("error").await["code"], "unsupported");
+    ws.send(json!({ "type": "send", "client_id": "big", "text": "字".repeat(40_000) }))
+        .await;
+    assert_eq!(ws.expect("error").await["code"], "frame_too_large");
+    ws.send(json!({ "type": "ping" })).await;
+    ws.expect("pong").await;
+
+    // Too fast: some frames are refused with rate_limited, and the socket lives on.
+    for _ in 0..60 {
+        ws.send(json!({ "type": "ping" })).await;
+    }
+    let frames = ws.drain(Duration::from_millis(300)).await;
+    assert!(
+        frames.iter().any(|f| f["code"] == "rate_limited"),
+        "no rate limit in {} frames",
+        frames.len()
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    ws.send(json!({ "type": "send", "client_id": "after", "text": "还在吗" }))
+        .await;
+    assert_eq!(ws.expect("ack").await["seq"], 1);
+
+    // Beyond the transport limit the server closes the connection.
+    ws.send_raw(Message::Text("x".repeat(2 * 1024 * 1024).into()))
+        .await;
+    assert!(ws.closed().await);
+
+    // A socket that never says hello is closed.
+    let mut silent = Ws::connect(&server.base, "/ws/widget", None, None)
+        .await
+        .expect("connect");
+    silent.send(json!({ "type": "ping" })).await;
+    assert_eq!(silent.expect("error").await["code"], "unauthorized");
+    assert!(silent.closed().await);
+}
