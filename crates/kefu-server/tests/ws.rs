@@ -29,6 +29,7 @@ both_backends!(
     identity_hashes_are_checked,
     agents_outside_an_inbox_receive_nothing,
     bad_frames_are_answered_and_the_socket_survives,
+    files_unread_counts_and_ratings,
 );
 
 mod two_nodes {
@@ -685,4 +686,193 @@ async fn bad_frames_are_answered_and_the_socket_survives(backend: Backend) {
     silent.send(json!({ "type": "ping" })).await;
     assert_eq!(silent.expect("error").await["code"], "unauthorized");
     assert!(silent.closed().await);
+}
+
+async fn upload(
+    server: &TestServer,
+    token: Option<&str>,
+    name: &str,
+    mime: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(name.to_string())
+        .mime_str(mime)
+        .expect("mime");
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/api/widget/v1/attachments", server.base))
+        .multipart(reqwest::multipart::Form::new().part("file", part));
+    if let Some(t) = token {
+        req = req.header("x-visitor-token", t);
+    }
+    let res = req.send().await.expect("upload");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn files_unread_counts_and_ratings(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (inbox, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let token = visitor_token(&server, &public).await;
+    let stranger = visitor_token(&server, &public).await;
+
+    // Files: accepted types only, with a visitor token only.
+    let png = b"\x89PNG\r\n\x1a\n fake picture bytes".to_vec();
+    let (status, file) = upload(&server, Some(&token), "截图.png", "image/png", png.clone()).await;
+    assert_eq!(status, 201, "{file}");
+    assert_eq!(file["filename"], "截图.png");
+    assert_eq!(
+        upload(
+            &server,
+            Some(&token),
+            "setup.exe",
+            "application/x-msdownload",
+            vec![0; 10]
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        upload(&server, None, "a.png", "image/png", png.clone())
+            .await
+            .0,
+        401
+    );
+
+    // Someone else's upload cannot be sent; one's own can.
+    let (mut other, _) = widget(&server.base, &stranger, json!({})).await;
+    other.send(json!({ "type": "send", "client_id": "steal", "text": "偷图", "attachment_ids": [file["id"]] })).await;
+    assert_eq!(other.expect("error").await["code"], "rejected");
+    let (mut ws, _) = widget(&server.base, &token, json!({})).await;
+    ws.send(json!({ "type": "send", "client_id": "f1", "text": "见截图", "attachment_ids": [file["id"]] })).await;
+    let ack = ws.expect("ack").await;
+    let cid = ack["conversation_id"].as_str().expect("id").to_string();
+    let messages = admin
+        .get(&format!("/api/v1/conversations/{cid}/messages"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(messages[0]["attachments"][0]["id"], file["id"]);
+
+    // The owner downloads it; another visitor cannot.
+    let url = |t: &str| {
+        format!(
+            "{}/api/widget/v1/attachments/{}?token={t}",
+            server.base,
+            file["id"].as_str().expect("id")
+        )
+    };
+    let got = reqwest::get(url(&token)).await.expect("download");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("bytes").to_vec(), png);
+    assert_eq!(
+        reqwest::get(url(&stranger))
+            .await
+            .expect("download")
+            .status(),
+        404
+    );
+
+    // Unread counts follow the agent's read position.
+    let unread = |list: &Value| {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|c| c["id"] == cid.as_str())
+            .expect("listed")["unread"]
+            .clone()
+    };
+    let list = admin
+        .get(&format!("/api/v1/conversations?inbox_id={inbox}"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(unread(&list), 1);
+    admin
+        .post(
+            &format!("/api/v1/conversations/{cid}/read"),
+            json!({ "seq": 1 }),
+        )
+        .await
+        .ok(204);
+    let list = admin
+        .get(&format!("/api/v1/conversations?inbox_id={inbox}"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(unread(&list), 0);
+    ws.send(json!({ "type": "send", "client_id": "f2", "text": "还有一个问题" }))
+        .await;
+    ws.expect("ack").await;
+    let list = admin
+        .get(&format!("/api/v1/conversations?inbox_id={inbox}"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(unread(&list), 1);
+
+    // Rating: refused while open; asked for after resolution; reported.
+    ws.send(json!({ "type": "rate", "conversation_id": cid, "score": 5 }))
+        .await;
+    assert_eq!(ws.expect("error").await["code"], "rejected");
+    admin
+        .post(
+            &format!("/api/v1/conversations/{cid}/assign"),
+            json!({ "assignee_id": admin.agent_id() }),
+        )
+        .await
+        .ok(200);
+    admin
+        .post(
+            &format!("/api/v1/conversations/{cid}/status"),
+            json!({ "status": "resolved" }),
+        )
+        .await
+        .ok(200);
+    loop {
+        let f = ws.expect("widget_conversation").await;
+        if f["conversation"]["status"] == "resolved" {
+            assert!(f["conversation"]["csat_score"].is_null());
+            break;
+        }
+    }
+    ws.send(json!({ "type": "rate", "conversation_id": cid, "score": 9 }))
+        .await;
+    assert_eq!(ws.expect("error").await["code"], "rejected");
+    ws.send(json!({ "type": "rate", "conversation_id": cid, "score": 5, "comment": "很好，谢谢" }))
+        .await;
+    loop {
+        let f = ws.expect("widget_conversation").await;
+        if f["conversation"]["csat_score"] == 5 {
+            break;
+        }
+    }
+    let by_agent = admin
+        .get("/api/v1/reports/csat?by=agent")
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(by_agent["lines"][0]["id"], admin.agent_id());
+    assert_eq!(by_agent["lines"][0]["average"], 5.0);
+    assert_eq!(by_agent["lines"][0]["distribution"], json!([0, 0, 0, 0, 1]));
+    let by_inbox = admin
+        .get("/api/v1/reports/csat?by=inbox")
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(by_inbox["lines"][0]["id"], inbox.as_str());
+    let detail = admin
+        .get(&format!("/api/v1/conversations/{cid}"))
+        .await
+        .ok(200)
+        .clone();
+    assert_eq!(detail["csat_comment"], "很好，谢谢");
+
+    // After resolution, the customer's next message opens a new conversation.
+    ws.send(json!({ "type": "send", "client_id": "f3", "text": "新问题" }))
+        .await;
+    assert_ne!(ws.expect("ack").await["conversation_id"], cid.as_str());
 }

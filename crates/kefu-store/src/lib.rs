@@ -30,6 +30,7 @@ mod conversations;
 mod cursor;
 pub mod error;
 pub mod notify;
+mod reads;
 #[macro_use]
 mod inboxes;
 mod settings;
@@ -45,6 +46,7 @@ pub use cursor::Page;
 pub use db::Backend;
 pub use error::StoreError;
 pub use messages::Appended;
+pub use reads::CsatRow;
 
 use db::Db;
 use kefu_core::Event;

@@ -43,9 +43,23 @@ async fn upload(
     who: Principal,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Attachment>)> {
+    let max = state.config.max_upload_bytes;
+    let attachment = receive(&state, form, max, Some(who.agent.id), |_, _| Ok(())).await?;
+    Ok((StatusCode::CREATED, axum::Json(attachment)))
+}
+
+/// Reads the multipart field `file` (at most `max` bytes), lets `check`
+/// refuse it by name and type, stores the bytes and records the attachment
+/// as uploaded by `by` (an agent, or a widget visitor's contact).
+pub(crate) async fn receive(
+    state: &AppState,
+    form: Result<Multipart, MultipartRejection>,
+    max: usize,
+    by: Option<uuid::Uuid>,
+    check: impl Fn(&str, &str) -> ApiResult<()>,
+) -> ApiResult<Attachment> {
     // A body that is not multipart gets the API's error format too.
     let mut form = form.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let max = state.config.max_upload_bytes;
     while let Some(mut field) = form
         .next_field()
         .await
@@ -60,6 +74,7 @@ async fn upload(
                 .first_or_octet_stream()
                 .to_string()
         });
+        check(&filename, &content_type)?;
         let mut bytes = Vec::new();
         while let Some(chunk) = field
             .chunk()
@@ -72,17 +87,14 @@ async fn upload(
             bytes.extend_from_slice(&chunk);
         }
         let sha256 = state.blobs.put(&bytes).await.map_err(ApiError::internal)?;
-        let attachment = state
-            .store
-            .create_attachment(NewAttachment {
-                sha256: &sha256,
-                filename: &filename,
-                content_type: &content_type,
-                size: bytes.len() as i64,
-                uploaded_by: Some(who.agent.id),
-            })
-            .await?;
-        return Ok((StatusCode::CREATED, axum::Json(attachment)));
+        let new = NewAttachment {
+            sha256: &sha256,
+            filename: &filename,
+            content_type: &content_type,
+            size: bytes.len() as i64,
+            uploaded_by: by,
+        };
+        return Ok(state.store.create_attachment(new).await?);
     }
     Err(ApiError::BadRequest(
         "multipart field `file` is missing".into(),
@@ -117,6 +129,12 @@ async fn download(
         None if uploaded_by == Some(who.agent.id) || who.is_admin() => {}
         None => return Err(ApiError::NotFound),
     }
+    send_file(&state, &a).await
+}
+
+/// The attachment's bytes, streamed, with headers that keep any active
+/// content from running on kefu's origin.
+pub(crate) async fn send_file(state: &AppState, a: &Attachment) -> ApiResult<Response> {
     let path = state.blobs.path(&a.sha256).ok_or(ApiError::NotFound)?;
     let file = tokio::fs::File::open(&path)
         .await

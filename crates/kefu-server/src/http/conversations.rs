@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_tag))
         .routes(routes!(list_messages, add_message))
         .routes(routes!(merge))
+        .routes(routes!(mark_read))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -49,12 +50,21 @@ struct ListQuery {
 }
 
 /// Conversations the caller may see, most recent activity first.
-#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = Paged<Conversation>)))]
+/// A conversation in a list, with the caller's unread count.
+#[derive(Serialize, ToSchema)]
+struct ConversationItem {
+    #[serde(flatten)]
+    conversation: Conversation,
+    /// Incoming messages after the caller's read position.
+    unread: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = Paged<ConversationItem>)))]
 async fn list(
     State(state): State<AppState>,
     who: Principal,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Paged<Conversation>>> {
+) -> ApiResult<axum::Json<Paged<ConversationItem>>> {
     let assignee = match q.assignee_id.as_deref() {
         None => None,
         Some("none") => Some(None),
@@ -73,13 +83,47 @@ async fn list(
         cursor: q.cursor,
         limit: page_limit(q.limit),
     };
-    Ok(axum::Json(
-        state
-            .store
-            .list_conversations(who.visibility(), &filter)
-            .await?
-            .into(),
-    ))
+    let page = state
+        .store
+        .list_conversations(who.visibility(), &filter)
+        .await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|c| c.id).collect();
+    let unread = state.store.unread_counts(who.agent.id, &ids).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|c| ConversationItem {
+            unread: unread.get(&c.id).copied().unwrap_or(0),
+            conversation: c,
+        })
+        .collect();
+    Ok(axum::Json(Paged {
+        items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReadUpTo {
+    /// The sequence number of the newest message the agent has seen.
+    seq: i64,
+}
+
+/// Records that the caller has read the conversation up to `seq`.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "conversations", params(("id" = Uuid, Path)), request_body = ReadUpTo, responses((status = 204), (status = 404)))]
+async fn mark_read(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<Uuid>,
+    Json(body): Json<ReadUpTo>,
+) -> ApiResult<StatusCode> {
+    let c = visible(&state, &who, id).await?;
+    state
+        .store
+        .mark_read(who.agent.id, id, body.seq.clamp(0, c.last_seq))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize, ToSchema)]

@@ -2,7 +2,7 @@
 //! routes and their OpenAPI paths; `api_router` merges them.
 
 mod agents;
-mod attachments;
+pub(crate) mod attachments;
 mod audit;
 mod auth;
 mod canned;
@@ -10,6 +10,7 @@ mod contacts;
 mod conversations;
 mod inboxes;
 pub mod ops;
+mod reports;
 mod tags;
 mod teams;
 pub mod tokens;
@@ -28,7 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
     tags(
         (name = "auth"), (name = "agents"), (name = "tokens"), (name = "teams"), (name = "inboxes"),
         (name = "contacts"), (name = "conversations"), (name = "attachments"), (name = "tags"),
-        (name = "canned_responses"), (name = "audit"), (name = "widget"),
+        (name = "canned_responses"), (name = "audit"), (name = "widget"), (name = "reports"),
     )
 )]
 struct ApiDoc;
@@ -64,6 +65,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(tags::router())
         .merge(canned::router())
         .merge(audit::router())
+        .merge(reports::router())
         .merge(widget::router().layer(widget_cors()))
 }
 
@@ -74,7 +76,10 @@ fn widget_cors() -> tower_http::cors::CorsLayer {
     tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static(widget::VISITOR_TOKEN_HEADER),
+        ])
         .max_age(std::time::Duration::from_secs(3600))
 }
 

@@ -18,9 +18,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
+    // The upload enforces its own size limit; the router-wide JSON limit
+    // applies to the rest.
     OpenApiRouter::new()
+        .routes(routes!(upload))
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .routes(routes!(config))
         .routes(routes!(session))
+        .routes(routes!(download))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -279,4 +284,86 @@ mod tests {
         assert_eq!((i.kind.as_str(), i.value.as_str()), ("site_user", "User:7"));
         assert!(identity_of("").is_err());
     }
+}
+
+// ------------------------------------------------------------ attachments
+
+/// What customers may upload: pictures, PDFs, text and office documents.
+const VISITOR_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/zip",
+];
+
+/// Customers' files are smaller than agents' (10 MiB or the server limit).
+const VISITOR_MAX_BYTES: usize = 10 * 1024 * 1024;
+
+pub const VISITOR_TOKEN_HEADER: &str = "x-visitor-token";
+
+async fn visitor_claims(state: &AppState, token: &str) -> ApiResult<Claims> {
+    let key = state.visitor_key().await?;
+    visitor::verify(&key, token, kefu_core::time::now().timestamp()).ok_or(ApiError::Unauthorized)
+}
+
+/// Uploads a customer's file (multipart field `file`, header X-Visitor-Token);
+/// send its id in the `attachment_ids` of a widget `send`.
+#[utoipa::path(post, path = "/api/widget/v1/attachments", tag = "widget", request_body(content_type = "multipart/form-data", description = "field `file`"),
+    responses((status = 201, body = kefu_core::Attachment), (status = 401), (status = 413), (status = 422)))]
+async fn upload(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<(axum::http::StatusCode, axum::Json<kefu_core::Attachment>)> {
+    state.widget_per_ip.check(&addr.ip())?;
+    let token = headers
+        .get(VISITOR_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized)?;
+    let claims = visitor_claims(&state, token).await?;
+    let max = VISITOR_MAX_BYTES.min(state.config.max_upload_bytes);
+    let allowed = |_: &str, content_type: &str| {
+        if VISITOR_TYPES.contains(&content_type) {
+            Ok(())
+        } else {
+            Err(ApiError::Unprocessable(format!(
+                "files of type {content_type} are not accepted"
+            )))
+        }
+    };
+    let a = super::attachments::receive(&state, form, max, Some(claims.c), allowed).await?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(a)))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct FileQuery {
+    /// The visitor token (a query parameter, so `<img src>` works).
+    token: String,
+}
+
+/// A file of one of the visitor's conversations (or one they uploaded).
+#[utoipa::path(get, path = "/api/widget/v1/attachments/{id}", tag = "widget", params(("id" = Uuid, Path), FileQuery), responses((status = 200, description = "the file"), (status = 404)))]
+async fn download(
+    State(state): State<AppState>,
+    crate::extract::Path(id): crate::extract::Path<Uuid>,
+    Query(q): Query<FileQuery>,
+) -> ApiResult<axum::response::Response> {
+    let claims = visitor_claims(&state, &q.token).await?;
+    let (a, conversation, uploaded_by) = state.store.attachment(id).await?;
+    let mine = match conversation {
+        Some(c) => state.store.conversation(c).await?.contact_id == claims.c,
+        None => uploaded_by == Some(claims.c),
+    };
+    if !mine {
+        return Err(ApiError::NotFound);
+    }
+    super::attachments::send_file(&state, &a).await
 }

@@ -247,13 +247,19 @@ impl Session<'_> {
         if client_id.is_empty() || client_id.len() > 100 {
             return Err(("rejected", "client_id: 1 to 100 characters".into()));
         }
-        if !attachment_ids.is_empty() {
-            return Err((
-                "rejected",
-                "attachments are not accepted on this socket yet".into(),
-            ));
+        for a in &attachment_ids {
+            match self.state.store.attachment(*a).await {
+                Ok((_, None, Some(by))) if by == self.visitor.contact_id => {}
+                _ => {
+                    return Err((
+                        "rejected",
+                        format!("attachment {a} is not one you uploaded"),
+                    ));
+                }
+            }
         }
         let mut m = NewMessage::text(Direction::Incoming, text);
+        m.attachment_ids = attachment_ids;
         m.external_id = Some(format!("w:{client_id}"));
         m.validate().map_err(|e| ("rejected", e.to_string()))?;
         let store = &self.state.store;
