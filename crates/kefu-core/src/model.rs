@@ -420,6 +420,9 @@ impl NewMessage {
             ));
         }
         v::opt_text(&mut self.external_id, "external_id", 1, 300)?;
+        if let Some(h) = &self.html {
+            self.html = Some(v::html("html", h)?);
+        }
         v::object("metadata", &self.metadata)?;
         if self.attachment_ids.len() > 20 {
             return Err(ValidationError::new(

@@ -166,6 +166,16 @@ pub fn opt_color(c: &Option<String>) -> R<()> {
     }
 }
 
+/// HTML from users or mail, made safe to show: scripts, event handlers,
+/// `javascript:` links and unknown tags are removed (ammonia's allow-list);
+/// links open with `rel="noopener noreferrer"`.
+pub fn html(field: &str, value: &str) -> R<String> {
+    if value.len() > 512 * 1024 {
+        return Err(ValidationError::new(field, "larger than 512 KiB"));
+    }
+    Ok(ammonia::clean(value))
+}
+
 pub fn shortcut(s: &str) -> R<String> {
     let t = text("shortcut", s.trim_start_matches('/'), 1, 64)?;
     if t.chars().any(char::is_whitespace) {
@@ -224,6 +234,22 @@ mod tests {
             value: "x".into(),
         };
         assert!(identity(&mut bad).is_err());
+    }
+
+    #[test]
+    fn html_is_sanitized() {
+        let dirty = r#"<p>您好<img src=x onerror=alert(1)><script>alert(2)</script><a href="javascript:alert(3)">链接</a><b>粗体</b></p>"#;
+        let clean = html("html", dirty).unwrap();
+        assert!(
+            !clean.contains("onerror")
+                && !clean.contains("script")
+                && !clean.contains("javascript:"),
+            "{clean}"
+        );
+        assert!(
+            clean.contains("<b>粗体</b>") && clean.contains("您好"),
+            "{clean}"
+        );
     }
 
     #[test]
