@@ -1,0 +1,151 @@
+// What the console knows: the agent, the organisation's agents, teams,
+// inboxes and tags, every conversation seen so far (from lists and live
+// frames), unread counts, last-message previews and who is typing. Modules
+// read it directly and call `changed()` to have the screen redrawn.
+
+import { get } from './api.js';
+import { L } from './dom.js';
+
+export const state = {
+  me: null,
+  agents: new Map(),
+  teams: new Map(),
+  inboxes: new Map(),
+  tags: [],
+  convs: new Map(),
+  contacts: new Map(),
+  previews: new Map(),
+  unread: new Map(),
+  typing: new Map(), // conversation id -> {name, until}
+  contactRead: new Map(), // conversation id -> seq the customer read up to
+  online: new Set(),
+  view: { kind: 'mine', value: null, status: 'open', q: '' },
+  openId: null,
+  connection: 'connecting',
+};
+
+const listeners = new Set();
+let queued = false;
+export function onChange(fn) { listeners.add(fn); }
+/** Redraws once per task, however often it is called. */
+export function changed() {
+  if (queued) return;
+  queued = true;
+  queueMicrotask(() => {
+    queued = false;
+    for (const fn of listeners) fn();
+  });
+}
+
+export async function loadDirectory() {
+  const [agents, teams, inboxes, tags] = await Promise.all([
+    get('/api/v1/agents'), get('/api/v1/teams'), get('/api/v1/inboxes'), get('/api/v1/tags'),
+  ]);
+  state.agents = new Map(agents.map((a) => [a.id, a]));
+  state.teams = new Map(teams.map((t) => [t.id, t]));
+  state.inboxes = new Map(inboxes.map((i) => [i.id, i]));
+  state.tags = tags;
+  changed();
+}
+
+// ---------------------------------------------------------------- read marks
+// The last seq the agent has seen per conversation, kept in this browser.
+const markKey = () => `kefu.read.${state.me.id}`;
+let marks = null;
+function readMarks() {
+  if (!marks) {
+    try { marks = JSON.parse(localStorage.getItem(markKey())) || {}; } catch { marks = {}; }
+  }
+  return marks;
+}
+const counted = new Map(); // conversation id -> highest seq already counted
+export function markRead(id, seq) {
+  const m = readMarks();
+  state.unread.set(id, 0);
+  if ((counted.get(id) || 0) < seq) counted.set(id, seq);
+  if ((m[id] || 0) >= seq) return;
+  m[id] = seq;
+  const keys = Object.keys(m);
+  if (keys.length > 1000) for (const k of keys.slice(0, keys.length - 1000)) delete m[k];
+  try { localStorage.setItem(markKey(), JSON.stringify(m)); } catch { /* full */ }
+}
+
+/** Adds or refreshes a conversation; returns the cached object. */
+export function remember(c) {
+  const old = state.convs.get(c.id);
+  state.convs.set(c.id, c);
+  if (!old && !state.unread.has(c.id)) {
+    const mark = readMarks()[c.id];
+    // Never opened here: unread while it waits for a first answer.
+    state.unread.set(c.id, mark != null ? Math.max(0, c.last_seq - mark) : c.status === 'open' && !c.first_response_at ? c.last_seq : 0);
+    counted.set(c.id, c.last_seq);
+  }
+  return c;
+}
+
+/** A new customer message arrived where the agent is not looking. */
+export function countUnread(id, seq) {
+  if (seq <= (counted.get(id) || 0)) return;
+  counted.set(id, seq);
+  state.unread.set(id, (state.unread.get(id) || 0) + 1);
+}
+
+export async function conversation(id) {
+  return state.convs.get(id) || remember(await get(`/api/v1/conversations/${id}`));
+}
+
+/** The contact, fetched once; null until it arrives. */
+export function contact(id) {
+  const c = state.contacts.get(id);
+  if (c === undefined) {
+    state.contacts.set(id, null);
+    get(`/api/v1/contacts/${id}`).then((x) => { state.contacts.set(id, x); changed(); }, () => {});
+    return null;
+  }
+  return c;
+}
+
+export function contactName(c) {
+  if (!c) return L('访客', 'Visitor');
+  return c.name || c.email || c.phone || `${L('访客', 'Visitor')} ${c.id.slice(-4)}`;
+}
+
+export const agentName = (id) => state.agents.get(id)?.name || L('客服', 'Agent');
+
+// --------------------------------------------------------------------- views
+export function matches(view, c, withStatus = true) {
+  if (withStatus && view.status && view.kind !== 'status' && c.status !== view.status) return false;
+  switch (view.kind) {
+    case 'mine': return c.assignee_id === state.me.id;
+    case 'unassigned': return !c.assignee_id;
+    case 'status': return c.status === view.value;
+    case 'inbox': return c.inbox_id === view.value;
+    case 'tag': return c.tags.includes(view.value);
+    default: return true;
+  }
+}
+
+export function viewQuery(view) {
+  const q = { limit: 50 };
+  if (view.status && view.kind !== 'status') q.status = view.status;
+  if (view.q) q.q = view.q;
+  if (view.kind === 'mine') q.assignee_id = state.me.id;
+  if (view.kind === 'unassigned') q.assignee_id = 'none';
+  if (view.kind === 'status') q.status = view.value;
+  if (view.kind === 'inbox') q.inbox_id = view.value;
+  if (view.kind === 'tag') q.tag = view.value;
+  return q;
+}
+
+/** Conversations with unread messages in a view (status filter aside). */
+export function unreadIn(view) {
+  let n = 0;
+  for (const c of state.convs.values()) if (state.unread.get(c.id) && matches(view, c, false)) n++;
+  return n;
+}
+
+export function totalUnread() {
+  let n = 0;
+  for (const v of state.unread.values()) n += v;
+  return n;
+}
