@@ -22,7 +22,7 @@
     read: '已读', typing: ' 正在输入…', agent: '客服', rate: '请为本次服务评分', comment: '还有什么想告诉我们的吗？（可选）',
     rateSend: '提交评价', skip: '跳过', thanks: '感谢您的评价！', prechat: '开始对话前，请留下您的联系方式',
     name: '姓名', phone: '电话', start: '开始对话', reconnecting: '网络中断，正在重新连接…', conv: '会话 #',
-    error: '暂时无法连接客服，请稍后再试。', file: '附件：'
+    error: '暂时无法连接客服，请稍后再试。', file: '附件：', attach: '发送图片或文件', tooLarge: '文件不能超过 10 MB', badType: '不支持这种文件类型', uploading: '上传中…'
   } : {
     title: 'Chat with us', greeting: 'Hi there! How can we help?', open: 'Open chat', close: 'Close',
     placeholder: 'Type a message…', send: 'Send', away: 'We are away right now', online: 'We are online · we usually reply in minutes',
@@ -31,7 +31,7 @@
     read: 'Read', typing: ' is typing…', agent: 'Support', rate: 'How would you rate this conversation?', comment: 'Anything else you want to tell us? (optional)',
     rateSend: 'Send rating', skip: 'Skip', thanks: 'Thank you for your rating!', prechat: 'Before we start, how can we reach you?',
     name: 'Name', phone: 'Phone', start: 'Start chat', reconnecting: 'Connection lost, reconnecting…', conv: 'Conversation #',
-    error: 'Cannot reach support right now. Please try again later.', file: 'Attachment: '
+    error: 'Cannot reach support right now. Please try again later.', file: 'Attachment: ', attach: 'Send a picture or file', tooLarge: 'Files are limited to 10 MB', badType: 'This type of file is not accepted', uploading: 'Uploading…'
   };
 
   // ------------------------------------------------------------ storage ---
@@ -101,6 +101,10 @@
   var CHAT = 'M5 3h14a3 3 0 0 1 3 3v9a3 3 0 0 1-3 3h-7.6L6 21.5V18H5a3 3 0 0 1-3-3V6a3 3 0 0 1 3-3z';
   var CLOSE = 'M6 6l12 12M18 6L6 18';
   var SEND = 'M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z';
+  var CLIP = 'M20 11.5l-7.8 7.8a5 5 0 0 1-7.1-7.1l8.2-8.2a3.3 3.3 0 0 1 4.7 4.7l-8.2 8.2a1.7 1.7 0 0 1-2.4-2.4l7.5-7.5';
+  // What the server accepts from customers (10 MiB at most).
+  var TYPES = /^(image\/(png|jpeg|gif|webp)|application\/(pdf|zip|msword|vnd\.ms-excel|vnd\.openxmlformats-officedocument\.(wordprocessingml\.document|spreadsheetml\.sheet))|text\/plain)$/;
+  var MAX_FILE = 10 * 1024 * 1024;
 
   var CSS = [
     ':host{all:initial}',
@@ -151,7 +155,13 @@
     '.btn.ghost{background:#eef0f3;color:#374151}',
     '.pre{padding:16px;border-top:1px solid #eceef1;display:flex;flex-direction:column;gap:8px}',
     '.pre p{margin:0 0 4px;font-weight:600}',
-    '.comp{display:flex;align-items:flex-end;gap:8px;padding:10px 10px 10px 16px;border-top:1px solid #eceef1;background:#fff}',
+    '.comp{display:flex;align-items:flex-end;gap:6px;padding:10px 10px 10px 8px;border-top:1px solid #eceef1;background:#fff}',
+    '.clip{width:36px;height:38px;border:0;border-radius:8px;background:transparent;color:#6b7280;display:flex;align-items:center;justify-content:center;flex:none}',
+    '.clip:hover{background:#f1f3f5}',
+    '.clip svg{width:20px;height:20px;stroke:currentColor;stroke-width:1.8;stroke-linecap:round;fill:none}',
+    '.att{display:block;max-width:220px;max-height:240px;border-radius:12px;margin-top:4px;border:1px solid #e7e9ec;background:#fff}',
+    '.file{display:flex;gap:6px;align-items:center;margin-top:4px;padding:8px 12px;border-radius:12px;background:#fff;border:1px solid #e7e9ec;color:#1f2328;text-decoration:none;word-break:break-all}',
+    '.file svg{width:16px;height:16px;flex:none;stroke:currentColor;stroke-width:1.8;fill:none}',
     '.comp textarea{flex:1;border:0;outline:0;resize:none;font:inherit;font-size:15px;line-height:1.45;max-height:120px;padding:7px 0;background:transparent;color:inherit}',
     '.send{width:38px;height:38px;border:0;border-radius:50%;background:var(--kf);color:var(--fg);display:flex;align-items:center;justify-content:center;flex:none}',
     '.send:disabled{opacity:.4;cursor:default}',
@@ -219,6 +229,17 @@
   sendBtn.type = 'submit';
   sendBtn.setAttribute('aria-label', T.send);
   sendBtn.appendChild(icon(SEND));
+  var clip = h('button', 'clip');
+  clip.type = 'button';
+  clip.setAttribute('aria-label', T.attach);
+  clip.title = T.attach;
+  clip.appendChild(icon(CLIP));
+  var picker = h('input');
+  picker.type = 'file';
+  picker.accept = 'image/*,.pdf,.txt,.doc,.docx,.xls,.xlsx,.zip';
+  picker.hidden = true;
+  comp.appendChild(clip);
+  comp.appendChild(picker);
   comp.appendChild(input);
   comp.appendChild(sendBtn);
   [head, note, errBar, body, pre, comp].forEach(function (e) { panel.appendChild(e); });
@@ -274,15 +295,14 @@
     badge.hidden = !unread;
     badge.textContent = unread > 99 ? '99+' : String(unread);
     drawNote(online);
-    errBar.hidden = !(failedStart || (started && !ready && backoff > 1));
-    errBar.textContent = failedStart ? T.error : T.reconnecting;
+    errBar.hidden = !(flashText || failedStart || (started && !ready && backoff > 1));
+    errBar.textContent = flashText || (failedStart ? T.error : T.reconnecting);
     var needPre = needPrechat();
     pre.hidden = !needPre;
     comp.hidden = needPre;
     if (needPre && !pre.firstChild) drawPrechat();
     sendBtn.disabled = !input.value.trim();
 
-    var stick = body.scrollHeight - body.scrollTop - body.clientHeight < 60;
     var out = document.createDocumentFragment();
     var greeting = textOf((cfg.settings || {}).greeting) || T.greeting;
     out.appendChild(agentRow(null, greeting, null));
@@ -292,7 +312,7 @@
       if (list.length > 1 && msgs.length) out.appendChild(h('div', 'sep', T.conv + c.info.number + ' · ' + when(c.info.created_at, true)));
       msgs.forEach(function (m) {
         if (m.direction === 'incoming') {
-          var row = mineRow(m.text, when(m.created_at));
+          var row = mineRow(m.text, when(m.created_at), m.attachments);
           lastMine = { row: row, m: m };
           out.appendChild(row);
         } else {
@@ -304,11 +324,11 @@
       lastMine.row.querySelector('.meta').textContent += ' · ' + T.read;
     }
     pending.forEach(function (p) {
-      var row = mineRow(p.text, p.error ? T.failed : T.sending);
+      var row = mineRow(p.text || (p.file ? T.file + p.file.name : ''), p.error ? T.failed : p.uploading ? T.uploading : T.sending);
       row.className += p.error ? ' fail' : ' pend';
       if (p.error) {
         row.title = p.error;
-        row.onclick = function () { p.error = null; flush(); render(); };
+        row.onclick = function () { p.error = null; if (p.blob && !p.attachment) upload(p); else flush(); render(); };
       }
       out.appendChild(row);
     });
@@ -316,10 +336,12 @@
     var card = csatCard();
     if (card) out.appendChild(card);
     body.replaceChildren ? body.replaceChildren(out) : (body.textContent = '', body.appendChild(out));
-    if (stick || drawScroll) body.scrollTop = body.scrollHeight;
+    if (stuck || drawScroll) body.scrollTop = body.scrollHeight;
     drawScroll = false;
   }
-  var drawScroll = true;
+  // Follow new messages unless the visitor scrolled up to read.
+  var drawScroll = true, stuck = true;
+  body.onscroll = function () { stuck = body.scrollHeight - body.scrollTop - body.clientHeight < 60; };
 
   function when(iso, withDate) {
     var d = new Date(iso);
@@ -327,9 +349,10 @@
     var t = ('0' + d.getHours()).slice(-2) + ':' + ('0' + d.getMinutes()).slice(-2);
     return withDate || d.toDateString() !== new Date().toDateString() ? (d.getMonth() + 1) + '/' + d.getDate() + ' ' + t : t;
   }
-  function mineRow(text, meta) {
+  function mineRow(text, meta, attachments) {
     var row = h('div', 'row me'), col = h('div', 'col');
-    col.appendChild(h('div', 'bub', text));
+    if (text) col.appendChild(h('div', 'bub', text));
+    files(col, attachments);
     col.appendChild(h('div', 'meta', meta));
     row.appendChild(col);
     return row;
@@ -348,7 +371,7 @@
     row.appendChild(av);
     if (m) col.appendChild(h('div', 'meta', name + ' · ' + when(m.created_at)));
     if (text) col.appendChild(h('div', 'bub', text));
-    (attachments || []).forEach(function (a) { col.appendChild(h('div', 'bub', T.file + a.filename)); });
+    files(col, attachments);
     row.appendChild(col);
     return row;
   }
@@ -356,6 +379,32 @@
   // Rebuilt only when what it says changes, so a half-typed email survives
   // the frames that redraw the panel.
   var noteSig = null;
+  // Pictures inline, other files as links; the visitor token authorises the
+  // download (a query parameter, so that <img src> works).
+  var fileEls = {};
+  function files(col, list) {
+    (list || []).forEach(function (a) {
+      // The same element each redraw: a picture is not loaded again.
+      if (fileEls[a.id]) return col.appendChild(fileEls[a.id]);
+      var url = BASE + '/api/widget/v1/attachments/' + encodeURIComponent(a.id) + '?token=' + encodeURIComponent(saved.token || '');
+      var link = h('a', /^image\//.test(a.content_type) ? null : 'file');
+      link.href = url;
+      link.target = '_blank';
+      link.rel = 'noopener';
+      if (/^image\//.test(a.content_type)) {
+        var img = h('img', 'att');
+        img.alt = a.filename;
+        img.onload = function () { if (stuck) body.scrollTop = body.scrollHeight; };
+        img.src = url;
+        link.appendChild(img);
+      } else {
+        link.appendChild(icon(CLIP));
+        link.appendChild(document.createTextNode(a.filename + ' · ' + Math.max(1, Math.round(a.size / 1024)) + ' KB'));
+      }
+      col.appendChild(fileEls[a.id] = link);
+    });
+  }
+
   function drawNote(online) {
     note.hidden = online;
     var sig = online + '|' + (saved.email || '');
@@ -521,7 +570,7 @@
         pending = pending.filter(function (x) { if (x.client_id === f.client_id) p = x; return x !== p; });
         c = conv(f.conversation_id);
         if (p && !c.msgs[f.message_id]) {
-          c.msgs[f.message_id] = { id: f.message_id, conversation_id: f.conversation_id, seq: f.seq, direction: 'incoming', text: p.text, attachments: [], created_at: new Date().toISOString() };
+          c.msgs[f.message_id] = { id: f.message_id, conversation_id: f.conversation_id, seq: f.seq, direction: 'incoming', text: p.text, attachments: p.attachment ? [p.attachment] : [], created_at: new Date().toISOString() };
         }
         if (saved.convs && saved.convs.indexOf(f.conversation_id) < 0) rememberConvs();
         break;
@@ -556,9 +605,10 @@
   // repeated client_id without storing it twice.
   function flush() {
     pending.forEach(function (p) {
-      if (p.error) return;
+      if (p.error || p.uploading) return;
       var a = active(), cid = p.conversation_id || (a && a.info.id);
       var f = { type: 'send', client_id: p.client_id, text: p.text };
+      if (p.attachment) f.attachment_ids = [p.attachment.id];
       if (cid) f.conversation_id = cid;
       frame(f);
     });
@@ -679,6 +729,47 @@
     render();
   }
   comp.onsubmit = function (e) { e.preventDefault(); submit(); };
+  clip.onclick = function () { picker.click(); };
+  picker.onchange = function () {
+    var file = picker.files && picker.files[0];
+    picker.value = '';
+    if (!file) return;
+    if (!TYPES.test(file.type) || file.size > MAX_FILE) {
+      flash(file.size > MAX_FILE ? T.tooLarge : T.badType);
+      return;
+    }
+    var a = active();
+    var p = { client_id: uuid(), text: '', conversation_id: a ? a.info.id : null, error: null, uploading: true, blob: file, file: { name: file.name } };
+    pending.push(p);
+    drawScroll = true;
+    render();
+    (saved.token && started ? Promise.resolve() : ensureSession({})).then(function () { upload(p); }, function () { p.uploading = false; p.error = T.error; render(); });
+  };
+  function upload(p) {
+    p.uploading = true;
+    var form = new FormData();
+    form.append('file', p.blob, p.blob.name);
+    fetch(BASE + '/api/widget/v1/attachments', { method: 'POST', headers: { 'X-Visitor-Token': saved.token }, body: form }).then(function (res) {
+      if (!res.ok) return res.json().catch(function () { return {}; }).then(function (b) { throw new Error((b.error && b.error.message) || res.status); });
+      return res.json();
+    }).then(function (att) {
+      p.attachment = att;
+      p.uploading = false;
+      flush();
+      render();
+    }, function (e) {
+      p.uploading = false;
+      p.error = String(e.message || e);
+      render();
+    });
+  }
+  var flashTimer = 0, flashText = '';
+  function flash(text) {
+    flashText = text;
+    clearTimeout(flashTimer);
+    flashTimer = setTimeout(function () { flashText = ''; render(); }, 4000);
+    render();
+  }
   input.onkeydown = function (e) {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
   };

@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { deflateSync } from 'node:zlib';
 import { ARTIFACTS, Client, launchBrowser, startHostSite, startKefu, stop } from './kefu.js';
 
 const XSS = '<img src=x onerror=alert(1)>';
@@ -46,6 +47,39 @@ before(async () => {
 });
 
 after(stop);
+
+/** A small PNG: a blue square with a white band, like a screenshot of an order. */
+function png(size = 96) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, 'ascii');
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32BE(crc(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, tail]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(size, 0);
+  ihdr.writeUInt32BE(size, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  const rows = [];
+  for (let y = 0; y < size; y++) {
+    const row = [0];
+    for (let x = 0; x < size; x++) row.push(...(y > size * 0.4 && y < size * 0.6 ? [255, 255, 255] : [15, 98, 254]));
+    rows.push(Buffer.from(row));
+  }
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.concat(rows))), chunk('IEND', Buffer.alloc(0))]);
+}
 
 /** A page that records every dialog (an XSS would open one) and page error. */
 async function newPage(options) {
@@ -152,6 +186,20 @@ test('a customer and an agent chat in real time across origins', async () => {
   await box.press('Enter');
   await w('.row:not(.me) .bub').filter({ hasText: '3 个工作日' }).waitFor(T);
 
+  // A picture from the customer shows in the console; a file from the agent
+  // reaches the customer as a link.
+  await w('input[type=file]').setInputFiles({ name: '订单截图.png', mimeType: 'image/png', buffer: png() });
+  const picture = agent.locator('.msg.incoming .attachment.image img');
+  await picture.waitFor(T);
+  await agent.waitForFunction(() => document.querySelector('.msg.incoming .attachment.image img')?.naturalWidth === 96, null, T);
+  await agent.locator('.composer input[type=file]').setInputFiles({ name: '退款说明.txt', mimeType: 'text/plain', buffer: Buffer.from('退款流程：1. 提交订单号 2. 等待审核') });
+  await agent.locator('.files .chip').filter({ hasText: '退款说明.txt' }).waitFor(T);
+  await box.fill('请查看附件中的退款说明。');
+  await box.press('Enter');
+  await w('.row:not(.me) a.file').filter({ hasText: '退款说明.txt' }).waitFor(T);
+  await w('.row.me img.att').waitFor(T);
+  assert.equal(await customer.evaluate(() => document.querySelector('#kefu-widget').shadowRoot.querySelector('img.att').naturalWidth), 96);
+
   await customer.waitForTimeout(300);
   await customer.screenshot({ path: path.join(ARTIFACTS, 'widget-desktop.png') });
   await agent.screenshot({ path: path.join(ARTIFACTS, 'console.png') });
@@ -215,11 +263,28 @@ test('the widget fills a phone screen, as in WeChat', async () => {
 
 test('settings: the widget snippet, a new agent, and signing out other devices', async () => {
   const agent = await agentConsole();
+  // Unread counts come from the server's read positions: the phone's
+  // message is unread until opened, and stays read after a reload.
+  await agent.click('[data-view="all:"]');
+  const phoneRow = agent.locator('.conv').filter({ hasText: '手机上可以聊天吗' });
+  assert.equal(await phoneRow.locator('.count').textContent(T), '1');
+  await phoneRow.click();
+  await agent.locator('.msg.incoming').first().waitFor(T);
+  await agent.waitForTimeout(1500); // the read position is posted after a second
+  await agent.reload();
+  await agent.locator('#conn.online').waitFor(T);
+  await phoneRow.waitFor(T);
+  assert.equal(await phoneRow.locator('.count').count(), 0);
+
   await agent.goto(`${kefu.base}/#/admin/inboxes`);
   const snippet = agent.locator('.snippet');
   await agent.waitForFunction(() => document.querySelector('.snippet')?.value.includes('widget.js'), null, T);
   assert.equal(await snippet.inputValue(), `<script src="${kefu.base}/widget.js" data-inbox="${inbox.token}" async></script>`);
   await agent.screenshot({ path: path.join(ARTIFACTS, 'console-settings.png') });
+
+  // The rating given in the first test shows in the satisfaction report.
+  await agent.click('a[href="#/admin/csat"]');
+  await agent.locator('table.data td').filter({ hasText: '5.00' }).first().waitFor(T);
 
   await agent.click('a[href="#/admin/agents"]');
   await agent.fill('.inline-form input[name=name]', '韩梅梅');
@@ -236,7 +301,7 @@ test('settings: the widget snippet, a new agent, and signing out other devices',
   await agent.click('#signout-others');
   await agent.locator('.toast').filter({ hasText: '已退出' }).waitFor(T);
   await assert.rejects(other.get('/api/v1/auth/me'), /401/);
-  assert.equal(await agent.locator('table.data tbody tr').count(), 1);
+  await agent.waitForFunction(() => document.querySelectorAll('table.data tbody tr').length === 1, null, T);
   await agent.context().close();
 });
 

@@ -10,6 +10,7 @@ const PAGES = {
   teams: [L('团队', 'Teams'), teamsPage],
   inboxes: [L('收件箱', 'Inboxes'), inboxesPage],
   canned: [L('快捷回复', 'Canned responses'), cannedPage],
+  csat: [L('满意度', 'Satisfaction'), csatPage],
 };
 
 export function drawAdmin(root, page) {
@@ -183,4 +184,22 @@ async function cannedPage(root, redraw) {
           h('button.secondary', { type: 'button', onclick: () => act(() => patch(`/api/v1/canned-responses/${c.id}`, { text: text.value }), redraw) }, L('保存', 'Save')),
           h('button.danger', { type: 'button', onclick: () => confirm(L('删除这条快捷回复？', 'Delete this canned response?')) && act(() => del(`/api/v1/canned-responses/${c.id}`), redraw, L('已删除', 'Deleted')) }, L('删除', 'Delete'))));
     })));
+}
+
+// --------------------------------------------------------------------- csat
+async function csatPage(root) {
+  const [agents, inboxes] = await Promise.all([get('/api/v1/reports/csat?by=agent'), get('/api/v1/reports/csat?by=inbox')]);
+  const stars = (avg) => `${'★'.repeat(Math.round(avg))}${'☆'.repeat(5 - Math.round(avg))}`;
+  const report = (title, r, name) => [
+    h('h3.report-title', title),
+    r.lines.length
+      ? table([title, L('评价数', 'Ratings'), L('平均分', 'Average'), '1', '2', '3', '4', '5'], r.lines.map((x) => h('tr',
+        h('td', name(x.id)), h('td', String(x.ratings)), h('td', h('span.stars', stars(x.average)), ` ${x.average.toFixed(2)}`),
+        x.distribution.map((n) => h('td', String(n))))))
+      : h('p.muted', L('这段时间还没有评价。', 'No ratings in this period.')),
+  ];
+  fill(root,
+    h('h2', L('客户满意度（近 30 天）', 'Customer satisfaction (last 30 days)')),
+    report(L('客服', 'Agent'), agents, (id) => (id ? state.agents.get(id)?.name || id : L('未分配', 'Unassigned'))),
+    report(L('收件箱', 'Inbox'), inboxes, (id) => state.inboxes.get(id)?.name || id || '—'));
 }

@@ -26,6 +26,15 @@ export async function api(path, { method = 'GET', body } = {}) {
 }
 
 export const get = (path) => api(path);
+
+/** Uploads one file (multipart field `file`); returns the attachment. */
+export async function upload(file) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  const res = await fetch('/api/v1/attachments', { method: 'POST', headers: { 'X-CSRF-Token': csrf }, body: form, credentials: 'same-origin' });
+  if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+  return res.json();
+}
 export const post = (path, body = {}) => api(path, { method: 'POST', body });
 export const patch = (path, body) => api(path, { method: 'PATCH', body });
 export const del = (path) => api(path, { method: 'DELETE' });

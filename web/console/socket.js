@@ -109,8 +109,8 @@ export class AgentSocket {
   }
 
   /** Queues a reply or note; it stays pending until acknowledged. */
-  sendMessage(conversation_id, text, note) {
-    const p = { client_id: uuid(), conversation_id, text, note, error: null, at: new Date().toISOString() };
+  sendMessage(conversation_id, text, note, attachments = []) {
+    const p = { client_id: uuid(), conversation_id, text, note, attachments, error: null, at: new Date().toISOString() };
     this.pending.set(p.client_id, p);
     this.sendPending(p);
     return p;
@@ -126,7 +126,10 @@ export class AgentSocket {
   }
 
   sendPending(p) {
-    this.send({ type: 'send', client_id: p.client_id, conversation_id: p.conversation_id, text: p.text, note: p.note });
+    this.send({
+      type: 'send', client_id: p.client_id, conversation_id: p.conversation_id, text: p.text, note: p.note,
+      attachment_ids: p.attachments.map((a) => a.id),
+    });
   }
 
   flush() {

@@ -3,7 +3,7 @@
 // frames), unread counts, last-message previews and who is typing. Modules
 // read it directly and call `changed()` to have the screen redrawn.
 
-import { get } from './api.js';
+import { get, post } from './api.js';
 import { L } from './dom.js';
 
 export const state = {
@@ -48,37 +48,40 @@ export async function loadDirectory() {
   changed();
 }
 
-// ---------------------------------------------------------------- read marks
-// The last seq the agent has seen per conversation, kept in this browser.
-const markKey = () => `kefu.read.${state.me.id}`;
-let marks = null;
-function readMarks() {
-  if (!marks) {
-    try { marks = JSON.parse(localStorage.getItem(markKey())) || {}; } catch { marks = {}; }
-  }
-  return marks;
-}
+// ------------------------------------------------------------------ unread
+// The server keeps each agent's read position per conversation and returns
+// the unread count with every list; between lists, new customer messages
+// count up here, and reading posts the position back.
 const counted = new Map(); // conversation id -> highest seq already counted
+const posted = new Map(); // conversation id -> read position sent to the server
+const timers = new Map();
+
 export function markRead(id, seq) {
-  const m = readMarks();
   state.unread.set(id, 0);
   if ((counted.get(id) || 0) < seq) counted.set(id, seq);
-  if ((m[id] || 0) >= seq) return;
-  m[id] = seq;
-  const keys = Object.keys(m);
-  if (keys.length > 1000) for (const k of keys.slice(0, keys.length - 1000)) delete m[k];
-  try { localStorage.setItem(markKey(), JSON.stringify(m)); } catch { /* full */ }
+  if ((posted.get(id) || 0) >= seq) return;
+  posted.set(id, seq);
+  // One request per conversation and second, however fast messages come.
+  if (timers.has(id)) return;
+  timers.set(id, setTimeout(() => {
+    timers.delete(id);
+    post(`/api/v1/conversations/${id}/read`, { seq: posted.get(id) }).catch(() => posted.delete(id));
+  }, 1000));
 }
 
-/** Adds or refreshes a conversation; returns the cached object. */
-export function remember(c) {
+/**
+ * Adds or refreshes a conversation; returns the cached object. A list item
+ * carries the caller's unread count, which is the truth at that moment.
+ */
+export function remember(item) {
+  const { unread, ...c } = item;
   const old = state.convs.get(c.id);
   state.convs.set(c.id, c);
-  if (!old && !state.unread.has(c.id)) {
-    const mark = readMarks()[c.id];
-    // Never opened here: unread while it waits for a first answer.
-    state.unread.set(c.id, mark != null ? Math.max(0, c.last_seq - mark) : c.status === 'open' && !c.first_response_at ? c.last_seq : 0);
+  if (typeof unread === 'number' && c.id !== state.openId) {
+    state.unread.set(c.id, unread);
     counted.set(c.id, c.last_seq);
+  } else if (!old && !state.unread.has(c.id)) {
+    state.unread.set(c.id, 0);
   }
   return c;
 }

@@ -3,7 +3,7 @@
 // canned responses on `/`, typing both ways, read receipts, and the actions
 // (assign, team, status, priority, tags) that go through the REST API.
 
-import { get, patch, post, del } from './api.js';
+import { get, patch, post, del, upload } from './api.js';
 import { h, fill, L, fmtTime, avatar, toast, STATUSES, PRIORITIES, statusName, priorityName } from './dom.js';
 import { state, changed, remember, markRead, contact, contactName, agentName, loadDirectory } from './state.js';
 import { setPreview } from './inbox.js';
@@ -19,7 +19,7 @@ export const threadResume = () => (cur && !cur.loading ? { [cur.id]: cur.maxSeq 
 
 export function mountThread(root, { onBack }) {
   els = { root, onBack };
-  fill(root, h('div.placeholder', h('div.placeholder-icon', '💬'), h('p', L('选择一个会话开始回复', 'Pick a conversation to reply'))));
+  fill(root, h('div.placeholder', h('div.placeholder-icon', { 'aria-hidden': 'true' }), h('p', L('选择一个会话开始回复', 'Pick a conversation to reply'))));
 }
 
 export async function openThread(id) {
@@ -77,7 +77,7 @@ export function onAck(f) {
   const p = f.pending;
   add({
     id: f.message_id, conversation_id: f.conversation_id, seq: f.seq, direction: p.note ? 'note' : 'outgoing',
-    sender_kind: 'agent', sender_id: state.me.id, text: p.text, attachments: [], created_at: p.at,
+    sender_kind: 'agent', sender_id: state.me.id, text: p.text, attachments: p.attachments, created_at: p.at,
   });
   markRead(cur.id, f.seq);
 }
@@ -142,14 +142,31 @@ function buildComposer(id) {
     },
   }, m === 'reply' ? L('回复', 'Reply') : L('内部备注', 'Private note')));
   const canned = h('ul.canned', { role: 'listbox', hidden: true });
-  const form = h('form.composer', h('div.composer-tabs', tabs), canned, box, h('div.composer-foot', h('span.hint', L('对客户可见', 'The customer sees replies')), sendBtn));
+  // Files are uploaded when picked and go with the next message.
+  let files = [];
+  const fileList = h('div.files');
+  const picker = h('input', { type: 'file', multiple: true, hidden: true });
+  const drawFiles = () => fill(fileList, files.map((a) => h('span.chip', a.filename,
+    h('button', { type: 'button', 'aria-label': L('移除', 'Remove'), onclick: () => { files = files.filter((x) => x !== a); drawFiles(); } }, '×'))));
+  picker.addEventListener('change', async () => {
+    for (const file of picker.files) {
+      try { files.push(await upload(file)); } catch (e) { toast(`${file.name}: ${e.message}`, 'error'); }
+    }
+    picker.value = '';
+    drawFiles();
+  });
+  const attach = h('button.secondary.small', { type: 'button', title: L('添加附件', 'Attach files'), onclick: () => picker.click() }, L('附件', 'Attach'));
+  const form = h('form.composer', h('div.composer-tabs', tabs), canned, fileList, box,
+    h('div.composer-foot', h('span.foot-left', attach, picker, h('span.hint', L('对客户可见', 'The customer sees replies'))), sendBtn));
   const submit = () => {
     const text = box.value.trim();
-    if (!text) return;
+    if (!text && !files.length) return;
     box.value = '';
     closeCanned();
     stopTyping();
-    const p = sock.sendMessage(id, text, mode === 'note');
+    const p = sock.sendMessage(id, text, mode === 'note', files);
+    files = [];
+    drawFiles();
     setPreview({ conversation_id: id, seq: cur?.maxSeq || 0, text, direction: p.note ? 'note' : 'outgoing', sender_id: state.me.id });
     els.stick = true;
     changed();
@@ -337,7 +354,7 @@ function drawMessages(c) {
   for (const p of sock.pending.values()) {
     if (p.conversation_id !== c.id) continue;
     rows.push(h(`li.msg.${p.note ? 'note' : 'outgoing'}.${p.error ? 'failed' : 'pending'}`, { 'data-client-id': p.client_id },
-      h('div.bubble', p.text),
+      h('div.bubble', p.text, p.attachments.map((a) => h('div.attachment', a.filename))),
       h('div.meta', p.error
         ? [`${L('发送失败', 'Not sent')}: ${p.error} · `,
           h('button.link', { type: 'button', onclick: () => { sock.retry(p); changed(); } }, L('重试', 'Retry')), ' · ',
@@ -349,12 +366,26 @@ function drawMessages(c) {
   if (els.stick) list.scrollTop = list.scrollHeight;
 }
 
+const pictures = new Map(); // attachment id -> its link, kept so redraws do not reload it
+function attachment(a) {
+  const href = `/api/v1/attachments/${encodeURIComponent(a.id)}`;
+  if (pictures.has(a.id)) return pictures.get(a.id);
+  if (/^image\/(png|jpeg|gif|webp)$/.test(a.content_type)) {
+    const img = h('img', { src: href, alt: a.filename });
+    img.addEventListener('load', () => { if (els?.stick) els.messages.scrollTop = els.messages.scrollHeight; });
+    const link = h('a.attachment.image', { href, target: '_blank', rel: 'noopener' }, img);
+    if (pictures.size > 500) pictures.clear();
+    pictures.set(a.id, link);
+    return link;
+  }
+  return h('a.attachment.file', { href, target: '_blank', rel: 'noopener' }, `${a.filename} · ${Math.max(1, Math.round(a.size / 1024))} KB`);
+}
+
 function message(m, who, readMark) {
   if (m.direction === 'system') return h('li.msg.system', { 'data-id': m.id }, h('div.bubble', m.text));
   const name = m.direction === 'incoming' ? contactName(who) : m.sender_id ? agentName(m.sender_id) : L('系统', 'System');
   return h(`li.msg.${m.direction}`, { 'data-id': m.id, 'data-seq': m.seq },
     h('div.meta', h('b', name), m.direction === 'note' ? h('span.note-tag', L('内部备注', 'Private note')) : null, h('time', { title: m.created_at }, fmtTime(m.created_at))),
-    h('div.bubble', m.text,
-      (m.attachments || []).map((a) => h('a.attachment', { href: `/api/v1/attachments/${a.id}`, target: '_blank', rel: 'noopener' }, `📎 ${a.filename}`))),
+    h('div.bubble', m.text, (m.attachments || []).map(attachment)),
     readMark ? h('div.receipt', L('已读', 'Read')) : null);
 }
