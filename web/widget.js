@@ -513,8 +513,10 @@
     if (ws || !saved.token) return;
     var sock = ws = new WebSocket(BASE.replace(/^http/, 'ws') + '/ws/widget');
     sock.onopen = function () {
+      // What is held resumes after it; the last ten conversations are
+      // replayed from the start when nothing of them is held.
       resumeSent = {};
-      Object.keys(convs).forEach(function (id) { resumeSent[id] = convs[id].held; });
+      Object.keys(convs).forEach(function (id) { if (convs[id].held) resumeSent[id] = convs[id].held; });
       (saved.convs || []).forEach(function (id) { if (!(id in resumeSent)) resumeSent[id] = 0; });
       lastHeard = Date.now();
       sock.send(JSON.stringify({ type: 'hello', token: saved.token, resume: resumeSent }));

@@ -33,10 +33,16 @@ export function mountInbox(root, { onOpen }) {
     more: h('button.more', { type: 'button', hidden: true, onclick: () => load(true) }, L('加载更多', 'Load more')),
     onOpen,
   };
+  // On narrow screens the sidebar is hidden: the same views in a menu.
+  els.viewSelect = h('select.view-select', { 'aria-label': L('视图', 'View') });
+  els.viewSelect.addEventListener('change', () => {
+    const [kind, ...rest] = els.viewSelect.value.split(':');
+    setView(kind, rest.join(':') || null);
+  });
   fill(root,
     els.views,
     h('section.list-pane',
-      h('header.list-head', h('div.list-title', els.title, status), search),
+      h('header.list-head', els.viewSelect, h('div.list-title', els.title, status), search),
       els.list, els.more));
   try {
     const v = JSON.parse(localStorage.getItem(`kefu.view.${state.me.id}`));
@@ -114,6 +120,16 @@ function tagDot(color) {
   return dot;
 }
 
+function drawViewSelect() {
+  const opt = (label, kind, value = '') => h('option', { value: `${kind}:${value}` }, label);
+  fill(els.viewSelect,
+    opt(L('我的', 'Mine'), 'mine'), opt(L('未分配', 'Unassigned'), 'unassigned'), opt(L('全部', 'All'), 'all'),
+    h('optgroup', { label: L('状态', 'Status') }, STATUSES.map((st) => opt(statusName(st), 'status', st))),
+    state.inboxes.size ? h('optgroup', { label: L('收件箱', 'Inboxes') }, [...state.inboxes.values()].map((i) => opt(i.name, 'inbox', i.id))) : null,
+    state.tags.length ? h('optgroup', { label: L('标签', 'Tags') }, state.tags.map((t) => opt(t.name, 'tag', t.name))) : null);
+  els.viewSelect.value = `${state.view.kind}:${state.view.value ?? ''}`;
+}
+
 function viewTitle() {
   const { kind, value } = state.view;
   if (kind === 'mine') return L('我的会话', 'Mine');
@@ -134,6 +150,7 @@ export function visibleConversations() {
 export function drawInbox() {
   if (!els) return;
   drawViews();
+  if (getComputedStyle(els.viewSelect).display !== 'none' && document.activeElement !== els.viewSelect) drawViewSelect();
   els.title.textContent = viewTitle();
   els.status.hidden = state.view.kind === 'status';
   const list = visibleConversations();
