@@ -102,9 +102,13 @@ export class Client {
   patch(p, body) { return this.call('PATCH', p, body); }
 }
 
-/** Serves a customer's site on another port: a shop page with the widget tag. */
-export async function startHostSite(kefuBase, inboxToken, title = '示例商城') {
-  const page = `<!doctype html>
+/**
+ * Serves a customer's site on another port: a shop page with the widget tag.
+ * Under /member the page is for a signed-in user: `member()` returns the
+ * window.kefuSettings that the site's server computed for this page view.
+ */
+export async function startHostSite(kefuBase, inboxToken, { title = '示例商城', member = null } = {}) {
+  const page = (settings) => `<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
@@ -123,12 +127,13 @@ export async function startHostSite(kefuBase, inboxToken, title = '示例商城'
   <div class="item"><b>智能手表 S3</b><span class="price">¥ 1299</span><p>一年质保</p></div>
   <div class="item"><b>便携充电宝</b><span class="price">¥ 159</span><p>顺丰包邮</p></div>
 </main>
+${settings ? `<script>window.kefuSettings = ${JSON.stringify(settings).replace(/</g, '\\u003c')};</script>` : ''}
 <script src="${kefuBase}/widget.js" data-inbox="${inboxToken}" async></script>
 </body></html>`;
   const server = createServer((req, res) => {
-    if (req.url === '/' || req.url.startsWith('/?')) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(page);
+    if (req.url === '/' || (req.url === '/member' && member)) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(page(req.url === '/member' ? member() : null));
     } else {
       res.writeHead(404);
       res.end();

@@ -10,6 +10,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
@@ -42,7 +43,13 @@ before(async () => {
   assert.match(keys.snippet, /widget\.js/);
   inbox.token = keys.public_token;
   await admin.post('/api/v1/canned-responses', { shortcut: 'refund', text: '退款会在 3 个工作日内原路退回。' });
-  site = await startHostSite(kefu.base, inbox.token);
+  // The shop signs its user's id on its server for every page view.
+  const member = () => {
+    const timestamp = Math.floor(Date.now() / 1000);
+    const identifier_hash = createHmac('sha256', keys.identity_secret).update(`10086${timestamp}`).digest('hex');
+    return { identifier: '10086', timestamp, identifier_hash, name: '张伟', email: 'zhangwei@example.com' };
+  };
+  site = await startHostSite(kefu.base, inbox.token, { member });
   browser = await launchBrowser();
 });
 
@@ -302,6 +309,44 @@ test('settings: the widget snippet, a new agent, and signing out other devices',
   await agent.locator('.toast').filter({ hasText: '已退出' }).waitFor(T);
   await assert.rejects(other.get('/api/v1/auth/me'), /401/);
   await agent.waitForFunction(() => document.querySelectorAll('table.data tbody tr').length === 1, null, T);
+  await agent.context().close();
+});
+
+test('a signed-in shop user finds their conversation on another device', async () => {
+  const open = async () => {
+    const page = await newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${site}member`);
+    await page.locator('#kefu-widget .launch').click(T);
+    return (sel) => page.locator(`#kefu-widget ${sel}`);
+  };
+  const laptop = await open();
+  await laptop('textarea').fill('我是会员张伟，积分没到账');
+  await laptop('textarea').press('Enter');
+  await laptop('.row.me:not(.pend) .bub').filter({ hasText: '积分没到账' }).waitFor(T);
+
+  // A fresh browser (no stored visitor token), a fresh signature: same history.
+  const phone = await open();
+  await phone('.row.me .bub').filter({ hasText: '积分没到账' }).waitFor(T);
+  assert.equal(await phone('.row.me .bub').filter({ hasText: '积分没到账' }).count(), 1);
+
+  // The console shows the verified identity in the contact panel.
+  const agent = await agentConsole();
+  await agent.click('[data-view="all:"]');
+  await agent.locator('.conv').filter({ hasText: '张伟' }).click(T);
+  await agent.locator('.identities li').filter({ hasText: 'site_user' }).filter({ hasText: '10086' }).waitFor(T);
+
+  // Assign, prioritise and tag it; the views follow.
+  await agent.selectOption('.actions select[aria-label="负责人"]', { label: '● 李雷（我）' });
+  await agent.selectOption('.actions select[aria-label="优先级"]', 'urgent');
+  await agent.fill('.tag-input', '会员');
+  await agent.press('.tag-input', 'Enter');
+  await agent.locator('.tags-row .chip').filter({ hasText: '会员' }).waitFor(T);
+  await agent.click('[data-view="mine:"]');
+  const mine = agent.locator('.conv').filter({ hasText: '张伟' });
+  await mine.locator('.prio').filter({ hasText: '紧急' }).waitFor(T);
+  await agent.click('[data-view="tag:会员"]');
+  await agent.locator('.conv').filter({ hasText: '张伟' }).waitFor(T);
+  assert.equal(await agent.locator('.conv').count(), 1);
   await agent.context().close();
 });
 
