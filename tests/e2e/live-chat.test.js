@@ -43,9 +43,12 @@ before(async () => {
   assert.match(keys.snippet, /widget\.js/);
   inbox.token = keys.public_token;
   await admin.post('/api/v1/canned-responses', { shortcut: 'refund', text: '退款会在 3 个工作日内原路退回。' });
-  // The shop signs its user's id on its server for every page view.
+  // The shop signs its user's id on its server for every page view. A hash
+  // is single-use and covers only identifier + timestamp (seconds), so two
+  // views in the same second would get the same, spent hash: move on a second.
+  let last = 0;
   const member = () => {
-    const timestamp = Math.floor(Date.now() / 1000);
+    const timestamp = (last = Math.max(Math.floor(Date.now() / 1000), last + 1));
     const identifier_hash = createHmac('sha256', keys.identity_secret).update(`10086${timestamp}`).digest('hex');
     return { identifier: '10086', timestamp, identifier_hash, name: '张伟', email: 'zhangwei@example.com' };
   };
