@@ -1,7 +1,11 @@
 /*! kefu chat widget. Embed with one tag:
  *   <script src="https://HOST/widget.js" data-inbox="PUBLIC_TOKEN" async></script>
- * Sites that know their user set, before the tag:
+ * Sites that know their user set, before the tag (hash signed per page view):
  *   window.kefuSettings = {identifier, timestamp, identifier_hash, name, email}
+ * The page may call window.kefu.open() / .close() / .toggle() / .reset().
+ * Look, from the inbox's settings.widget: color "#rrggbb", greeting and
+ * title (text or {zh, en}), position "left" | "right", prechat
+ * {fields: ["name", "email", "phone"], required: ["email"]}.
  * Protocol: docs/websocket-protocol.md. Everything users wrote is put into
  * the page with textContent, never as HTML. Kept dependency-free and small;
  * only APIs that WeChat's in-app browser has (no optional chaining either).
@@ -655,8 +659,9 @@
   function ensureSession(details) {
     var ks = window.kefuSettings || {};
     var id = ks.identifier ? String(ks.identifier) : null;
-    // The site's user signed out, or another one signed in: not their history.
-    if (saved.identifier && saved.identifier !== id) forget();
+    // The site's user signed in, out, or is someone else now: the stored
+    // visitor is not theirs (an anonymous token never becomes a verified one).
+    if ((saved.identifier || null) !== id) forget();
     var extra = {};
     ['name', 'email', 'phone'].forEach(function (k) { if (details[k] || ks[k]) extra[k] = String(details[k] || ks[k]); });
     var now = Date.now() / 1000, more = Object.keys(details).length > 0;
