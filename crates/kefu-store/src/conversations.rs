@@ -123,7 +123,7 @@ impl Store {
         let at = to_millis(now());
         let id = Uuid::now_v7();
         let message_id = Uuid::now_v7();
-        on_db!(self.db.writer(), p => {
+        let built = on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
             let sla: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
                 "SELECT sla_first_response_minutes, sla_resolution_minutes FROM inboxes WHERE id = $1",
@@ -150,43 +150,73 @@ impl Store {
             )
             .fetch_one(&mut *tx).await?;
             let last_seq = i64::from(new.message.is_some());
+            let outgoing = new.message.as_ref().is_some_and(|m| m.direction == kefu_core::Direction::Outgoing);
+            let first_response_at = outgoing.then_some(at);
             sqlx::query(
                 "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
                    assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
-                   resolution_due_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $9, $10, $11, $12, $10, $10)",
+                   first_response_at, resolution_due_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $9, $10, $11, $13, $12, $10, $10)",
             )
             .bind(id).bind(number).bind(new.inbox_id).bind(contact_id).bind(&new.subject)
             .bind(new.priority.as_str()).bind(new.assignee_id).bind(new.team_id).bind(last_seq).bind(at)
-            .bind(due(at, first_minutes)).bind(due(at, resolution_minutes))
+            .bind(due(at, first_minutes)).bind(due(at, resolution_minutes)).bind(first_response_at)
             .execute(&mut *tx).await?;
             tag_conversation!(tx, id, &new.tags);
+            let mut sender = (kefu_core::SenderKind::System, None);
             if let Some(m) = &new.message {
-                let (kind, sender) = crate::messages::sender_of(m, contact_id, agent);
-                insert_message!(tx, message_id, id, 1_i64, m, kind, sender, at);
-                if m.direction == kefu_core::Direction::Outgoing {
-                    sqlx::query("UPDATE conversations SET first_response_at = $2 WHERE id = $1")
-                        .bind(id).bind(at).execute(&mut *tx).await?;
-                }
+                sender = crate::messages::sender_of(m, contact_id, agent);
+                insert_message!(tx, message_id, id, 1_i64, m, sender.0, sender.1, at);
             }
             tx.commit().await?;
+            // Everything the answer holds is known here: build it rather than
+            // read it back (a create is the hottest write there is).
+            let mut tags = new.tags.clone();
+            tags.sort();
+            let conversation = Conversation {
+                id,
+                number,
+                inbox_id: new.inbox_id,
+                contact_id,
+                subject: new.subject.clone(),
+                status: ConversationStatus::Open,
+                snoozed_until: None,
+                priority: new.priority,
+                assignee_id: new.assignee_id,
+                team_id: new.team_id,
+                tags,
+                merged_into_id: None,
+                last_seq,
+                last_activity_at: ts(at),
+                first_response_due_at: due(at, first_minutes).map(ts),
+                first_response_at: first_response_at.map(ts),
+                resolution_due_at: due(at, resolution_minutes).map(ts),
+                resolved_at: None,
+                created_at: ts(at),
+                updated_at: ts(at),
+                csat_score: None,
+                csat_comment: None,
+            };
+            (conversation, sender)
         });
-        let conversation = self.conversation(id).await?;
+        let (conversation, (kind, sender)) = built;
         self.publish(Event::ConversationCreated {
             conversation: conversation.clone(),
         });
-        let message = match new.message {
-            Some(_) => {
-                let m = self.message(message_id).await?;
-                self.publish(Event::MessageCreated {
-                    inbox_id: conversation.inbox_id,
-                    contact_id: conversation.contact_id,
-                    message: m.clone(),
-                });
-                Some(m)
-            }
+        let message = match &new.message {
+            Some(m) if m.attachment_ids.is_empty() => Some(crate::messages::built(
+                message_id, id, 1, m, kind, sender, at,
+            )),
+            Some(_) => Some(self.message(message_id).await?),
             None => None,
         };
+        if let Some(m) = &message {
+            self.publish(Event::MessageCreated {
+                inbox_id: conversation.inbox_id,
+                contact_id: conversation.contact_id,
+                message: m.clone(),
+            });
+        }
         Ok((conversation, message))
     }
 

@@ -54,6 +54,33 @@ pub(crate) fn sender_of(
     }
 }
 
+/// The message as `insert_message!` stores it, for answering without
+/// reading it back (only when it has no attachments to load).
+pub(crate) fn built(
+    id: Uuid,
+    conversation_id: Uuid,
+    seq: i64,
+    m: &NewMessage,
+    kind: SenderKind,
+    sender: Option<Uuid>,
+    at: i64,
+) -> Message {
+    Message {
+        id,
+        conversation_id,
+        seq,
+        direction: m.direction,
+        sender_kind: kind,
+        sender_id: sender,
+        text: m.text.clone(),
+        html: m.html.clone(),
+        external_id: m.external_id.clone(),
+        metadata: m.metadata.clone(),
+        attachments: Vec::new(),
+        created_at: ts(m.created_at.map(to_millis).unwrap_or(at)),
+    }
+}
+
 /// Inside a transaction: inserts a message row and links its attachments,
 /// which must exist and not belong to another message yet.
 macro_rules! insert_message {
