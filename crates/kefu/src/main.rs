@@ -136,13 +136,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // Printed last: scripts and tests wait for this line.
     println!("kefu is listening on {public_url}");
-    let state = AppState::new(
-        store.clone(),
-        Blobs::new(config.attachments_dir()),
-        config.server.clone(),
-    );
+    // Links the server writes (widget snippet, setup link) need an absolute base.
+    let mut server_config = config.server.clone();
+    server_config.public_url = Some(public_url);
+    let state = AppState::new(store.clone(), Blobs::new(config.attachments_dir()), server_config);
     kefu_server::serve(listener, state, shutdown).await?;
-    store.close().await;
+    // The hub's LISTEN connection is never handed back to the pool, so a
+    // close would wait for it forever; give in-flight work a moment instead.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
     tracing::info!("kefu stopped");
     Ok(())
 }

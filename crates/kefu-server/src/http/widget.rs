@@ -114,6 +114,9 @@ async fn session(
     let (inbox, secret) = widget_inbox(&state, &req.inbox).await?;
     let details = Details::from(&req)?;
     let now = kefu_core::time::now().timestamp();
+    // A verified token keeps its expiry when resumed: only a fresh hash from
+    // the site earns another day, so a stolen token cannot be kept alive.
+    let mut keep_expiry = None;
     let (contact_id, verified) = match (&req.identifier, &req.token) {
         (Some(identifier), _) => (
             verified_contact(&state, secret.as_deref(), identifier, &req, now).await?,
@@ -124,6 +127,9 @@ async fn session(
             let claims = visitor::verify(&key, token, now)
                 .filter(|c| c.i == inbox.id)
                 .ok_or(ApiError::Unauthorized)?;
+            if claims.v {
+                keep_expiry = Some(claims.e);
+            }
             (claims.c, claims.v)
         }
         (None, None) => (
@@ -147,7 +153,7 @@ async fn session(
     } else {
         Duration::days(visitor::ANONYMOUS_TOKEN_DAYS)
     };
-    let expires_at = now + lifetime.num_seconds();
+    let expires_at = keep_expiry.unwrap_or(now + lifetime.num_seconds());
     let key = state.visitor_key().await?;
     let token = visitor::sign(
         &key,

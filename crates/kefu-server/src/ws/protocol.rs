@@ -47,7 +47,8 @@ pub enum Inbound {
         score: i64,
         comment: Option<String>,
     },
-    Ping,
+    /// A struct variant (not a unit one), so unknown fields are refused here too.
+    Ping {},
 }
 
 impl Inbound {
@@ -191,7 +192,7 @@ mod tests {
                 note: false
             })
         );
-        assert_eq!(Inbound::parse(r#"{"type":"ping"}"#), Ok(Inbound::Ping));
+        assert_eq!(Inbound::parse(r#"{"type":"ping"}"#), Ok(Inbound::Ping {}));
         let hello = format!(r#"{{"type":"hello","resume":{{"{id}":7}}}}"#);
         match Inbound::parse(&hello) {
             Ok(Inbound::Hello {

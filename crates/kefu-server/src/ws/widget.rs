@@ -215,7 +215,7 @@ impl Session<'_> {
                 Ok(()) => Ok(()),
                 Err(message) => conn.send(&Outbound::error("rejected", message)).await,
             },
-            Inbound::Ping => conn.send(&Outbound::Pong).await,
+            Inbound::Ping {} => conn.send(&Outbound::Pong).await,
             Inbound::Hello { .. } => {
                 conn.send(&Outbound::error("bad_frame", "hello was already received"))
                     .await
