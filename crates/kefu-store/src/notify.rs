@@ -3,7 +3,7 @@
 
 use crate::db::Db;
 use crate::{Result, Store};
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 
 /// A LISTEN on one channel. `recv` gives `Ok(None)` after the connection was
 /// lost and re-established: notifications may have been missed in between,
@@ -40,7 +40,14 @@ impl Store {
     pub async fn listen(&self, channel: &str) -> Result<Option<Listener>> {
         match &self.db {
             Db::Postgres(pool) => {
-                let mut inner = PgListener::connect_with(pool).await?;
+                // Its own connection, outside the shared pool: a LISTEN keeps
+                // its connection for as long as it lives, and `Store::close`
+                // waits for every pooled connection to come back (it hung
+                // `kefu serve` on SIGTERM).
+                let own = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_lazy_with((*pool.connect_options()).clone());
+                let mut inner = PgListener::connect_with(&own).await?;
                 inner.listen(channel).await?;
                 Ok(Some(Listener { inner }))
             }
