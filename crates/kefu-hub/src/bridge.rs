@@ -30,11 +30,11 @@ pub(crate) enum Wire {
     Signal(Signal),
 }
 
+/// One NOTIFY: several wires from one node, packed up to the payload limit.
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     node: Uuid,
-    #[serde(flatten)]
-    wire: Wire,
+    wires: Vec<Wire>,
 }
 
 fn wire_of(event: &Event) -> Wire {
@@ -56,25 +56,68 @@ fn wire_of(event: &Event) -> Wire {
     }
 }
 
-/// NOTIFYs the other nodes; a failure is logged, and their clients catch up
-/// at their next resync.
-pub(crate) async fn announce(hub: &Hub, wire: Wire) {
-    if hub.store.backend() != kefu_store::Backend::Postgres {
-        return;
+/// Queues a wire for the other nodes without waiting: local delivery never
+/// waits for PostgreSQL. A full queue drops the wire (other nodes' clients
+/// catch up at their next resync) rather than holding memory.
+pub(crate) fn announce(hub: &Hub, wire: Wire) {
+    if let Some(tx) = &hub.outbox {
+        if tx.try_send(wire).is_err() {
+            tracing::warn!("hub outbox full; a notification to other nodes was dropped");
+        }
     }
-    let Ok(payload) = serde_json::to_string(&Envelope {
-        node: hub.node,
-        wire,
-    }) else {
-        return;
-    };
-    if payload.len() > kefu_store::notify::MAX_NOTIFY_BYTES {
-        tracing::warn!(bytes = payload.len(), "hub notification too large; dropped");
-        return;
+}
+
+/// Sends queued wires as few NOTIFYs as fit: under load one NOTIFY carries
+/// dozens of events, so the notifier keeps up with the store.
+pub(crate) async fn pump_outbox(
+    hub: std::sync::Weak<Hub>,
+    mut rx: tokio::sync::mpsc::Receiver<Wire>,
+) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let Some(hub) = hub.upgrade() else { return };
+        for payload in pack(hub.node, std::mem::take(&mut batch)) {
+            if let Err(e) = hub.store.notify(CHANNEL, &payload).await {
+                tracing::warn!(error = %e, "NOTIFY failed");
+            }
+        }
     }
-    if let Err(e) = hub.store.notify(CHANNEL, &payload).await {
-        tracing::warn!(error = %e, "NOTIFY failed");
+}
+
+/// Splits wires into JSON payloads under PostgreSQL's NOTIFY limit.
+fn pack(node: Uuid, wires: Vec<Wire>) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut current: Vec<Wire> = Vec::new();
+    let mut size = 0;
+    for w in wires {
+        let len = serde_json::to_string(&w).map(|s| s.len()).unwrap_or(0) + 1;
+        if len + 100 > kefu_store::notify::MAX_NOTIFY_BYTES {
+            tracing::warn!(bytes = len, "hub notification too large; dropped");
+            continue;
+        }
+        if size + len + 100 > kefu_store::notify::MAX_NOTIFY_BYTES {
+            payloads.extend(
+                serde_json::to_string(&Envelope {
+                    node,
+                    wires: std::mem::take(&mut current),
+                })
+                .ok(),
+            );
+            size = 0;
+        }
+        size += len;
+        current.push(w);
     }
+    if !current.is_empty() {
+        payloads.extend(
+            serde_json::to_string(&Envelope {
+                node,
+                wires: current,
+            })
+            .ok(),
+        );
+    }
+    payloads
 }
 
 pub(crate) async fn pump_local(hub: Arc<Hub>, mut events: broadcast::Receiver<Event>) {
@@ -83,7 +126,7 @@ pub(crate) async fn pump_local(hub: Arc<Hub>, mut events: broadcast::Receiver<Ev
             Ok(event) => {
                 let wire = wire_of(&event);
                 hub.deliver(&HubMsg::Event(event));
-                announce(&hub, wire).await;
+                announce(&hub, wire);
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(missed = n, "hub fell behind the store; clients resync");
@@ -99,6 +142,7 @@ pub(crate) async fn pump_remote(hub: Arc<Hub>) {
         match hub.store.listen(CHANNEL).await {
             Ok(Some(l)) => break l,
             Ok(None) => return,
+            Err(e) if e.is_pool_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "LISTEN failed; retrying in 1 s");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -111,11 +155,13 @@ pub(crate) async fn pump_remote(hub: Arc<Hub>) {
             Ok(Some(payload)) => match serde_json::from_str::<Envelope>(&payload) {
                 Ok(env) if env.node == hub.node => {}
                 Ok(env) => {
-                    if let Some(msg) = materialize(&hub, env.wire).await {
-                        if let HubMsg::Signal(Signal::Presence { agent_id, online }) = &msg {
-                            hub.remote_presence(*agent_id, *online);
+                    for wire in env.wires {
+                        if let Some(msg) = materialize(&hub, wire).await {
+                            if let HubMsg::Signal(Signal::Presence { agent_id, online }) = &msg {
+                                hub.remote_presence(*agent_id, *online);
+                            }
+                            hub.deliver(&msg);
                         }
-                        hub.deliver(&msg);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "unreadable hub notification"),
@@ -124,6 +170,7 @@ pub(crate) async fn pump_remote(hub: Arc<Hub>) {
                 tracing::warn!("LISTEN connection was lost and restored; clients resync");
                 hub.resync_all();
             }
+            Err(e) if e.is_pool_closed() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "LISTEN failed; retrying in 1 s");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -162,4 +209,34 @@ async fn materialize(hub: &Hub, wire: Wire) -> Option<HubMsg> {
         },
     };
     Some(HubMsg::Event(event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wires_pack_under_the_notify_limit_and_round_trip() {
+        let node = Uuid::now_v7();
+        let wires: Vec<Wire> = (0..500)
+            .map(|_| Wire::Message {
+                message_id: Uuid::now_v7(),
+            })
+            .collect();
+        let payloads = pack(node, wires);
+        assert!(payloads.len() > 1, "500 wires need several payloads");
+        let mut seen = 0;
+        for p in &payloads {
+            assert!(
+                p.len() < kefu_store::notify::MAX_NOTIFY_BYTES,
+                "{} bytes",
+                p.len()
+            );
+            let env: Envelope = serde_json::from_str(p).unwrap();
+            assert_eq!(env.node, node);
+            seen += env.wires.len();
+        }
+        assert_eq!(seen, 500, "no wire lost");
+        assert!(pack(node, vec![]).is_empty());
+    }
 }

@@ -80,6 +80,8 @@ pub struct Hub {
     /// nodes, 1 while their Presence says online.
     presence: Mutex<HashMap<Uuid, i64>>,
     listening: tokio::sync::watch::Sender<bool>,
+    /// Wires waiting to be NOTIFYed to other nodes (PostgreSQL only).
+    outbox: Option<tokio::sync::mpsc::Sender<bridge::Wire>>,
     store: Store,
     /// Tells this node's own notifications apart from other nodes'.
     node: Uuid,
@@ -90,9 +92,11 @@ impl Hub {
     /// With PostgreSQL the LISTEN connects in the background;
     /// [`Hub::listening`] waits for it.
     pub fn start(store: Store) -> Arc<Hub> {
-        let (listening, _) =
-            tokio::sync::watch::channel(store.backend() != kefu_store::Backend::Postgres);
+        let postgres = store.backend() == kefu_store::Backend::Postgres;
+        let (listening, _) = tokio::sync::watch::channel(!postgres);
+        let (outbox, outbox_rx) = tokio::sync::mpsc::channel(16 * 1024);
         let hub = Arc::new(Hub {
+            outbox: postgres.then_some(outbox),
             topics: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
             listening,
@@ -100,8 +104,9 @@ impl Hub {
             node: Uuid::now_v7(),
         });
         tokio::spawn(bridge::pump_local(hub.clone(), store.subscribe()));
-        if store.backend() == kefu_store::Backend::Postgres {
+        if postgres {
             tokio::spawn(bridge::pump_remote(hub.clone()));
+            tokio::spawn(bridge::pump_outbox(Arc::downgrade(&hub), outbox_rx));
         }
         hub
     }
@@ -167,7 +172,7 @@ impl Hub {
     /// Sends a signal to local subscribers and, with PostgreSQL, to the other nodes.
     pub async fn signal(&self, signal: Signal) {
         self.deliver(&HubMsg::Signal(signal.clone()));
-        bridge::announce(self, bridge::Wire::Signal(signal)).await;
+        bridge::announce(self, bridge::Wire::Signal(signal));
     }
 
     /// Local fan-out to every topic the message concerns.

@@ -79,6 +79,11 @@ fn constraint_name(db: &dyn sqlx::error::DatabaseError) -> String {
 }
 
 impl StoreError {
+    /// The store was closed (the server is shutting down).
+    pub fn is_pool_closed(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::PoolClosed))
+    }
+
     pub fn is_conflict_on(&self, name: &str) -> bool {
         matches!(self, StoreError::Conflict { constraint } if constraint == name)
     }
