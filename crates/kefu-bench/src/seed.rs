@@ -7,7 +7,7 @@
 //! would take one transaction per conversation and half an hour for a million.
 //! The store is opened first so that the schema exists and is current; the
 //! rows follow it exactly (UUIDv7 ids made from the row's own creation time,
-//! milliseconds since the epoch, numbers taken from the `counters` row so the
+//! milliseconds since the epoch, numbers after the highest in use so the
 //! server goes on after them).
 
 use anyhow::{Context, bail};
@@ -196,11 +196,11 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
         let n = (to_add - done).min(per_transaction as u64);
         let rows = with_conn!(&mut conn, c, D => {
             let mut tx = c.begin().await?;
-            let last: i64 = sqlx::query_scalar(
-                "UPDATE counters SET value = value + $1 WHERE name = 'conversation_number' RETURNING value",
-            )
-            .bind(n as i64).fetch_one(&mut *tx).await?;
-            let first_number = last - n as i64 + 1;
+            // Numbers follow the highest in use (the server takes MAX + 1 on
+            // SQLite, and the sequence is moved past them below on PostgreSQL).
+            let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(number), 1000) FROM conversations")
+                .fetch_one(&mut *tx).await?;
+            let first_number = last + 1;
             // Made inside the transaction that reserved the numbers.
             let rows: Vec<Row> = (0..n)
                 .map(|k| {
@@ -277,6 +277,13 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     }
     let insert_seconds = started.elapsed().as_secs_f64();
 
+    if let Conn::Postgres(c) = &mut conn {
+        sqlx::query(
+            "SELECT setval('conversation_number_seq', (SELECT MAX(number) FROM conversations))",
+        )
+        .execute(&mut *c)
+        .await?;
+    }
     let analyze = Instant::now();
     with_conn!(&mut conn, c, D => {
         sqlx::query("ANALYZE").execute(&mut *c).await?;

@@ -123,13 +123,29 @@ impl Store {
         let at = to_millis(now());
         let id = Uuid::now_v7();
         let message_id = Uuid::now_v7();
+        // Read before the write transaction: SQLite has one writer, and every
+        // statement inside the transaction holds it longer.
+        let sla: Option<(Option<i64>, Option<i64>)> = on_db!(self.db.reader(), p =>
+            sqlx::query_as("SELECT sla_first_response_minutes, sla_resolution_minutes FROM inboxes WHERE id = $1")
+                .bind(new.inbox_id).fetch_optional(p).await?);
+        let (first_minutes, resolution_minutes) =
+            sla.ok_or_else(|| StoreError::Invalid("inbox_id: no such inbox".into()))?;
+        // Ticket numbers: with SQLite's single writer the next number is read
+        // inside the insert; PostgreSQL draws from a sequence, which takes no
+        // row lock (a counter row serialised every create behind it).
+        let next_number = match self.db.backend() {
+            crate::Backend::Sqlite => "(SELECT COALESCE(MAX(number), 1000) + 1 FROM conversations)",
+            crate::Backend::Postgres => "nextval('conversation_number_seq')",
+        };
+        let insert = format!(
+            "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
+               assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
+               first_response_at, resolution_due_at, created_at, updated_at)
+             VALUES ($1, {next_number}, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $12, $11, $9, $9)
+             RETURNING number"
+        );
         let built = on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
-            let sla: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
-                "SELECT sla_first_response_minutes, sla_resolution_minutes FROM inboxes WHERE id = $1",
-            )
-            .bind(new.inbox_id).fetch_optional(&mut *tx).await?;
-            let (first_minutes, resolution_minutes) = sla.ok_or_else(|| StoreError::Invalid("inbox_id: no such inbox".into()))?;
             let contact_id = match (&new.contact_id, &new.contact) {
                 (Some(cid), _) => {
                     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE id = $1")
@@ -145,23 +161,14 @@ impl Store {
                 },
                 (None, None) => return Err(StoreError::Invalid("contact_id: required".into())),
             };
-            let number: i64 = sqlx::query_scalar(
-                "UPDATE counters SET value = value + 1 WHERE name = 'conversation_number' RETURNING value",
-            )
-            .fetch_one(&mut *tx).await?;
             let last_seq = i64::from(new.message.is_some());
             let outgoing = new.message.as_ref().is_some_and(|m| m.direction == kefu_core::Direction::Outgoing);
             let first_response_at = outgoing.then_some(at);
-            sqlx::query(
-                "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
-                   assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
-                   first_response_at, resolution_due_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'open', $6, $7, $8, $9, $10, $11, $13, $12, $10, $10)",
-            )
-            .bind(id).bind(number).bind(new.inbox_id).bind(contact_id).bind(&new.subject)
-            .bind(new.priority.as_str()).bind(new.assignee_id).bind(new.team_id).bind(last_seq).bind(at)
-            .bind(due(at, first_minutes)).bind(due(at, resolution_minutes)).bind(first_response_at)
-            .execute(&mut *tx).await?;
+            let number: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(insert.as_str()))
+                .bind(id).bind(new.inbox_id).bind(contact_id).bind(&new.subject)
+                .bind(new.priority.as_str()).bind(new.assignee_id).bind(new.team_id).bind(last_seq).bind(at)
+                .bind(due(at, first_minutes)).bind(due(at, resolution_minutes)).bind(first_response_at)
+                .fetch_one(&mut *tx).await?;
             tag_conversation!(tx, id, &new.tags);
             let mut sender = (kefu_core::SenderKind::System, None);
             if let Some(m) = &new.message {

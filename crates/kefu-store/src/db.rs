@@ -75,12 +75,16 @@ impl Db {
             .foreign_keys(true)
             .pragma("temp_store", "memory")
             .pragma("cache_size", "-32000");
+        // Connections are local files: checking them before each use costs a
+        // round trip to the worker thread and finds nothing.
         let write = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .connect_with(opts.clone())
             .await?;
         let read = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(8)
             .connect_with(opts.create_if_missing(false).pragma("query_only", "1"))
             .await?;

@@ -139,10 +139,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Links the server writes (widget snippet, setup link) need an absolute base.
     let mut server_config = config.server.clone();
     server_config.public_url = Some(public_url);
-    let state = AppState::new(store.clone(), Blobs::new(config.attachments_dir()), server_config);
+    let state = AppState::new(
+        store.clone(),
+        Blobs::new(config.attachments_dir()),
+        server_config,
+    );
     kefu_server::serve(listener, state, shutdown).await?;
-    // The hub's LISTEN connection is never handed back to the pool, so a
-    // close would wait for it forever; give in-flight work a moment instead.
+    // Closing waits for connections to come back; sockets still open hold
+    // theirs only until the runtime ends, so give them a moment, not forever.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
     tracing::info!("kefu stopped");
     Ok(())

@@ -187,8 +187,17 @@ impl Session<'_> {
                 conversation_id,
                 seq,
             } => {
-                if let Ok(c) = self.state.store.visible_conversation(conversation_id, self.who.visibility()).await {
-                    let _ = self.state.store.mark_read(self.who.agent.id, conversation_id, seq.clamp(0, c.last_seq)).await;
+                if let Ok(c) = self
+                    .state
+                    .store
+                    .visible_conversation(conversation_id, self.who.visibility())
+                    .await
+                {
+                    let _ = self
+                        .state
+                        .store
+                        .mark_read(self.who.agent.id, conversation_id, seq.clamp(0, c.last_seq))
+                        .await;
                 }
                 self.signal(conversation_id, |c, i, from| Signal::Read {
                     conversation_id: c,
