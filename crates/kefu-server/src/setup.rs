@@ -29,3 +29,10 @@ pub async fn spend(store: &Store, token: &str) -> Result<bool, StoreError> {
         .take_setting(SETUP_KEY, &hex::encode(sha256(token)))
         .await
 }
+
+/// Makes `token` the current setup token again (after a failed setup).
+pub async fn restore(store: &Store, token: &str) -> Result<(), StoreError> {
+    store
+        .set_setting(SETUP_KEY, &hex::encode(sha256(token)))
+        .await
+}

@@ -21,6 +21,7 @@ both_backends!(
     api_tokens_are_shown_once_scoped_and_revocable,
     password_change_signs_out_other_sessions,
     agents_are_managed_by_admins,
+    a_failed_setup_keeps_the_link_and_bearer_is_case_insensitive,
 );
 
 async fn setup_link_creates_the_first_admin_once(b: Backend) {
@@ -800,4 +801,49 @@ async fn agents_are_managed_by_admins(b: Backend) {
 
     let audit = admin.get("/api/v1/audit-log?action=agent.created").await;
     assert_eq!(audit.ok(200)["items"][0]["target"], id(&created));
+}
+
+async fn a_failed_setup_keeps_the_link_and_bearer_is_case_insensitive(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.create_agent("taken@kefu.test", "已有坐席", kefu_core::Role::Agent)
+        .await;
+    let link = kefu_server::setup::prepare(&s.store, &s.base)
+        .await
+        .expect("prepare")
+        .expect("link");
+    let token = link.rsplit("token=").next().expect("token").to_string();
+    let body = |email: &str| json!({ "token": token, "email": email, "name": "老板", "password": PASSWORD });
+    // The email belongs to an agent already: refused, and the link still works.
+    s.client()
+        .post("/api/v1/setup", body("taken@kefu.test"))
+        .await
+        .assert_error(409, "conflict");
+    let admin = s
+        .client()
+        .post("/api/v1/setup", body("boss@kefu.test"))
+        .await;
+    admin.ok(201);
+    s.client()
+        .post("/api/v1/setup", body("again@kefu.test"))
+        .await
+        .assert_error(403, "forbidden");
+
+    // "bearer" in any case is the Bearer scheme.
+    let c = s.login("boss@kefu.test", PASSWORD).await;
+    let token = c
+        .post("/api/v1/tokens", json!({ "name": "ci", "scope": "read" }))
+        .await
+        .ok(201)["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/v1/auth/me", s.base))
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .expect("me");
+        assert_eq!(res.status(), 200, "{scheme}");
+    }
 }

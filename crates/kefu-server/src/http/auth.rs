@@ -128,7 +128,14 @@ async fn setup(
         ));
     }
     let hash = auth::hash_password(new.password.clone().unwrap_or_default()).await?;
-    let agent = state.store.create_agent(&new, Some(&hash)).await?;
+    let agent = match state.store.create_agent(&new, Some(&hash)).await {
+        Ok(a) => a,
+        Err(e) => {
+            // The link stays usable: the token was spent, put it back.
+            crate::setup::restore(&state.store, &body.token).await?;
+            return Err(e.into());
+        }
+    };
     let ip = Some(addr.ip().to_string());
     let (jar, info) = start_session(&state, jar, agent.clone(), &headers, ip.clone()).await?;
     let who = Principal {
