@@ -998,6 +998,19 @@ async fn merging_moves_messages_and_closes_the_source(b: Backend) {
         .await;
     assert_eq!(next.ok(201)["seq"], 7);
 
+    // The merged-away conversation takes no more messages.
+    admin
+        .post(
+            &format!("{sp}/messages"),
+            json!({ "direction": "outgoing", "text": "迟到的回复" }),
+        )
+        .await
+        .assert_error(422, "validation_failed");
+    assert_eq!(
+        admin.get(&format!("{sp}/messages")).await.ok(200),
+        &json!([])
+    );
+
     // Not twice, and not into a merged-away conversation.
     admin
         .post(&format!("{sp}/merge"), json!({ "into_id": id(&target) }))

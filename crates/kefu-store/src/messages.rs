@@ -125,7 +125,7 @@ impl Store {
             // The UPDATE comes first: it takes the row lock in PostgreSQL, so a
             // concurrent resend of the same external id waits here and then
             // finds the first one below.
-            let row: Option<(i64, Uuid, String)> = sqlx::query_as(
+            let row: Option<(i64, Uuid, Option<Uuid>)> = sqlx::query_as(
                 "UPDATE conversations SET
                    last_seq = last_seq + 1,
                    last_activity_at = $2,
@@ -135,11 +135,15 @@ impl Store {
                    snoozed_until = CASE WHEN $4 AND merged_into_id IS NULL THEN NULL ELSE snoozed_until END,
                    resolved_at = CASE WHEN $4 AND merged_into_id IS NULL THEN NULL ELSE resolved_at END
                  WHERE id = $1
-                 RETURNING last_seq, contact_id, status",
+                 RETURNING last_seq, contact_id, merged_into_id",
             )
             .bind(conversation_id).bind(at).bind(outgoing).bind(incoming)
             .fetch_optional(&mut *tx).await?;
-            let (seq, contact, _) = row.ok_or(StoreError::NotFound)?;
+            let (seq, contact, merged_into) = row.ok_or(StoreError::NotFound)?;
+            if let Some(target) = merged_into {
+                // Dropping `tx` rolls the bump back; the writer goes on in the target.
+                return Err(StoreError::Invalid(format!("the conversation was merged into {target}; write there")));
+            }
             let existing: Option<Uuid> = match &m.external_id {
                 Some(x) => sqlx::query_scalar("SELECT id FROM messages WHERE conversation_id = $1 AND external_id = $2")
                     .bind(conversation_id).bind(x).fetch_optional(&mut *tx).await?,
