@@ -18,8 +18,6 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
-    #[error("method not allowed on this path")]
-    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("request body too large")]
@@ -43,7 +41,6 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Validation(_) | ApiError::Unprocessable(_) => {
@@ -61,7 +58,6 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Validation(_) | ApiError::Unprocessable(_) => "validation_failed",

@@ -56,7 +56,6 @@ pub fn router(state: AppState) -> Router {
         .merge(ws::router())
         // Unknown paths get the API's error body, not an empty 404.
         .fallback(|| async { error::ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { error::ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_json_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), limit_per_ip))
         .layer(middleware::from_fn_with_state(
