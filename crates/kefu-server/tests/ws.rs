@@ -225,6 +225,30 @@ async fn widget_ack_follows_commit_and_resends_dedupe(backend: Backend) {
     let server = TestServer::start(backend).await;
     let admin = server.admin().await;
     let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    // Customers' browsers call from the shop's origin: the preflight passes.
+    for path in ["/api/widget/v1/session", "/api/widget/v1/attachments"] {
+        let preflight = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", server.base))
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-visitor-token",
+            )
+            .send()
+            .await
+            .expect("preflight");
+        assert!(
+            preflight.status().is_success(),
+            "{path}: {}",
+            preflight.status()
+        );
+        assert_eq!(
+            preflight.headers()["access-control-allow-origin"],
+            "*",
+            "{path}"
+        );
+    }
     let token = visitor_token(&server, &public).await;
     let (mut ws, welcome) = widget(&server.base, &token, json!({})).await;
     assert_eq!(welcome["conversations"], json!([]));
