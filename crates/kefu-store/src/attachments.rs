@@ -23,6 +23,7 @@ pub(crate) struct AttachmentRow {
     pub content_type: String,
     pub size: i64,
     pub message_id: Option<Uuid>,
+    pub uploaded_by: Option<Uuid>,
     pub created_at: i64,
 }
 
@@ -39,7 +40,8 @@ impl From<AttachmentRow> for Attachment {
     }
 }
 
-pub(crate) const COLUMNS: &str = "id, sha256, filename, content_type, size, message_id, created_at";
+pub(crate) const COLUMNS: &str =
+    "id, sha256, filename, content_type, size, message_id, uploaded_by, created_at";
 
 impl Store {
     pub async fn create_attachment(&self, new: NewAttachment<'_>) -> Result<Attachment> {
@@ -68,9 +70,7 @@ impl Store {
                     .bind(m).fetch_optional(p).await?),
             None => None,
         };
-        let uploaded_by: Option<Uuid> = on_db!(self.db.reader(), p =>
-            sqlx::query_scalar("SELECT uploaded_by FROM attachments WHERE id = $1")
-                .bind(id).fetch_one(p).await?);
+        let uploaded_by = row.uploaded_by;
         Ok((row.into(), conversation, uploaded_by))
     }
 }

@@ -174,39 +174,39 @@ impl Session<'_> {
                 conversation_id,
                 on,
             } => {
-                self.signal(conversation_id, |c, i, from| Signal::Typing {
-                    conversation_id: c,
-                    inbox_id: i.0,
-                    contact_id: i.1,
-                    from,
-                    on,
-                })
-                .await
+                if let Some(c) = self.visible(conversation_id).await {
+                    self.signal(|from| Signal::Typing {
+                        conversation_id,
+                        inbox_id: c.inbox_id,
+                        contact_id: c.contact_id,
+                        from,
+                        on,
+                    })
+                    .await;
+                }
+                Ok(())
             }
             Inbound::Read {
                 conversation_id,
                 seq,
             } => {
-                if let Ok(c) = self
-                    .state
-                    .store
-                    .visible_conversation(conversation_id, self.who.visibility())
-                    .await
-                {
+                if let Some(c) = self.visible(conversation_id).await {
+                    let seq = seq.clamp(0, c.last_seq);
                     let _ = self
                         .state
                         .store
-                        .mark_read(self.who.agent.id, conversation_id, seq.clamp(0, c.last_seq))
+                        .mark_read(self.who.agent.id, conversation_id, seq)
                         .await;
+                    self.signal(|from| Signal::Read {
+                        conversation_id,
+                        inbox_id: c.inbox_id,
+                        contact_id: c.contact_id,
+                        from,
+                        seq,
+                    })
+                    .await;
                 }
-                self.signal(conversation_id, |c, i, from| Signal::Read {
-                    conversation_id: c,
-                    inbox_id: i.0,
-                    contact_id: i.1,
-                    from,
-                    seq,
-                })
-                .await
+                Ok(())
             }
             Inbound::Rate { .. } => {
                 conn.send(&Outbound::error(
@@ -306,27 +306,22 @@ impl Session<'_> {
         })
     }
 
-    async fn signal(
-        &mut self,
-        id: Uuid,
-        make: impl FnOnce(Uuid, (Uuid, Uuid), Party) -> Signal,
-    ) -> Result<(), Closed> {
-        if let Ok(c) = self
-            .state
+    /// The conversation, if this agent may see it.
+    async fn visible(&self, id: Uuid) -> Option<kefu_core::Conversation> {
+        self.state
             .store
             .visible_conversation(id, self.who.visibility())
             .await
-        {
-            let from = Party::Agent {
-                id: self.who.agent.id,
-                name: self.who.agent.name.clone(),
-            };
-            self.state
-                .hub
-                .signal(make(id, (c.inbox_id, c.contact_id), from))
-                .await;
-        }
-        Ok(())
+            .ok()
+    }
+
+    /// Sends a signal from this agent (about a conversation checked visible).
+    async fn signal(&self, make: impl FnOnce(Party) -> Signal) {
+        let from = Party::Agent {
+            id: self.who.agent.id,
+            name: self.who.agent.name.clone(),
+        };
+        self.state.hub.signal(make(from)).await;
     }
 
     async fn forward(&mut self, conn: &mut Conn, received: Received) -> Result<(), Closed> {
