@@ -26,27 +26,47 @@ struct ContactRow {
 const COLUMNS: &str =
     "id, name, email, phone, avatar_url, language, attributes, created_at, updated_at";
 
+pub(crate) const INSERT_CONTACT: &str = "INSERT INTO contacts (id, name, email, phone, avatar_url, language, attributes, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+pub(crate) const INSERT_IDENTITY: &str =
+    "INSERT INTO contact_identities (kind, value, contact_id, created_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const INSERT_CONTACT_TAG: &str =
+    "INSERT INTO contact_tags (contact_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+pub(crate) const CONTACT_BY_IDENTITY: &str =
+    "SELECT contact_id FROM contact_identities WHERE kind = $1 AND value = $2";
+
 /// Inside a transaction: inserts a validated contact with its identities and
 /// tags and evaluates to its id.
 macro_rules! insert_contact {
     ($tx:expr, $new:expr, $at:expr) => {{
         let new: &kefu_core::NewContact = $new;
         let id = uuid::Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO contacts (id, name, email, phone, avatar_url, language, attributes, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(id).bind(&new.name).bind(&new.email).bind(&new.phone).bind(&new.avatar_url)
-        .bind(&new.language).bind(&new.attributes).bind($at)
-        .execute(&mut *$tx).await?;
+        sqlx::query($crate::contacts::INSERT_CONTACT)
+            .bind(id)
+            .bind(&new.name)
+            .bind(&new.email)
+            .bind(&new.phone)
+            .bind(&new.avatar_url)
+            .bind(&new.language)
+            .bind(&new.attributes)
+            .bind($at)
+            .execute(&mut *$tx)
+            .await?;
         for i in &new.identities {
-            sqlx::query("INSERT INTO contact_identities (kind, value, contact_id, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&i.kind).bind(&i.value).bind(id).bind($at)
-                .execute(&mut *$tx).await?;
+            sqlx::query($crate::contacts::INSERT_IDENTITY)
+                .bind(&i.kind)
+                .bind(&i.value)
+                .bind(id)
+                .bind($at)
+                .execute(&mut *$tx)
+                .await?;
         }
         for tag in ensure_tags!($tx, &new.tags) {
-            sqlx::query("INSERT INTO contact_tags (contact_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(id).bind(tag).execute(&mut *$tx).await?;
+            sqlx::query($crate::contacts::INSERT_CONTACT_TAG)
+                .bind(id)
+                .bind(tag)
+                .execute(&mut *$tx)
+                .await?;
         }
         id
     }};
@@ -57,13 +77,11 @@ macro_rules! contact_by_identities {
     ($tx:expr, $identities:expr) => {{
         let mut found: Option<uuid::Uuid> = None;
         for i in $identities {
-            let hit: Option<uuid::Uuid> = sqlx::query_scalar(
-                "SELECT contact_id FROM contact_identities WHERE kind = $1 AND value = $2",
-            )
-            .bind(&i.kind)
-            .bind(&i.value)
-            .fetch_optional(&mut *$tx)
-            .await?;
+            let hit: Option<uuid::Uuid> = sqlx::query_scalar($crate::contacts::CONTACT_BY_IDENTITY)
+                .bind(&i.kind)
+                .bind(&i.value)
+                .fetch_optional(&mut *$tx)
+                .await?;
             if hit.is_some() {
                 found = hit;
                 break;

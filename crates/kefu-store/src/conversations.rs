@@ -97,18 +97,114 @@ impl ConversationRow {
     }
 }
 
+pub(crate) const INSERT_CONVERSATION_TAG: &str = "INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+pub(crate) const INBOX_SLA: &str =
+    "SELECT sla_first_response_minutes, sla_resolution_minutes FROM inboxes WHERE id = $1";
+
+/// The insert of a new conversation. Ticket numbers: with SQLite's single
+/// writer the next number is read inside the insert; PostgreSQL draws from a
+/// sequence, which takes no row lock (a counter row serialised every create
+/// behind it).
+pub(crate) fn insert_conversation_sql(backend: crate::Backend) -> &'static str {
+    match backend {
+        crate::Backend::Sqlite => {
+            "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
+               assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
+               first_response_at, resolution_due_at, created_at, updated_at)
+             VALUES ($1, (SELECT COALESCE(MAX(number), 1000) + 1 FROM conversations), $2, $3, $4, 'open', $5,
+               $6, $7, $8, $9, $10, $12, $11, $9, $9)
+             RETURNING number"
+        }
+        crate::Backend::Postgres => {
+            "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
+               assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
+               first_response_at, resolution_due_at, created_at, updated_at)
+             VALUES ($1, nextval('conversation_number_seq'), $2, $3, $4, 'open', $5,
+               $6, $7, $8, $9, $10, $12, $11, $9, $9)
+             RETURNING number"
+        }
+    }
+}
+
 /// Inside a transaction: adds tags (by name) to a conversation.
 macro_rules! tag_conversation {
     ($tx:expr, $id:expr, $names:expr) => {{
         for tag in ensure_tags!($tx, $names) {
-            sqlx::query("INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind($id).bind(tag).execute(&mut *$tx).await?;
+            sqlx::query($crate::conversations::INSERT_CONVERSATION_TAG)
+                .bind($id)
+                .bind(tag)
+                .execute(&mut *$tx)
+                .await?;
         }
     }};
 }
 
 fn due(start: i64, minutes: Option<i64>) -> Option<i64> {
     minutes.map(|m| start + m * 60_000)
+}
+
+/// What a create decides before writing: its time, ids and actor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CreatePlan {
+    pub at: i64,
+    pub id: Uuid,
+    pub message_id: Uuid,
+    pub agent: Option<Uuid>,
+}
+
+/// What the database decided during a create; with the request and the
+/// plan it is the whole answer, so nothing is read back.
+pub(crate) struct Written {
+    pub contact_id: Uuid,
+    pub number: i64,
+    /// The inbox's SLA minutes: first response, resolution.
+    pub sla: (Option<i64>, Option<i64>),
+    pub sender: (SenderKind, Option<Uuid>),
+}
+
+/// A first message makes `last_seq` 1, and an outgoing one is the first
+/// response.
+pub(crate) fn first_message_effects(new: &NewConversation, at: i64) -> (i64, Option<i64>) {
+    let last_seq = i64::from(new.message.is_some());
+    let outgoing = new
+        .message
+        .as_ref()
+        .is_some_and(|m| m.direction == kefu_core::Direction::Outgoing);
+    (last_seq, outgoing.then_some(at))
+}
+
+impl Written {
+    fn conversation(&self, new: &NewConversation, plan: CreatePlan) -> Conversation {
+        let at = plan.at;
+        let (last_seq, first_response_at) = first_message_effects(new, at);
+        let mut tags = new.tags.clone();
+        tags.sort();
+        tags.dedup();
+        Conversation {
+            id: plan.id,
+            number: self.number,
+            inbox_id: new.inbox_id,
+            contact_id: self.contact_id,
+            subject: new.subject.clone(),
+            status: ConversationStatus::Open,
+            snoozed_until: None,
+            priority: new.priority,
+            assignee_id: new.assignee_id,
+            team_id: new.team_id,
+            tags,
+            merged_into_id: None,
+            last_seq,
+            last_activity_at: ts(at),
+            first_response_due_at: due(at, self.sla.0).map(ts),
+            first_response_at: first_response_at.map(ts),
+            resolution_due_at: due(at, self.sla.1).map(ts),
+            resolved_at: None,
+            created_at: ts(at),
+            updated_at: ts(at),
+            csat_score: None,
+            csat_comment: None,
+        }
+    }
 }
 
 impl Store {
@@ -120,93 +216,24 @@ impl Store {
         new: &NewConversation,
         agent: Option<Uuid>,
     ) -> Result<(Conversation, Option<Message>)> {
-        let at = to_millis(now());
-        let id = Uuid::now_v7();
-        let message_id = Uuid::now_v7();
-        // Read before the write transaction: SQLite has one writer, and every
-        // statement inside the transaction holds it longer.
-        let sla: Option<(Option<i64>, Option<i64>)> = on_db!(self.db.reader(), p =>
-            sqlx::query_as("SELECT sla_first_response_minutes, sla_resolution_minutes FROM inboxes WHERE id = $1")
-                .bind(new.inbox_id).fetch_optional(p).await?);
-        let (first_minutes, resolution_minutes) =
-            sla.ok_or_else(|| StoreError::Invalid("inbox_id: no such inbox".into()))?;
-        // Ticket numbers: with SQLite's single writer the next number is read
-        // inside the insert; PostgreSQL draws from a sequence, which takes no
-        // row lock (a counter row serialised every create behind it).
-        let next_number = match self.db.backend() {
-            crate::Backend::Sqlite => "(SELECT COALESCE(MAX(number), 1000) + 1 FROM conversations)",
-            crate::Backend::Postgres => "nextval('conversation_number_seq')",
+        let plan = CreatePlan {
+            at: to_millis(now()),
+            id: Uuid::now_v7(),
+            message_id: Uuid::now_v7(),
+            agent,
         };
-        let insert = format!(
-            "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
-               assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
-               first_response_at, resolution_due_at, created_at, updated_at)
-             VALUES ($1, {next_number}, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $12, $11, $9, $9)
-             RETURNING number"
-        );
-        let built = on_db!(self.db.writer(), p => {
-            let mut tx = p.begin().await?;
-            let contact_id = match (&new.contact_id, &new.contact) {
-                (Some(cid), _) => {
-                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE id = $1")
-                        .bind(cid).fetch_one(&mut *tx).await?;
-                    if n == 0 {
-                        return Err(StoreError::Invalid("contact_id: no such contact".into()));
-                    }
-                    *cid
-                }
-                (None, Some(c)) => match contact_by_identities!(tx, &c.identities) {
-                    Some(found) => found,
-                    None => insert_contact!(tx, c, at),
-                },
-                (None, None) => return Err(StoreError::Invalid("contact_id: required".into())),
-            };
-            let last_seq = i64::from(new.message.is_some());
-            let outgoing = new.message.as_ref().is_some_and(|m| m.direction == kefu_core::Direction::Outgoing);
-            let first_response_at = outgoing.then_some(at);
-            let number: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(insert.as_str()))
-                .bind(id).bind(new.inbox_id).bind(contact_id).bind(&new.subject)
-                .bind(new.priority.as_str()).bind(new.assignee_id).bind(new.team_id).bind(last_seq).bind(at)
-                .bind(due(at, first_minutes)).bind(due(at, resolution_minutes)).bind(first_response_at)
-                .fetch_one(&mut *tx).await?;
-            tag_conversation!(tx, id, &new.tags);
-            let mut sender = (kefu_core::SenderKind::System, None);
-            if let Some(m) = &new.message {
-                sender = crate::messages::sender_of(m, contact_id, agent);
-                insert_message!(tx, message_id, id, 1_i64, m, sender.0, sender.1, at);
+        let written = match self.db.fast_writer() {
+            Some(writer) => {
+                let new = new.clone();
+                writer
+                    .write(move |c| crate::sqlite_hot::create_conversation(c, &new, plan))
+                    .await?
             }
-            tx.commit().await?;
-            // Everything the answer holds is known here: build it rather than
-            // read it back (a create is the hottest write there is).
-            let mut tags = new.tags.clone();
-            tags.sort();
-            let conversation = Conversation {
-                id,
-                number,
-                inbox_id: new.inbox_id,
-                contact_id,
-                subject: new.subject.clone(),
-                status: ConversationStatus::Open,
-                snoozed_until: None,
-                priority: new.priority,
-                assignee_id: new.assignee_id,
-                team_id: new.team_id,
-                tags,
-                merged_into_id: None,
-                last_seq,
-                last_activity_at: ts(at),
-                first_response_due_at: due(at, first_minutes).map(ts),
-                first_response_at: first_response_at.map(ts),
-                resolution_due_at: due(at, resolution_minutes).map(ts),
-                resolved_at: None,
-                created_at: ts(at),
-                updated_at: ts(at),
-                csat_score: None,
-                csat_comment: None,
-            };
-            (conversation, sender)
-        });
-        let (conversation, (kind, sender)) = built;
+            None => self.create_conversation_sqlx(new, plan).await?,
+        };
+        let conversation = written.conversation(new, plan);
+        let (id, message_id, at) = (plan.id, plan.message_id, plan.at);
+        let (kind, sender) = written.sender;
         self.publish(Event::ConversationCreated {
             conversation: conversation.clone(),
         });
@@ -225,6 +252,58 @@ impl Store {
             });
         }
         Ok((conversation, message))
+    }
+
+    /// `create_conversation` through sqlx (PostgreSQL).
+    async fn create_conversation_sqlx(
+        &self,
+        new: &NewConversation,
+        plan: CreatePlan,
+    ) -> Result<Written> {
+        let CreatePlan {
+            at,
+            id,
+            message_id,
+            agent,
+        } = plan;
+        // Read before the write transaction: every statement inside it holds
+        // locks longer.
+        let sla: Option<(Option<i64>, Option<i64>)> = on_db!(self.db.reader(), p =>
+            sqlx::query_as(INBOX_SLA).bind(new.inbox_id).fetch_optional(p).await?);
+        let sla = sla.ok_or_else(|| StoreError::Invalid("inbox_id: no such inbox".into()))?;
+        let insert = insert_conversation_sql(self.db.backend());
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            let contact_id = match (&new.contact_id, &new.contact) {
+                (Some(cid), _) => {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE id = $1")
+                        .bind(cid).fetch_one(&mut *tx).await?;
+                    if n == 0 {
+                        return Err(StoreError::Invalid("contact_id: no such contact".into()));
+                    }
+                    *cid
+                }
+                (None, Some(c)) => match contact_by_identities!(tx, &c.identities) {
+                    Some(found) => found,
+                    None => insert_contact!(tx, c, at),
+                },
+                (None, None) => return Err(StoreError::Invalid("contact_id: required".into())),
+            };
+            let (last_seq, first_response_at) = first_message_effects(new, at);
+            let number: i64 = sqlx::query_scalar(insert)
+                .bind(id).bind(new.inbox_id).bind(contact_id).bind(&new.subject)
+                .bind(new.priority.as_str()).bind(new.assignee_id).bind(new.team_id).bind(last_seq).bind(at)
+                .bind(due(at, sla.0)).bind(due(at, sla.1)).bind(first_response_at)
+                .fetch_one(&mut *tx).await?;
+            tag_conversation!(tx, id, &new.tags);
+            let mut sender = (SenderKind::System, None);
+            if let Some(m) = &new.message {
+                sender = crate::messages::sender_of(m, contact_id, agent);
+                insert_message!(tx, message_id, id, 1_i64, m, sender.0, sender.1, at);
+            }
+            tx.commit().await?;
+            Ok(Written { contact_id, number, sla, sender })
+        })
     }
 
     pub async fn conversation(&self, id: Uuid) -> Result<Conversation> {

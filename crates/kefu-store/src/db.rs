@@ -5,6 +5,7 @@
 
 use crate::Result;
 use crate::error::StoreError;
+use crate::sqlite_writer::Writer;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -23,9 +24,12 @@ pub(crate) enum Db {
     /// SQLite admits one writer at a time. A single-connection write pool
     /// queues writers in Rust instead of letting them spin on SQLITE_BUSY, and
     /// readers in WAL mode never wait for it.
+    /// The hottest writes (creating a conversation, appending a message)
+    /// skip sqlx and run on `fast`, a thread owning a third connection.
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
+        fast: Writer,
     },
     Postgres(PgPool),
 }
@@ -88,7 +92,9 @@ impl Db {
             .max_connections(8)
             .connect_with(opts.create_if_missing(false).pragma("query_only", "1"))
             .await?;
-        Ok(Db::Sqlite { read, write })
+        let file = path.split('?').next().unwrap_or(path);
+        let fast = Writer::open(file)?;
+        Ok(Db::Sqlite { read, write, fast })
     }
 
     pub(crate) async fn migrate(&self) -> Result<()> {
@@ -126,13 +132,22 @@ impl Db {
         }
     }
 
+    /// The SQLite writer thread; `None` on PostgreSQL.
+    pub(crate) fn fast_writer(&self) -> Option<&Writer> {
+        match self {
+            Db::Sqlite { fast, .. } => Some(fast),
+            Db::Postgres(_) => None,
+        }
+    }
+
     pub(crate) async fn ping(&self) -> bool {
         on_db!(self.reader(), p => sqlx::query("SELECT 1").execute(p).await.is_ok())
     }
 
     pub(crate) async fn close(&self) {
         match self {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, fast } => {
+                fast.close().await;
                 read.close().await;
                 write.close().await;
             }

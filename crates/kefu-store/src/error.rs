@@ -21,6 +21,12 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Database(sqlx::Error),
+    /// From the SQLite writer thread (`sqlite_writer`).
+    #[error(transparent)]
+    Sqlite(rusqlite::Error),
+    /// The store is closing: the write was not made.
+    #[error("the store is closed")]
+    Closed,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -31,7 +37,11 @@ impl From<sqlx::Error> for StoreError {
                 if db.is_unique_violation() || db.is_foreign_key_violation() =>
             {
                 StoreError::Conflict {
-                    constraint: constraint_name(db.as_ref()),
+                    constraint: constraint_name(
+                        db.is_foreign_key_violation(),
+                        db.constraint(),
+                        db.message(),
+                    ),
                 }
             }
             _ => StoreError::Database(e),
@@ -41,17 +51,16 @@ impl From<sqlx::Error> for StoreError {
 
 /// PostgreSQL names the constraint; SQLite only says which columns, so the
 /// columns are mapped back to the names the migrations give.
-fn constraint_name(db: &dyn sqlx::error::DatabaseError) -> String {
+fn constraint_name(foreign_key: bool, constraint: Option<&str>, msg: &str) -> String {
     // Every foreign-key violation is one kind of error ("a referenced record
     // does not exist"), whatever PostgreSQL names the constraint; SQLite
     // names none. Checked first so both backends answer alike.
-    if db.is_foreign_key_violation() {
+    if foreign_key {
         return "foreign_key".into();
     }
-    if let Some(c) = db.constraint() {
+    if let Some(c) = constraint {
         return c.to_string();
     }
-    let msg = db.message();
     let cols = msg.rsplit(": ").next().unwrap_or(msg);
     let known = [
         ("agents.email", "agents_email_key"),
@@ -78,10 +87,39 @@ fn constraint_name(db: &dyn sqlx::error::DatabaseError) -> String {
         .unwrap_or_else(|| cols.to_string())
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi;
+        match &e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+            rusqlite::Error::SqliteFailure(f, msg)
+                if f.code == ffi::ErrorCode::ConstraintViolation =>
+            {
+                let fk = f.extended_code == ffi::SQLITE_CONSTRAINT_FOREIGNKEY;
+                let unique = matches!(
+                    f.extended_code,
+                    ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                );
+                if fk || unique {
+                    StoreError::Conflict {
+                        constraint: constraint_name(fk, None, msg.as_deref().unwrap_or("")),
+                    }
+                } else {
+                    StoreError::Sqlite(e)
+                }
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
 impl StoreError {
     /// The store was closed (the server is shutting down).
     pub fn is_pool_closed(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::PoolClosed))
+        matches!(
+            self,
+            StoreError::Database(sqlx::Error::PoolClosed) | StoreError::Closed
+        )
     }
 
     pub fn is_conflict_on(&self, name: &str) -> bool {

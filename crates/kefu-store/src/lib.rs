@@ -34,6 +34,8 @@ mod reads;
 #[macro_use]
 mod inboxes;
 mod settings;
+mod sqlite_hot;
+mod sqlite_writer;
 mod tags;
 mod teams;
 mod widget;

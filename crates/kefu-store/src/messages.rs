@@ -81,26 +81,60 @@ pub(crate) fn built(
     }
 }
 
+pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, sender_id, text, html, external_id, metadata, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// Bumps `last_seq` first: in PostgreSQL that takes the row lock, so a
+/// concurrent resend of the same external id waits for the first one.
+pub(crate) const BUMP_SEQ: &str = "UPDATE conversations SET
+       last_seq = last_seq + 1,
+       last_activity_at = $2,
+       updated_at = $2,
+       first_response_at = CASE WHEN $3 AND first_response_at IS NULL THEN $2 ELSE first_response_at END,
+       status = CASE WHEN $4 AND merged_into_id IS NULL AND status <> 'open' THEN 'open' ELSE status END,
+       snoozed_until = CASE WHEN $4 AND merged_into_id IS NULL THEN NULL ELSE snoozed_until END,
+       resolved_at = CASE WHEN $4 AND merged_into_id IS NULL THEN NULL ELSE resolved_at END
+     WHERE id = $1
+     RETURNING last_seq, contact_id, merged_into_id";
+pub(crate) const BY_EXTERNAL_ID: &str =
+    "SELECT id FROM messages WHERE conversation_id = $1 AND external_id = $2";
+
 /// Inside a transaction: inserts a message row and links its attachments,
 /// which must exist and not belong to another message yet.
 macro_rules! insert_message {
     ($tx:expr, $id:expr, $conversation:expr, $seq:expr, $m:expr, $kind:expr, $sender:expr, $at:expr) => {{
         let m: &kefu_core::NewMessage = $m;
         let created_at = m.created_at.map(kefu_core::time::to_millis).unwrap_or($at);
-        sqlx::query(
-            "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, sender_id, text, html, external_id, metadata, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind($id).bind($conversation).bind($seq).bind(m.direction.as_str()).bind($kind.as_str())
-        .bind($sender).bind(&m.text).bind(&m.html).bind(&m.external_id).bind(&m.metadata).bind(created_at)
-        .execute(&mut *$tx).await?;
+        sqlx::query($crate::messages::INSERT_MESSAGE)
+            .bind($id)
+            .bind($conversation)
+            .bind($seq)
+            .bind(m.direction.as_str())
+            .bind($kind.as_str())
+            .bind($sender)
+            .bind(&m.text)
+            .bind(&m.html)
+            .bind(&m.external_id)
+            .bind(&m.metadata)
+            .bind(created_at)
+            .execute(&mut *$tx)
+            .await?;
         if !m.attachment_ids.is_empty() {
-            let mut sql = $crate::rows::Sql::new("UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id IN ");
+            let mut sql = $crate::rows::Sql::new(
+                "UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id IN ",
+            );
             sql.args.push($crate::rows::Arg::Uuid($id));
             sql.bind_list(&m.attachment_ids);
-            let linked = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).execute(&mut *$tx).await?.rows_affected();
+            let linked = bind_args!(
+                sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str())),
+                sql.args
+            )
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
             if linked as usize != m.attachment_ids.len() {
-                return Err($crate::StoreError::Invalid("attachment_ids: unknown or already sent attachment".into()));
+                return Err($crate::StoreError::Invalid(
+                    "attachment_ids: unknown or already sent attachment".into(),
+                ));
             }
         }
     }};
@@ -119,47 +153,24 @@ impl Store {
         let at = to_millis(now());
         let id = Uuid::now_v7();
         let incoming = m.direction == Direction::Incoming;
-        let outgoing = m.direction == Direction::Outgoing;
-        let outcome: std::result::Result<(bool, Uuid), StoreError> = on_db!(self.db.writer(), p => {
-            let mut tx = p.begin().await?;
-            // The UPDATE comes first: it takes the row lock in PostgreSQL, so a
-            // concurrent resend of the same external id waits here and then
-            // finds the first one below.
-            let row: Option<(i64, Uuid, Option<Uuid>)> = sqlx::query_as(
-                "UPDATE conversations SET
-                   last_seq = last_seq + 1,
-                   last_activity_at = $2,
-                   updated_at = $2,
-                   first_response_at = CASE WHEN $3 AND first_response_at IS NULL THEN $2 ELSE first_response_at END,
-                   status = CASE WHEN $4 AND merged_into_id IS NULL AND status <> 'open' THEN 'open' ELSE status END,
-                   snoozed_until = CASE WHEN $4 AND merged_into_id IS NULL THEN NULL ELSE snoozed_until END,
-                   resolved_at = CASE WHEN $4 AND merged_into_id IS NULL THEN NULL ELSE resolved_at END
-                 WHERE id = $1
-                 RETURNING last_seq, contact_id, merged_into_id",
-            )
-            .bind(conversation_id).bind(at).bind(outgoing).bind(incoming)
-            .fetch_optional(&mut *tx).await?;
-            let (seq, contact, merged_into) = row.ok_or(StoreError::NotFound)?;
-            if let Some(target) = merged_into {
-                // Dropping `tx` rolls the bump back; the writer goes on in the target.
-                return Err(StoreError::Invalid(format!("the conversation was merged into {target}; write there")));
+        let outcome: std::result::Result<(bool, Uuid), StoreError> = match self.db.fast_writer() {
+            Some(writer) => {
+                let m = m.clone();
+                writer
+                    .write(move |c| {
+                        crate::sqlite_hot::append_message(c, conversation_id, id, &m, agent, at)
+                    })
+                    .await
+                    .map(|done| match done {
+                        crate::sqlite_hot::Appended::Created => (true, id),
+                        crate::sqlite_hot::Appended::Duplicate(prev) => (false, prev),
+                    })
             }
-            let existing: Option<Uuid> = match &m.external_id {
-                Some(x) => sqlx::query_scalar("SELECT id FROM messages WHERE conversation_id = $1 AND external_id = $2")
-                    .bind(conversation_id).bind(x).fetch_optional(&mut *tx).await?,
-                None => None,
-            };
-            match existing {
-                // Dropping `tx` rolls the seq bump back.
-                Some(prev) => Ok((false, prev)),
-                None => {
-                    let (kind, sender) = sender_of(m, contact, agent);
-                    insert_message!(tx, id, conversation_id, seq, m, kind, sender, at);
-                    tx.commit().await?;
-                    Ok((true, id))
-                }
+            None => {
+                self.append_message_sqlx(conversation_id, id, m, agent, at)
+                    .await
             }
-        });
+        };
         let (created, message_id) = match outcome {
             Ok(v) => v,
             Err(e) if e.is_conflict_on("messages_conversation_external_key") => {
@@ -190,6 +201,48 @@ impl Store {
             message,
             created,
             conversation,
+        })
+    }
+
+    /// `append_message` through sqlx (PostgreSQL).
+    async fn append_message_sqlx(
+        &self,
+        conversation_id: Uuid,
+        id: Uuid,
+        m: &NewMessage,
+        agent: Option<Uuid>,
+        at: i64,
+    ) -> Result<(bool, Uuid)> {
+        let incoming = m.direction == Direction::Incoming;
+        let outgoing = m.direction == Direction::Outgoing;
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            // The UPDATE comes first: it takes the row lock in PostgreSQL, so a
+            // concurrent resend of the same external id waits here and then
+            // finds the first one below.
+            let row: Option<(i64, Uuid, Option<Uuid>)> = sqlx::query_as(BUMP_SEQ)
+            .bind(conversation_id).bind(at).bind(outgoing).bind(incoming)
+            .fetch_optional(&mut *tx).await?;
+            let (seq, contact, merged_into) = row.ok_or(StoreError::NotFound)?;
+            if let Some(target) = merged_into {
+                // Dropping `tx` rolls the bump back; the writer goes on in the target.
+                return Err(StoreError::Invalid(format!("the conversation was merged into {target}; write there")));
+            }
+            let existing: Option<Uuid> = match &m.external_id {
+                Some(x) => sqlx::query_scalar(BY_EXTERNAL_ID)
+                    .bind(conversation_id).bind(x).fetch_optional(&mut *tx).await?,
+                None => None,
+            };
+            match existing {
+                // Dropping `tx` rolls the seq bump back.
+                Some(prev) => Ok((false, prev)),
+                None => {
+                    let (kind, sender) = sender_of(m, contact, agent);
+                    insert_message!(tx, id, conversation_id, seq, m, kind, sender, at);
+                    tx.commit().await?;
+                    Ok((true, id))
+                }
+            }
         })
     }
 
