@@ -66,6 +66,7 @@ macro_rules! on_both {
 on_both!(
     concurrent_appends_are_gap_free,
     concurrent_resends_add_one_message,
+    failed_writes_undo_only_themselves,
     events_follow_commits,
     contacts_are_recognised_by_identity,
     snoozed_conversations_wake,
@@ -137,6 +138,98 @@ async fn concurrent_appends_are_gap_free(db: Db) {
         .expect("resume");
     assert_eq!(after.first().map(|m| m.seq), Some(191));
     assert_eq!(after.len(), 11);
+}
+
+/// Writes that run together (SQLite commits queued writes as one batch)
+/// succeed or fail one by one: a refused append leaves nothing behind, and
+/// those beside it stay.
+async fn failed_writes_undo_only_themselves(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let create = |openid: &'static str| {
+        let store = store.clone();
+        async move {
+            let (c, _) = store
+                .create_conversation(&new_conversation(inbox, openid), None)
+                .await
+                .expect("create");
+            c
+        }
+    };
+    let (live, gone, target) = (
+        create("o-live").await,
+        create("o-gone").await,
+        create("o-target").await,
+    );
+    store
+        .merge_conversations(gone.id, target.id, None)
+        .await
+        .expect("merge");
+    let target_seq = store
+        .conversation(target.id)
+        .await
+        .expect("target")
+        .last_seq;
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let store = store.clone();
+            let to = if i % 2 == 0 { live.id } else { gone.id };
+            tokio::spawn(async move {
+                let m = NewMessage::text(Direction::Incoming, format!("并发 {i}"));
+                store.append_message(to, &m, None).await
+            })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(a) => {
+                assert_eq!(a.conversation.id, live.id);
+                ok += 1;
+            }
+            Err(StoreError::Invalid(reason)) => {
+                assert!(reason.contains(&target.id.to_string()), "{reason}");
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!((ok, refused), (30, 30));
+    let seqs: Vec<i64> = store
+        .list_messages(live.id, 0, 100, true)
+        .await
+        .expect("live")
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=31).collect::<Vec<_>>(),
+        "every accepted append, gap-free"
+    );
+    let gone_now = store.conversation(gone.id).await.expect("gone");
+    assert_eq!(
+        gone_now.last_seq, gone.last_seq,
+        "refused appends bumped nothing"
+    );
+    assert_eq!(
+        store
+            .conversation(target.id)
+            .await
+            .expect("target")
+            .last_seq,
+        target_seq
+    );
+    // A create that fails (unknown inbox) beside ones that succeed.
+    let mut bad = new_conversation(Uuid::now_v7(), "o-bad");
+    bad.subject = Some("无此收件箱".into());
+    let good = new_conversation(inbox, "o-good");
+    let (good, bad) = tokio::join!(
+        store.create_conversation(&good, None),
+        store.create_conversation(&bad, None)
+    );
+    good.expect("good create");
+    assert!(matches!(bad, Err(StoreError::Invalid(_))));
 }
 
 async fn concurrent_resends_add_one_message(db: Db) {
