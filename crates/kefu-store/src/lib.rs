@@ -33,6 +33,7 @@ pub mod notify;
 mod reads;
 #[macro_use]
 mod inboxes;
+mod import;
 mod settings;
 mod sqlite_hot;
 mod sqlite_writer;
@@ -47,6 +48,9 @@ pub use conversations::{ConversationFilter, Visibility};
 pub use cursor::Page;
 pub use db::Backend;
 pub use error::StoreError;
+pub use import::{
+    FileProgress, ImportContact, PlaceCounts, PlaceOptions, StageCounts, StagedBody, StagedMessage,
+};
 pub use messages::Appended;
 pub use reads::CsatRow;
 

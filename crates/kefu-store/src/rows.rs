@@ -10,6 +10,10 @@ pub(crate) enum Arg {
     Uuid(Uuid),
     I64(i64),
     Text(String),
+    OptUuid(Option<Uuid>),
+    OptText(Option<String>),
+    /// JSONB in PostgreSQL, text in SQLite.
+    Json(serde_json::Value),
 }
 
 /// SQL text plus its parameters, numbered `$1…` in the order they are bound.
@@ -65,6 +69,9 @@ macro_rules! bind_args {
                 $crate::rows::Arg::Uuid(v) => q.bind(v),
                 $crate::rows::Arg::I64(v) => q.bind(v),
                 $crate::rows::Arg::Text(v) => q.bind(v),
+                $crate::rows::Arg::OptUuid(v) => q.bind(v),
+                $crate::rows::Arg::OptText(v) => q.bind(v),
+                $crate::rows::Arg::Json(v) => q.bind(v),
             };
         }
         q

@@ -6,7 +6,10 @@ use kefu_core::{
     ConversationPatch, ConversationStatus, Direction, Event, Identity, InboxKind, NewContact,
     NewConversation, NewInbox, NewMessage, Priority, SlaPolicy,
 };
-use kefu_store::{Store, StoreError};
+use kefu_store::{
+    ConversationFilter, FileProgress, ImportContact, PlaceCounts, PlaceOptions, StagedBody,
+    StagedMessage, Store, StoreError, Visibility,
+};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -67,6 +70,7 @@ on_both!(
     concurrent_appends_are_gap_free,
     concurrent_resends_add_one_message,
     failed_writes_undo_only_themselves,
+    imports_place_history_once,
     events_follow_commits,
     contacts_are_recognised_by_identity,
     snoozed_conversations_wake,
@@ -409,4 +413,195 @@ async fn migrations_are_idempotent(db: Db) {
     let again = Store::open(&db.url).await.expect("reopen");
     assert!(again.ping().await);
     assert_eq!(again.inbox(inbox).await.expect("inbox").name, "网站客服");
+}
+
+fn staged(key: &str, who: &str, at_min: i64, direction: Direction, text: &str) -> StagedMessage {
+    StagedMessage {
+        key: format!("kf:{key}"),
+        customer: Identity {
+            kind: "wechat_external_userid".into(),
+            value: who.into(),
+        },
+        account: "wk-service".into(),
+        sent_at: 1_700_000_000_000 + at_min * 60_000,
+        agent_ref: (direction == Direction::Outgoing).then(|| "zhangsan".into()),
+        body: StagedBody {
+            direction,
+            text: text.into(),
+            metadata: serde_json::json!({ "msgid": key }),
+            recall_of: None,
+            ends_session: false,
+            attachment_ids: vec![],
+        },
+    }
+}
+
+/// Staging twice and placing in batches smaller than a conversation gives
+/// one copy of everything: sessions split on "ended" and on long gaps,
+/// recalls mark their message, and a later run continues the last session.
+async fn imports_place_history_once(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let agent = store
+        .create_agent(
+            &kefu_core::NewAgent {
+                email: "zhangsan@example.com".into(),
+                name: "张三".into(),
+                role: kefu_core::Role::Agent,
+                password: None,
+            },
+            None,
+        )
+        .await
+        .expect("agent");
+    let contact = ImportContact {
+        identities: vec![
+            Identity {
+                kind: "wechat_unionid".into(),
+                value: "u-1".into(),
+            },
+            Identity {
+                kind: "wechat_external_userid".into(),
+                value: "wm-1".into(),
+            },
+        ],
+        name: Some("李雷".into()),
+        tags: vec!["VIP".into()],
+        ..Default::default()
+    };
+    let mut ended = staged("3", "wm-1", 2, Direction::System, "[会话结束]");
+    ended.body.ends_session = true;
+    let mut recall = staged(
+        "6",
+        "wm-1",
+        60 * 48 + 2,
+        Direction::System,
+        "[撤回了一条消息]",
+    );
+    recall.body.recall_of = Some("kf:5".into());
+    let messages = vec![
+        staged("1", "wm-1", 0, Direction::Incoming, "订单什么时候发货？"),
+        staged("2", "wm-1", 1, Direction::Outgoing, "明天发货"),
+        ended,
+        staged("4", "wm-1", 10, Direction::Incoming, "收到了吗"),
+        // Two days later: a new conversation.
+        staged("5", "wm-1", 60 * 48, Direction::Incoming, "我要退货"),
+        recall,
+        staged("7", "wm-2", 5, Direction::Incoming, "你好"),
+    ];
+    let progress = FileProgress {
+        fingerprint: "f1".into(),
+        path: "sync.ndjson".into(),
+        format: "kf_sync_msg".into(),
+        byte_offset: 100,
+        line: 7,
+        done: true,
+    };
+    let first = store
+        .import_stage(&[contact.clone()], &messages, &progress)
+        .await
+        .expect("stage");
+    assert_eq!((first.contacts_created, first.messages_staged), (1, 7));
+    let again = store
+        .import_stage(&[contact], &messages, &progress)
+        .await
+        .expect("restage");
+    assert_eq!(
+        (
+            again.contacts_updated,
+            again.messages_staged,
+            again.messages_already_staged
+        ),
+        (1, 0, 7)
+    );
+    assert_eq!(
+        store.import_progress("f1").await.expect("progress"),
+        Some(progress)
+    );
+    let opts = PlaceOptions {
+        inboxes: Default::default(),
+        default_inbox: inbox,
+        agents: [("zhangsan".to_string(), agent.id)].into(),
+        gap_ms: 24 * 3_600_000,
+        tags: vec!["imported".into()],
+    };
+    let mut total = PlaceCounts::default();
+    while let Some(c) = store.import_place(&opts, 3).await.expect("place") {
+        total.conversations += c.conversations;
+        total.messages += c.messages;
+        total.contacts_created += c.contacts_created;
+        total.recalls_marked += c.recalls_marked;
+    }
+    assert_eq!(
+        (
+            total.conversations,
+            total.messages,
+            total.contacts_created,
+            total.recalls_marked
+        ),
+        (4, 7, 1, 1)
+    );
+    let lilei = store
+        .contact_by_identity("wechat_unionid", "u-1")
+        .await
+        .expect("contact");
+    assert_eq!(lilei.tags, vec!["VIP".to_string()]);
+    let filter = ConversationFilter {
+        contact_id: Some(lilei.id),
+        limit: 10,
+        ..Default::default()
+    };
+    let mut convs = store
+        .list_conversations(Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    convs.sort_by_key(|c| c.created_at);
+    assert_eq!(convs.len(), 3);
+    let texts = |id| {
+        let store = store.clone();
+        async move {
+            store
+                .list_messages(id, 0, 50, true)
+                .await
+                .expect("messages")
+        }
+    };
+    let one = texts(convs[0].id).await;
+    assert_eq!(one.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(one[1].sender_id, Some(agent.id));
+    assert_eq!(one[0].external_id.as_deref(), Some("kf:1"));
+    assert_eq!(convs[0].status, ConversationStatus::Resolved);
+    assert!(convs[0].tags.contains(&"imported".to_string()));
+    assert!(convs[0].first_response_at.is_some());
+    assert_eq!(texts(convs[1].id).await.len(), 1, "after the ended session");
+    let last = texts(convs[2].id).await;
+    assert_eq!(last[0].metadata["recalled"], serde_json::json!(true));
+    assert_eq!(last[1].text, "[撤回了一条消息]");
+    // A later run: a message an hour after the last continues that conversation.
+    let later = vec![staged(
+        "8",
+        "wm-1",
+        62 * 24 + 60,
+        Direction::Incoming,
+        "还在吗",
+    )];
+    let p2 = FileProgress {
+        fingerprint: "f2".into(),
+        ..store.import_progress("f1").await.expect("p").expect("f1")
+    };
+    store
+        .import_stage(&[], &later, &p2)
+        .await
+        .expect("stage later");
+    store.import_place(&opts, 100).await.expect("place later");
+    assert_eq!(
+        store.import_place(&opts, 100).await.expect("nothing left"),
+        None
+    );
+    let last = texts(convs[2].id).await;
+    assert_eq!(
+        last.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
 }
