@@ -197,20 +197,10 @@ function prefix(p) {
   return p.sender_id === state.me.id ? L('你：', 'You: ') : `${agentName(p.sender_id)}: `;
 }
 
-// The list API has no last message: fetch it for the rows on screen, a few
-// at a time, and keep it until the conversation's last_seq moves on.
-const fetching = new Set();
+// Each list item carries its latest message; live ones arrive by socket.
 function previewsFor(list) {
-  const need = list.filter((c) => {
-    const p = state.previews.get(c.id);
-    return c.last_seq > 0 && (!p || p.seq < c.last_seq) && !fetching.has(c.id);
-  });
-  for (const c of need.slice(0, 6 - fetching.size)) {
-    fetching.add(c.id);
-    get(`/api/v1/conversations/${c.id}/messages?after_seq=${c.last_seq - 1}&limit=1`)
-      .then(([m]) => { if (m) setPreview(m); else state.previews.set(c.id, { seq: c.last_seq, text: '' }); })
-      .catch(() => state.previews.set(c.id, { seq: c.last_seq, text: '' }))
-      .finally(() => { fetching.delete(c.id); changed(); });
+  for (const c of list) {
+    if (c.last_message) setPreview({ ...c.last_message, conversation_id: c.id });
   }
 }
 

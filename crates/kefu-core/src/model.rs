@@ -106,6 +106,16 @@ pub struct Attachment {
     pub created_at: DateTime<Utc>,
 }
 
+/// The start of a conversation's latest message, for lists.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MessagePreview {
+    pub seq: i64,
+    pub direction: Direction,
+    pub sender_id: Option<Uuid>,
+    /// At most 140 characters.
+    pub text: String,
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Message {
     pub id: Uuid,

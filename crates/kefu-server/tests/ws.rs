@@ -818,6 +818,16 @@ async fn files_unread_counts_and_ratings(backend: Backend) {
         .ok(200)
         .clone();
     assert_eq!(unread(&list), 1);
+    // The list carries each conversation's latest message.
+    let listed = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|c| c["id"] == cid.as_str())
+        .expect("listed");
+    assert_eq!(listed["last_message"]["text"], "见截图");
+    assert_eq!(listed["last_message"]["direction"], "incoming");
+    assert_eq!(listed["last_message"]["seq"], 1);
     admin
         .post(
             &format!("/api/v1/conversations/{cid}/read"),

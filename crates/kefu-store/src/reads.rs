@@ -1,8 +1,9 @@
 //! Read positions of agents, for unread counts, and the customer ratings
 //! report. Incoming messages after an agent's read position are unread.
 
-use crate::rows::{Arg, Sql};
+use crate::rows::{Arg, Sql, parse_enum};
 use crate::{Result, Store};
+use kefu_core::MessagePreview;
 use kefu_core::time::{Timestamp, to_millis};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -49,6 +50,37 @@ impl Store {
         let rows: Vec<(Uuid, i64)> = on_db!(self.db.reader(), p =>
             bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?);
         Ok(rows.into_iter().collect())
+    }
+
+    /// The latest message (system lines aside) of each conversation, cut
+    /// to 140 characters: one query for a whole list page.
+    pub async fn last_messages(
+        &self,
+        conversations: &[Uuid],
+    ) -> Result<HashMap<Uuid, MessagePreview>> {
+        let mut sql = Sql::new(
+            "SELECT m.conversation_id, m.seq, m.direction, m.sender_id, SUBSTR(m.text, 1, 140) FROM messages m
+             WHERE m.conversation_id IN ",
+        );
+        sql.bind_list(conversations).push(
+            " AND m.seq = (SELECT MAX(l.seq) FROM messages l
+               WHERE l.conversation_id = m.conversation_id AND l.direction <> 'system')",
+        );
+        let rows: Vec<(Uuid, i64, String, Option<Uuid>, String)> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?);
+        rows.into_iter()
+            .map(|(id, seq, direction, sender_id, text)| {
+                Ok((
+                    id,
+                    MessagePreview {
+                        seq,
+                        direction: parse_enum(&direction)?,
+                        sender_id,
+                        text,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Ratings given between `from` and `to`, grouped by assignee or by inbox.

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use kefu_core::{
-    Conversation, ConversationPatch, ConversationStatus, Direction, Message, NewConversation,
-    NewMessage, validate,
+    Conversation, ConversationPatch, ConversationStatus, Direction, Message, MessagePreview,
+    NewConversation, NewMessage, validate,
 };
 use kefu_store::ConversationFilter;
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,8 @@ struct ConversationItem {
     conversation: Conversation,
     /// Incoming messages after the caller's read position.
     unread: i64,
+    /// The latest message that is not a system line.
+    last_message: Option<MessagePreview>,
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = Paged<ConversationItem>)))]
@@ -88,12 +90,16 @@ async fn list(
         .list_conversations(who.visibility(), &filter)
         .await?;
     let ids: Vec<Uuid> = page.items.iter().map(|c| c.id).collect();
-    let unread = state.store.unread_counts(who.agent.id, &ids).await?;
+    let (unread, mut last) = tokio::try_join!(
+        state.store.unread_counts(who.agent.id, &ids),
+        state.store.last_messages(&ids)
+    )?;
     let items = page
         .items
         .into_iter()
         .map(|c| ConversationItem {
             unread: unread.get(&c.id).copied().unwrap_or(0),
+            last_message: last.remove(&c.id),
             conversation: c,
         })
         .collect();
