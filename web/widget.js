@@ -3,6 +3,8 @@
  * Sites that know their user set, before the tag (hash signed per page view):
  *   window.kefuSettings = {identifier, timestamp, identifier_hash, name, email}
  * The page may call window.kefu.open() / .close() / .toggle() / .reset().
+ * data-link="TOKEN" (a continuity link, see /c/TOKEN) starts as that link's
+ * contact; data-open="1" opens the panel at once.
  * Look, from the inbox's settings.widget: color "#rrggbb", greeting and
  * title (text or {zh, en}), position "left" | "right", prechat
  * {fields: ["name", "email", "phone"], required: ["email"]}.
@@ -15,6 +17,7 @@
   var script = document.currentScript || document.querySelector('script[data-inbox][src*="widget.js"]');
   if (!script || window.kefu) return;
   var INBOX = script.getAttribute('data-inbox') || '';
+  var LINK = script.getAttribute('data-link') || '';
   var BASE = new URL(script.src, location.href).origin;
   var KEY = 'kefu.widget.' + INBOX;
   var ZH = /^zh/i.test(navigator.language || '');
@@ -280,7 +283,7 @@
 
   // Asked once, before the first session; a site's signed-in user skips it.
   function needPrechat() {
-    return !saved.token && !saved.prechat && !(window.kefuSettings || {}).identifier && prechatFields().length > 0;
+    return !saved.token && !saved.prechat && !LINK && !(window.kefuSettings || {}).identifier && prechatFields().length > 0;
   }
 
   // ------------------------------------------------------------ render ---
@@ -667,7 +670,12 @@
     var now = Date.now() / 1000, more = Object.keys(details).length > 0;
     var fresh = saved.token && saved.exp > now + (saved.verified ? 600 : 30 * 86400);
     var req;
-    if (fresh && !more) req = Promise.resolve();
+    if (LINK && saved.link !== LINK) {
+      // A continuity link names its customer: it replaces whoever this
+      // browser was, once; reloads then carry on with the token it earned.
+      forget();
+      req = session(Object.assign({ link: LINK }, extra)).then(function () { saved.link = LINK; save(); });
+    } else if (fresh && !more) req = Promise.resolve();
     else if (id && ks.identifier_hash && !(fresh && saved.identifier === id)) {
       // A hash is single-use: it is spent only when no live token of the
       // same user is at hand.
@@ -820,7 +828,8 @@
     if (!document.body) { document.addEventListener('DOMContentLoaded', mount); return; }
     if (!host.parentNode) document.body.appendChild(host);
     render();
-    if (saved.token) start();
+    if (script.getAttribute('data-open') === '1') open();
+    else if (saved.token) start();
   }
   // The look comes from the inbox's settings, cached for ten minutes so that
   // page views cost no request; opening the panel refreshes who is online.

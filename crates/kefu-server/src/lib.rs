@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod continuity;
 pub mod error;
 pub mod extract;
 pub(crate) mod http;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(http::ops::router(spec_json))
         .merge(web::router())
+        .merge(continuity::router())
         .merge(ws::router())
         // Unknown paths get the API's error body, not an empty 404.
         .fallback(|| async { error::ApiError::NotFound })

@@ -65,14 +65,7 @@ impl AppState {
     pub async fn visitor_key(&self) -> Result<Vec<u8>, crate::error::ApiError> {
         let key = self
             .visitor_key
-            .get_or_try_init(|| async {
-                let fresh = crate::auth::new_secret();
-                let stored = self
-                    .store
-                    .setting_or_insert("visitor_signing_key", &fresh)
-                    .await?;
-                Ok::<_, kefu_store::StoreError>(stored.into_bytes())
-            })
+            .get_or_try_init(|| crate::visitor::stored_key(&self.store))
             .await?;
         Ok(key.clone())
     }

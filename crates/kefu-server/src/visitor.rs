@@ -54,7 +54,17 @@ pub fn verify(key: &[u8], token: &str, now_secs: i64) -> Option<Claims> {
     (claims.e > now_secs).then_some(claims)
 }
 
-fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
+/// The key visitor tokens are signed with, made once and kept in the
+/// database so that every node and restart shares it.
+pub async fn stored_key(store: &kefu_store::Store) -> Result<Vec<u8>, kefu_store::StoreError> {
+    let fresh = crate::auth::new_secret();
+    Ok(store
+        .setting_or_insert("visitor_signing_key", &fresh)
+        .await?
+        .into_bytes())
+}
+
+pub(crate) fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
     match HmacSha256::new_from_slice(key) {
         Ok(mut m) => {
             m.update(data);

@@ -63,6 +63,11 @@ fn content_type(name: &str) -> Option<&'static str> {
     })
 }
 
+/// One of the embedded pages, for routes outside this module.
+pub(crate) fn page(name: &str) -> Response {
+    asset(name)
+}
+
 fn asset(name: &str) -> Response {
     let (Some(file), Some(content_type)) = (Assets::get(name), content_type(name)) else {
         return StatusCode::NOT_FOUND.into_response();

@@ -30,6 +30,7 @@ both_backends!(
     agents_outside_an_inbox_receive_nothing,
     bad_frames_are_answered_and_the_socket_survives,
     files_unread_counts_and_ratings,
+    continuity_links_open_an_imported_history,
 );
 
 mod two_nodes {
@@ -912,4 +913,100 @@ async fn files_unread_counts_and_ratings(backend: Backend) {
     ws.send(json!({ "type": "send", "client_id": "f3", "text": "新问题" }))
         .await;
     assert_ne!(ws.expect("ack").await["conversation_id"], cid.as_str());
+}
+
+/// A continuity link opens the widget as its contact, with their history;
+/// a forged, expired, revoked or other-inbox link opens nothing.
+async fn continuity_links_open_an_imported_history(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (inbox, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let (_, other_public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let created = admin
+        .post(
+            "/api/v1/conversations",
+            json!({
+                "inbox_id": inbox,
+                "contact": { "name": "李雷", "identities": [{ "kind": "wechat_external_userid", "value": "wm-lilei" }] },
+                "message": { "direction": "incoming", "text": "以前在微信问过发货" }
+            }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let contact = created["conversation"]["contact_id"].clone();
+    let inbox_id: uuid::Uuid = inbox.parse().expect("uuid");
+    let far = kefu_core::time::now().timestamp() + 30 * 86_400;
+    let mut out = Vec::new();
+    let n =
+        kefu_server::continuity::write_csv(&server.store, inbox_id, far, &server.base, &mut out)
+            .await
+            .expect("links");
+    assert_eq!(n, 1, "one contact holds a WeChat identity");
+    let csv = String::from_utf8(out).expect("utf-8");
+    let row = csv.lines().nth(1).expect("a row");
+    assert!(
+        row.contains("李雷") && row.contains("wechat_external_userid:wm-lilei"),
+        "{row}"
+    );
+    let url = row.split(',').find(|f| f.contains("/c/")).expect("url");
+    let token = url.rsplit("/c/").next().expect("token");
+    let page = reqwest::get(url).await.expect("page");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("continue.js"));
+    let check = |t: &str| format!("{}/api/widget/v1/link?token={t}", server.base);
+    let target: Value = reqwest::get(check(token))
+        .await
+        .expect("link")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(target["inbox"], public.as_str());
+
+    let (status, body) = session(&server, json!({ "inbox": public, "link": token })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["contact_id"], contact);
+    assert_eq!(body["verified"], true);
+    let (_, welcome) = widget(
+        &server.base,
+        body["token"].as_str().expect("token"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        welcome["conversations"].as_array().expect("list").len(),
+        1,
+        "{welcome}"
+    );
+
+    // Another inbox, a forged token, a revoked link: refused.
+    let (status, _) = session(&server, json!({ "inbox": other_public, "link": token })).await;
+    assert_eq!(status, 401);
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let (status, _) = session(&server, json!({ "inbox": public, "link": forged })).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        server
+            .store
+            .revoke_continuity_links(None)
+            .await
+            .expect("revoke"),
+        1
+    );
+    let (status, _) = session(&server, json!({ "inbox": public, "link": token })).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        reqwest::get(check(token)).await.expect("link").status(),
+        404
+    );
+    // An expired one.
+    let past = kefu_core::time::now().timestamp() - 1;
+    let contact_id: uuid::Uuid = contact.as_str().expect("id").parse().expect("uuid");
+    let old =
+        kefu_server::continuity::issue(&server.store, inbox_id, &[contact_id], past, &server.base)
+            .await
+            .expect("issue");
+    let old_token = old[0].rsplit("/c/").next().expect("token");
+    let (status, _) = session(&server, json!({ "inbox": public, "link": old_token })).await;
+    assert_eq!(status, 401);
 }

@@ -26,6 +26,7 @@ mod canned;
 mod contacts;
 #[macro_use]
 mod messages;
+mod continuity;
 mod conversations;
 mod cursor;
 pub mod error;
@@ -44,6 +45,7 @@ mod widget;
 pub use attachments::NewAttachment;
 pub use audit::NewAudit;
 pub use auth::{NewApiToken, NewSession};
+pub use continuity::{ContinuityLink, LinkTarget};
 pub use conversations::{ConversationFilter, Visibility};
 pub use cursor::Page;
 pub use db::Backend;

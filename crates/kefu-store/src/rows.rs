@@ -119,14 +119,17 @@ pub(crate) fn opt_ts(ms: Option<i64>) -> Option<Timestamp> {
 /// `%text%` for LIKE, with the wildcards in `text` taken literally (the
 /// queries say `ESCAPE '\'`) and lower-cased to match `LOWER(column)`.
 pub(crate) fn like_pattern(text: &str) -> String {
-    let mut p = String::with_capacity(text.len() + 2);
-    p.push('%');
-    for c in text.to_lowercase().chars() {
+    format!("%{}%", like_escape(&text.to_lowercase()))
+}
+
+/// `text` with LIKE's wildcards and the escape character escaped by `\`.
+pub(crate) fn like_escape(text: &str) -> String {
+    let mut p = String::with_capacity(text.len());
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             p.push('\\');
         }
         p.push(c);
     }
-    p.push('%');
     p
 }

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(axum::extract::DefaultBodyLimit::disable())
         .routes(routes!(config))
         .routes(routes!(session))
+        .routes(routes!(link))
         .routes(routes!(download))
 }
 
@@ -81,6 +82,8 @@ struct SessionRequest {
     inbox: String,
     /// A visitor token from an earlier session, to carry on.
     token: Option<String>,
+    /// A continuity link's token (`/c/TOKEN`): start as its contact.
+    link: Option<String>,
     /// The site's own id of its user (`kind:value` names an identity kind,
     /// e.g. `wechat_unionid:o6_…`; a plain value is a `site_user`).
     identifier: Option<String>,
@@ -118,6 +121,14 @@ async fn session(
     // the site earns another day, so a stolen token cannot be kept alive.
     let mut keep_expiry = None;
     let (contact_id, verified) = match (&req.identifier, &req.token) {
+        _ if req.link.is_some() => {
+            let token = req.link.as_deref().unwrap_or_default();
+            let link = crate::continuity::redeem(&state, token, now)
+                .await?
+                .filter(|l| l.inbox_id == inbox.id)
+                .ok_or(ApiError::Unauthorized)?;
+            (link.contact_id, true)
+        }
         (Some(identifier), _) => (
             verified_contact(&state, secret.as_deref(), identifier, &req, now).await?,
             true,
@@ -169,6 +180,37 @@ async fn session(
         contact_id,
         verified,
         expires_at,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct LinkQuery {
+    /// The token of a continuity link (the part after `/c/`).
+    token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LinkTarget {
+    /// The widget inbox's public token, for `data-inbox`.
+    inbox: String,
+}
+
+/// Whether a continuity link still holds, and the widget it opens.
+#[utoipa::path(get, path = "/api/widget/v1/link", tag = "widget", params(LinkQuery),
+    responses((status = 200, body = LinkTarget), (status = 404, description = "unknown, expired or revoked"), (status = 429)))]
+async fn link(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<LinkQuery>,
+) -> ApiResult<axum::Json<LinkTarget>> {
+    state.widget_per_ip.check(&addr.ip())?;
+    let now = kefu_core::time::now().timestamp();
+    let link = crate::continuity::redeem(&state, &q.token, now)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let (public, _) = state.store.widget_keys(link.inbox_id).await?;
+    Ok(axum::Json(LinkTarget {
+        inbox: public.ok_or(ApiError::NotFound)?,
     }))
 }
 
