@@ -1,4 +1,4 @@
-//! kefu-mail: the email channel of kefu, without a database.
+//! kefu-mail: the email channel of kefu.
 //!
 //! Received mail flows `raw bytes → parse → classify → thread hints`; the caller stores the
 //! raw bytes first, then uses these to file the message in a conversation. Outgoing mail
@@ -19,9 +19,13 @@
 //! - [`smtp`]: the inbound SMTP listener; [`smtp::serve`] answers 250 only after the
 //!   caller's [`smtp::InboundHandler`] stored the message.
 //!
+//! - [`channel`]: the channel inside kefu, with the store: filing received mail into
+//!   conversations, the outbox, and the tasks `kefu serve` runs.
+//!
 //! Wire formats are kept apart from I/O: `parse`, `quote`, `classify` and `thread` do no
 //! I/O and are tested with tables.
 
+pub mod channel;
 pub mod classify;
 pub mod compose;
 mod html_text;

@@ -29,6 +29,7 @@ mod messages;
 mod continuity;
 mod conversations;
 mod cursor;
+mod email;
 pub mod error;
 pub mod notify;
 mod reads;
@@ -49,6 +50,7 @@ pub use continuity::{ContinuityLink, LinkTarget};
 pub use conversations::{ConversationFilter, Visibility};
 pub use cursor::Page;
 pub use db::Backend;
+pub use email::{EmailThread, NewInbound, NewOutboxEmail, OutboxEmail};
 pub use error::StoreError;
 pub use import::{
     FileProgress, ImportContact, PlaceCounts, PlaceOptions, StageCounts, StagedBody, StagedMessage,

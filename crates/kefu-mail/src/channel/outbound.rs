@@ -1,0 +1,253 @@
+//! Mail out. An agent's reply in an email conversation is built into a
+//! complete message once (Message-ID, In-Reply-To, References, the reply
+//! token as Reply-To) and kept in the outbox with its bytes in the blob
+//! store, so every retry sends exactly the same mail. The message's
+//! `metadata.email` shows `queued`, `sent` or `failed` with the reason.
+
+use super::ChannelError;
+use super::settings::EmailSettings;
+use crate::compose::{Lang, OutgoingAttachment, OutgoingEmail, auto_ack, build};
+use crate::parse::Mailbox;
+use crate::send::{SendError, SmtpSender};
+use crate::thread::{ReplyToken, reply_subject, subject_with_ticket};
+use kefu_core::time::{now, to_millis};
+use kefu_core::{Conversation, Inbox, Message};
+use kefu_store::blobs::Blobs;
+use kefu_store::{EmailThread, NewOutboxEmail, OutboxEmail, Store};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Waits before the next attempt after 1, 2, … failures; then it fails.
+const BACKOFF_SECS: [i64; 6] = [60, 300, 900, 3_600, 4 * 3_600, 12 * 3_600];
+
+/// Queues an agent's reply (message `message_id`) as mail to the customer.
+pub async fn queue_reply(
+    store: &Store,
+    blobs: &Blobs,
+    inbox: &Inbox,
+    settings: &EmailSettings,
+    message: &Message,
+) -> Result<(), ChannelError> {
+    let conversation = store.conversation(message.conversation_id).await?;
+    let Some(thread) = thread_of(store, &conversation).await? else {
+        let reason = "the customer has no email address";
+        store
+            .set_message_metadata(
+                message.id,
+                "email",
+                json!({ "status": "failed", "error": reason }),
+            )
+            .await?;
+        return Ok(());
+    };
+    let mut attachments = Vec::new();
+    for a in &message.attachments {
+        let path = blobs
+            .path(&a.sha256)
+            .ok_or_else(|| ChannelError::Invalid("bad attachment hash".into()))?;
+        attachments.push(OutgoingAttachment {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            bytes: tokio::fs::read(path).await?,
+            content_id: None,
+        });
+    }
+    let email = OutgoingEmail {
+        text: message.text.clone(),
+        html: message.html.clone(),
+        attachments,
+        ..envelope(store, settings, &conversation, &thread).await?
+    };
+    enqueue(store, blobs, inbox, &conversation, Some(message.id), &email).await
+}
+
+/// Queues the acknowledgement of a new ticket, in the inbox's language.
+pub async fn queue_auto_ack(
+    store: &Store,
+    blobs: &Blobs,
+    inbox: &Inbox,
+    settings: &EmailSettings,
+    conversation_id: Uuid,
+) -> Result<(), ChannelError> {
+    let conversation = store.conversation(conversation_id).await?;
+    let Some(thread) = thread_of(store, &conversation).await? else {
+        return Ok(());
+    };
+    let lang = match settings.auto_ack.as_deref() {
+        Some("en") => Lang::En,
+        _ => Lang::ZhCn,
+    };
+    let team = settings.name.clone().unwrap_or_else(|| inbox.name.clone());
+    let ack = auto_ack(lang, conversation.number as u64, &thread.subject, &team);
+    let email = OutgoingEmail {
+        subject: ack.subject,
+        text: ack.text,
+        html: Some(ack.html),
+        auto_submitted: true,
+        ..envelope(store, settings, &conversation, &thread).await?
+    };
+    enqueue(store, blobs, inbox, &conversation, None, &email).await
+}
+
+/// The thread of an email conversation; one is made for a conversation an
+/// agent started, from the contact's email address.
+async fn thread_of(store: &Store, c: &Conversation) -> Result<Option<EmailThread>, ChannelError> {
+    if let Some(t) = store.email_thread(c.id).await? {
+        return Ok(Some(t));
+    }
+    let Some(address) = store.contact(c.contact_id).await?.email else {
+        return Ok(None);
+    };
+    let thread = EmailThread {
+        conversation_id: c.id,
+        token: ReplyToken::generate().as_str().to_string(),
+        customer_email: address,
+        subject: c.subject.clone().unwrap_or_default(),
+    };
+    store.create_email_thread(&thread).await?;
+    Ok(store.email_thread(c.id).await?)
+}
+
+/// From, To, subject with the ticket number, and the threading headers.
+async fn envelope(
+    store: &Store,
+    settings: &EmailSettings,
+    c: &Conversation,
+    thread: &EmailThread,
+) -> Result<OutgoingEmail, ChannelError> {
+    let ids = store.conversation_header_ids(c.id).await?;
+    let in_reply_to = ids
+        .iter()
+        .rev()
+        .find(|(_, out)| !out)
+        .map(|(id, _)| id.clone());
+    let token =
+        ReplyToken::parse(&thread.token).map_err(|e| ChannelError::Invalid(e.to_string()))?;
+    Ok(OutgoingEmail {
+        from: Mailbox {
+            address: settings.address.clone(),
+            name: settings.name.clone(),
+        },
+        to: vec![Mailbox {
+            address: thread.customer_email.clone(),
+            name: None,
+        }],
+        cc: vec![],
+        subject: subject_with_ticket(&reply_subject(&thread.subject), c.number as u64),
+        text: String::new(),
+        html: None,
+        attachments: vec![],
+        in_reply_to,
+        references: ids.into_iter().map(|(id, _)| id).collect(),
+        reply_token: Some(token),
+        auto_submitted: false,
+    })
+}
+
+async fn enqueue(
+    store: &Store,
+    blobs: &Blobs,
+    inbox: &Inbox,
+    c: &Conversation,
+    message_id: Option<Uuid>,
+    email: &OutgoingEmail,
+) -> Result<(), ChannelError> {
+    let built = build(email, None)?;
+    let sha256 = blobs.put(&built.bytes).await?;
+    store
+        .enqueue_email(NewOutboxEmail {
+            inbox_id: inbox.id,
+            conversation_id: c.id,
+            message_id,
+            header_id: &built.message_id,
+            envelope_from: &built.envelope_from,
+            recipients: &built.recipients,
+            sha256: &sha256,
+        })
+        .await?;
+    store
+        .record_header_id(inbox.id, &built.message_id, c.id, message_id, true)
+        .await?;
+    if let Some(m) = message_id {
+        store
+            .set_message_metadata(
+                m,
+                "email",
+                json!({ "status": "queued", "message_id": built.message_id }),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Sends one queued mail and records the outcome.
+pub async fn send_one(
+    store: &Store,
+    blobs: &Blobs,
+    sender: &SmtpSender,
+    mail: &OutboxEmail,
+) -> Result<(), ChannelError> {
+    let path = blobs
+        .path(&mail.sha256)
+        .ok_or_else(|| ChannelError::Invalid("bad outbox hash".into()))?;
+    let bytes = tokio::fs::read(path).await?;
+    let recipients: Vec<String> = serde_json::from_str(&mail.recipients).unwrap_or_default();
+    let outcome = sender
+        .send_raw(&mail.envelope_from, &recipients, &bytes)
+        .await;
+    record(store, mail, outcome).await
+}
+
+/// Records a send's outcome on the outbox row and the message.
+pub async fn record(
+    store: &Store,
+    mail: &OutboxEmail,
+    outcome: Result<(), SendError>,
+) -> Result<(), ChannelError> {
+    let attempt = mail.attempts as usize;
+    let (status, error, retry_at) = match &outcome {
+        Ok(()) => ("sent", None, None),
+        Err(e) if e.is_permanent() || attempt >= BACKOFF_SECS.len() => {
+            ("failed", Some(e.to_string()), None)
+        }
+        Err(e) => (
+            "queued",
+            Some(e.to_string()),
+            Some(to_millis(now()) + BACKOFF_SECS[attempt] * 1000),
+        ),
+    };
+    store
+        .record_email_attempt(mail.id, status, error.as_deref(), retry_at)
+        .await?;
+    if let Some(m) = mail.message_id {
+        let mut state =
+            json!({ "status": status, "message_id": mail.header_id, "attempts": attempt + 1 });
+        if let Some(e) = &error {
+            state["error"] = json!(e);
+        }
+        store.set_message_metadata(m, "email", state).await?;
+    }
+    Ok(())
+}
+
+/// A delivery report came back for mail we sent with this Message-ID.
+pub async fn record_bounce(
+    store: &Store,
+    header_id: &str,
+    reason: &str,
+) -> Result<(), ChannelError> {
+    let Some(mail) = store.outbox_email_by_header(header_id).await? else {
+        return Ok(());
+    };
+    store.mark_email_bounced(mail.id, reason).await?;
+    if let Some(m) = mail.message_id {
+        store
+            .set_message_metadata(
+                m,
+                "email",
+                json!({ "status": "failed", "message_id": header_id, "error": format!("bounced: {reason}") }),
+            )
+            .await?;
+    }
+    Ok(())
+}

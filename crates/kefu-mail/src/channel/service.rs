@@ -1,0 +1,413 @@
+//! The email tasks of `kefu serve`: the SMTP listener (when configured), an
+//! IMAP poller per inbox that has IMAP settings, and the outbox loop (queue
+//! agents' replies, send what is due, file held mail). Email inboxes are
+//! re-read every 30 s, so settings changed in the console take effect
+//! without a restart.
+
+use super::ingest::{self, FLOOD_WINDOW_MS, Filed};
+use super::outbound;
+use super::settings::EmailSettings;
+use crate::imap::{Cursor, ImapHandler, ImapHandlerError, ImapSession};
+use crate::send::SmtpSender;
+use crate::smtp::{DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig};
+use kefu_core::time::{now, to_millis};
+use kefu_core::{Direction, Event, Inbox, InboxKind, SenderKind};
+use kefu_store::Store;
+use kefu_store::blobs::Blobs;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct MailServiceConfig {
+    /// Where the SMTP listener accepts mail (for MX records or forwarding);
+    /// `None` runs none.
+    pub smtp_listen: Option<SocketAddr>,
+    pub hostname: String,
+    pub max_message_bytes: u64,
+    /// How often the outbox is looked at without a wake-up.
+    pub outbox_interval: Duration,
+}
+
+impl Default for MailServiceConfig {
+    fn default() -> Self {
+        MailServiceConfig {
+            smtp_listen: None,
+            hostname: "localhost".into(),
+            max_message_bytes: 30 * 1024 * 1024,
+            outbox_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything the tasks share.
+#[derive(Clone)]
+pub struct MailService {
+    store: Store,
+    blobs: Blobs,
+    wake: Arc<Notify>,
+    /// One outbox round at a time: two would queue and send the same reply twice.
+    round: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl MailService {
+    pub fn new(store: Store, blobs: Blobs) -> MailService {
+        MailService {
+            store,
+            blobs,
+            wake: Arc::new(Notify::new()),
+            round: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Runs until `shutdown` turns true. Returns the SMTP listener's address
+    /// once bound (through `bound`), for tests and the startup log.
+    pub async fn run(
+        self,
+        config: MailServiceConfig,
+        mut shutdown: watch::Receiver<bool>,
+        bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    ) -> std::io::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(addr) = config.smtp_listen {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            if let Some(tx) = bound {
+                let _ = tx.send(listener.local_addr()?);
+            }
+            let server = SmtpServerConfig {
+                hostname: config.hostname.clone(),
+                max_message_bytes: config.max_message_bytes,
+                ..SmtpServerConfig::default()
+            };
+            let mut stop = shutdown.clone();
+            let handler = Arc::new(self.clone());
+            tasks.spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = crate::smtp::serve(listener, server, handler, stopped).await {
+                    tracing::error!(error = %e, "SMTP listener stopped");
+                }
+            });
+        }
+        tasks.spawn(
+            self.clone()
+                .outbox_loop(config.outbox_interval, shutdown.clone()),
+        );
+        tasks.spawn(self.clone().wake_on_replies(shutdown.clone()));
+        tasks.spawn(self.clone().pollers(shutdown.clone()));
+        let _ = shutdown.wait_for(|s| *s).await;
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    /// Email inboxes with valid settings; others are logged and left out.
+    pub async fn inboxes(&self) -> Vec<(Inbox, EmailSettings)> {
+        let all = match self.store.list_inboxes(None).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing inboxes");
+                return Vec::new();
+            }
+        };
+        all.into_iter()
+            .filter(|i| i.kind == InboxKind::Email)
+            .filter_map(|i| match EmailSettings::of(&i) {
+                Ok(s) => Some((i, s)),
+                Err(e) => {
+                    tracing::warn!(inbox = %i.id, "email inbox skipped: {e}");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    async fn wake_on_replies(self, mut shutdown: watch::Receiver<bool>) {
+        let mut events = self.store.subscribe();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                event = events.recv() => match event {
+                    Ok(Event::MessageCreated { message, .. })
+                        if message.direction == Direction::Outgoing
+                            && message.sender_kind == SenderKind::Agent => self.wake.notify_one(),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.wake.notify_one(),
+                    Err(_) => return,
+                },
+            }
+        }
+    }
+
+    async fn outbox_loop(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.outbox_round().await {
+                tracing::warn!(error = %e, "email outbox");
+            }
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// Queues replies not queued yet, sends what is due, files held mail.
+    pub async fn outbox_round(&self) -> Result<(), super::ChannelError> {
+        let _one = self.round.lock().await;
+        let inboxes: HashMap<Uuid, (Inbox, EmailSettings)> = self
+            .inboxes()
+            .await
+            .into_iter()
+            .map(|(i, s)| (i.id, (i, s)))
+            .collect();
+        let week_ago = to_millis(now()) - 7 * 86_400_000;
+        for (message_id, _, inbox_id) in self.store.unqueued_email_replies(week_ago, 200).await? {
+            let Some((inbox, settings)) = inboxes.get(&inbox_id) else {
+                continue;
+            };
+            let message = self.store.message(message_id).await?;
+            outbound::queue_reply(&self.store, &self.blobs, inbox, settings, &message).await?;
+        }
+        let mut senders: HashMap<Uuid, Option<SmtpSender>> = HashMap::new();
+        for mail in self.store.due_emails(100).await? {
+            let sender = senders.entry(mail.inbox_id).or_insert_with(|| {
+                let smtp = inboxes
+                    .get(&mail.inbox_id)?
+                    .1
+                    .smtp
+                    .as_ref()?
+                    .config()
+                    .ok()?;
+                SmtpSender::new(&smtp).ok()
+            });
+            match sender {
+                Some(s) => outbound::send_one(&self.store, &self.blobs, s, &mail).await?,
+                None => {
+                    tracing::debug!(inbox = %mail.inbox_id, "no SMTP relay configured: mail waits")
+                }
+            }
+        }
+        self.file_held(&inboxes).await
+    }
+
+    async fn file_held(
+        &self,
+        inboxes: &HashMap<Uuid, (Inbox, EmailSettings)>,
+    ) -> Result<(), super::ChannelError> {
+        let cutoff = to_millis(now()) - FLOOD_WINDOW_MS;
+        for (id, inbox_id, sha256) in self.store.held_inbound_emails(cutoff, 50).await? {
+            let Some((inbox, settings)) = inboxes.get(&inbox_id) else {
+                continue;
+            };
+            let Some(path) = self.blobs.path(&sha256) else {
+                continue;
+            };
+            let raw = tokio::fs::read(path).await?;
+            let parsed = tokio::task::spawn_blocking(move || crate::parse::parse(&raw))
+                .await
+                .map_err(|e| super::ChannelError::Invalid(e.to_string()))?;
+            ingest::file(
+                &self.store,
+                &self.blobs,
+                inbox,
+                settings,
+                id,
+                &sha256,
+                &parsed,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One poller per inbox with IMAP settings, restarted when they change.
+    async fn pollers(self, mut shutdown: watch::Receiver<bool>) {
+        let mut running: HashMap<Uuid, (String, watch::Sender<bool>)> = HashMap::new();
+        loop {
+            let mut seen = Vec::new();
+            for (inbox, settings) in self.inboxes().await {
+                let Some(imap) = settings.imap.clone() else {
+                    continue;
+                };
+                seen.push(inbox.id);
+                let key = format!("{imap:?}");
+                if running.get(&inbox.id).is_some_and(|(k, _)| *k == key) {
+                    continue;
+                }
+                let (stop, stopped) = watch::channel(false);
+                if let Some((_, old)) = running.insert(inbox.id, (key, stop)) {
+                    let _ = old.send(true);
+                }
+                tokio::spawn(self.clone().poll_inbox(inbox, settings, stopped));
+            }
+            running.retain(|id, (_, stop)| {
+                let keep = seen.contains(id);
+                if !keep {
+                    let _ = stop.send(true);
+                }
+                keep
+            });
+            tokio::select! {
+                _ = shutdown.wait_for(|s| *s) => break,
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+        for (_, (_, stop)) in running {
+            let _ = stop.send(true);
+        }
+    }
+
+    async fn poll_inbox(
+        self,
+        inbox: Inbox,
+        settings: EmailSettings,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let Some(Ok(config)) = settings.imap.as_ref().map(|i| i.config()) else {
+            return;
+        };
+        let interval = Duration::from_secs(
+            settings
+                .imap
+                .as_ref()
+                .map_or(60, |i| i.interval_secs.max(5)),
+        );
+        let handler = Filer {
+            service: self.clone(),
+            inbox: inbox.clone(),
+            settings: settings.clone(),
+        };
+        loop {
+            let result = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                r = self.poll_session(&inbox, &config, &handler, interval) => r,
+            };
+            if let Err(e) = result {
+                tracing::warn!(inbox = %inbox.id, error = %e, "IMAP poll failed; retrying in 30 s");
+            }
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+    }
+
+    /// One connection: poll, then wait (IDLE where offered), poll again…
+    async fn poll_session(
+        &self,
+        inbox: &Inbox,
+        config: &crate::imap::ImapConfig,
+        handler: &Filer,
+        interval: Duration,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut session = ImapSession::connect(config).await?;
+        let key = format!("imap_cursor:{}", inbox.id);
+        loop {
+            let cursor = self
+                .store
+                .setting(&key)
+                .await?
+                .and_then(|s| parse_cursor(&s));
+            let outcome = session.poll(cursor, handler).await?;
+            let next = if outcome.uid_validity_changed {
+                Cursor {
+                    uid_validity: outcome.cursor.uid_validity,
+                    last_uid: 0,
+                }
+            } else {
+                outcome.cursor
+            };
+            self.store
+                .set_setting(&key, &format!("{}:{}", next.uid_validity, next.last_uid))
+                .await?;
+            if outcome.uid_validity_changed || outcome.stopped.is_some() {
+                continue;
+            }
+            session = session.idle(interval).await?.0;
+        }
+    }
+}
+
+fn parse_cursor(s: &str) -> Option<Cursor> {
+    let (v, u) = s.split_once(':')?;
+    Some(Cursor {
+        uid_validity: v.parse().ok()?,
+        last_uid: u.parse().ok()?,
+    })
+}
+
+/// Files what an IMAP poll hands over.
+struct Filer {
+    service: MailService,
+    inbox: Inbox,
+    settings: EmailSettings,
+}
+
+impl ImapHandler for Filer {
+    async fn handle(&self, _uid: u32, raw: Vec<u8>) -> Result<(), ImapHandlerError> {
+        let s = &self.service;
+        match ingest::ingest(&s.store, &s.blobs, &self.inbox, &self.settings, &raw).await {
+            Ok(_) => Ok(()),
+            // The raw bytes are stored before anything can fail but the
+            // database: try again on the next poll.
+            Err(e) => Err(ImapHandlerError::Retry(e.to_string())),
+        }
+    }
+}
+
+impl InboundHandler for MailService {
+    async fn accepts(&self, recipient: &str) -> bool {
+        let base = base_address(recipient);
+        self.inboxes().await.iter().any(|(_, s)| s.address == base)
+    }
+
+    async fn deliver(&self, message: InboundMessage) -> Result<(), DeliveryError> {
+        let raw = message
+            .read_all()
+            .await
+            .map_err(|e| DeliveryError::Temporary(e.to_string()))?;
+        let inboxes = self.inboxes().await;
+        let mut done = Vec::new();
+        for rcpt in &message.envelope.rcpt_to {
+            let base = base_address(rcpt);
+            let Some((inbox, settings)) = inboxes.iter().find(|(_, s)| s.address == base) else {
+                continue;
+            };
+            if done.contains(&inbox.id) {
+                continue;
+            }
+            done.push(inbox.id);
+            match ingest::ingest(&self.store, &self.blobs, inbox, settings, &raw).await {
+                Ok(
+                    Filed::Message { .. }
+                    | Filed::Duplicate
+                    | Filed::Bounce { .. }
+                    | Filed::Held { .. },
+                ) => {}
+                Err(e) => {
+                    tracing::warn!(inbox = %inbox.id, error = %e, "filing received mail");
+                    return Err(DeliveryError::Temporary(
+                        "could not store the message".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `support+token@example.com` → `support@example.com`.
+fn base_address(address: &str) -> String {
+    let address = address.trim().to_ascii_lowercase();
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let local = local.split_once('+').map_or(local, |(l, _)| l);
+            format!("{local}@{domain}")
+        }
+        None => address,
+    }
+}

@@ -1,0 +1,155 @@
+//! `inbox.settings.email`: what an email inbox needs to receive and send.
+
+use crate::imap::{AfterDelivery, ImapConfig, ImapSecurity};
+use crate::send::{SmtpConfig, SmtpSecurity};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// The inbox's address (`support@example.com`); replies carry
+    /// `support+TOKEN@example.com` as Reply-To.
+    pub address: String,
+    /// Display name on outgoing mail.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub imap: Option<ImapSettings>,
+    /// The relay that outgoing mail goes through.
+    #[serde(default)]
+    pub smtp: Option<SmtpSettings>,
+    /// Acknowledge new tickets by mail: `"zh-CN"` or `"en"`.
+    #[serde(default)]
+    pub auto_ack: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    /// `tls` (default, port 993) or `none` (only for a server on loopback).
+    #[serde(default = "tls")]
+    pub security: String,
+    pub username: String,
+    pub password: String,
+    #[serde(default = "inbox_folder")]
+    pub folder: String,
+    /// After a message is stored: `leave` (default), `seen`, or `move:FOLDER`.
+    #[serde(default = "leave")]
+    pub after: String,
+    /// Seconds between polls when the server has no IDLE.
+    #[serde(default = "sixty")]
+    pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (default), `tls` or `none`.
+    #[serde(default = "starttls")]
+    pub security: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+fn tls() -> String {
+    "tls".into()
+}
+fn starttls() -> String {
+    "starttls".into()
+}
+fn inbox_folder() -> String {
+    "INBOX".into()
+}
+fn leave() -> String {
+    "leave".into()
+}
+fn sixty() -> u64 {
+    60
+}
+
+impl EmailSettings {
+    /// The email settings of an inbox, if it has valid ones.
+    pub fn of(inbox: &kefu_core::Inbox) -> Result<EmailSettings, String> {
+        let raw = inbox
+            .settings
+            .get("email")
+            .ok_or("settings.email is missing")?;
+        let s: EmailSettings =
+            serde_json::from_value(raw.clone()).map_err(|e| format!("settings.email: {e}"))?;
+        if !s.address.contains('@') || s.address.contains('+') {
+            return Err("settings.email.address must be local@domain without a '+' tag".into());
+        }
+        Ok(EmailSettings {
+            address: s.address.trim().to_ascii_lowercase(),
+            ..s
+        })
+    }
+
+    /// The domain Message-IDs are made on.
+    pub fn domain(&self) -> &str {
+        self.address.rsplit('@').next().unwrap_or("localhost")
+    }
+}
+
+impl ImapSettings {
+    pub fn config(&self) -> Result<ImapConfig, String> {
+        let security = match self.security.as_str() {
+            "tls" => ImapSecurity::Tls,
+            "none" => ImapSecurity::Plain,
+            other => return Err(format!("imap.security {other:?}: use tls or none")),
+        };
+        let after_delivery = match self.after.as_str() {
+            "leave" => AfterDelivery::Leave,
+            "seen" => AfterDelivery::MarkSeen,
+            other => match other.strip_prefix("move:") {
+                Some(folder) if !folder.is_empty() => AfterDelivery::MoveTo(folder.into()),
+                _ => {
+                    return Err(format!(
+                        "imap.after {other:?}: use leave, seen or move:FOLDER"
+                    ));
+                }
+            },
+        };
+        Ok(ImapConfig {
+            host: self.host.clone(),
+            port: self.port,
+            security,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            folder: self.folder.clone(),
+            after_delivery,
+            timeout: Duration::from_secs(30),
+        })
+    }
+}
+
+impl SmtpSettings {
+    pub fn config(&self) -> Result<SmtpConfig, String> {
+        let security = match self.security.as_str() {
+            "starttls" => SmtpSecurity::StartTls,
+            "tls" => SmtpSecurity::Tls,
+            "none" => SmtpSecurity::None,
+            other => {
+                return Err(format!(
+                    "smtp.security {other:?}: use starttls, tls or none"
+                ));
+            }
+        };
+        Ok(SmtpConfig {
+            host: self.host.clone(),
+            port: self.port,
+            security,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            timeout: Duration::from_secs(30),
+            hello_name: None,
+        })
+    }
+}

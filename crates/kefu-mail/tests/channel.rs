@@ -1,0 +1,435 @@
+//! The email channel end to end on a real store (SQLite file and, with
+//! `KEFU_TEST_POSTGRES_URL`, PostgreSQL): mail arrives over SMTP at the
+//! channel's listener (lettre as the client), is filed and threaded; agents'
+//! replies leave through the outbox to a real SMTP sink on loopback, whose
+//! received bytes are parsed to check the threading headers.
+
+use kefu_core::{Direction, InboxKind, NewInbox, NewMessage, SenderKind, SlaPolicy};
+use kefu_mail::channel::{MailService, MailServiceConfig};
+use kefu_mail::send::{SmtpConfig, SmtpSecurity, SmtpSender};
+use kefu_mail::smtp::{
+    DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig, serve as smtp_serve,
+};
+use kefu_store::Store;
+use kefu_store::blobs::Blobs;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
+
+struct Env {
+    store: Store,
+    blobs: Blobs,
+    _dir: tempfile::TempDir,
+}
+
+async fn open(postgres: bool) -> Option<Env> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = if postgres {
+        let Ok(admin) = std::env::var("KEFU_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("KEFU_REQUIRE_POSTGRES").is_err(),
+                "KEFU_REQUIRE_POSTGRES is set but KEFU_TEST_POSTGRES_URL is not"
+            );
+            eprintln!("skipping: KEFU_TEST_POSTGRES_URL not set");
+            return None;
+        };
+        let name = format!("kefu_mail_{}", Uuid::now_v7().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("connect");
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .expect("create db");
+        format!("{}/{name}", admin.rsplit_once('/').expect("db in url").0)
+    } else {
+        format!("sqlite://{}/kefu.db", dir.path().display())
+    };
+    Some(Env {
+        store: Store::open(&url).await.expect("open store"),
+        blobs: Blobs::new(dir.path().join("blobs")),
+        _dir: dir,
+    })
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(env) = super::open(false).await { super::$name(env).await }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(env) = super::open(true).await { super::$name(env).await }
+            }
+        }
+    )*};
+}
+
+on_both!(mail_is_filed_threaded_and_answered);
+
+/// A real SMTP server that keeps what it receives.
+#[derive(Default)]
+struct Sink {
+    got: Mutex<Vec<Vec<u8>>>,
+}
+
+impl InboundHandler for Sink {
+    async fn accepts(&self, _: &str) -> bool {
+        true
+    }
+    async fn deliver(&self, m: InboundMessage) -> Result<(), DeliveryError> {
+        let raw = m
+            .read_all()
+            .await
+            .map_err(|e| DeliveryError::Temporary(e.to_string()))?;
+        self.got.lock().await.push(raw);
+        Ok(())
+    }
+}
+
+async fn start_sink() -> (Arc<Sink>, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let sink = Arc::new(Sink::default());
+    let handler = sink.clone();
+    tokio::spawn(async move {
+        let _ = smtp_serve(
+            listener,
+            SmtpServerConfig::default(),
+            handler,
+            std::future::pending(),
+        )
+        .await;
+    });
+    (sink, port)
+}
+
+/// The next mail the sink receives, parsed.
+async fn next_mail(sink: &Sink, seen: usize) -> kefu_mail::ParsedEmail {
+    for _ in 0..200 {
+        if let Some(raw) = sink.got.lock().await.get(seen) {
+            return kefu_mail::parse(raw);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the sink received no mail #{seen}");
+}
+
+fn client(port: u16) -> SmtpSender {
+    SmtpSender::new(&SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(10),
+        hello_name: Some("customer.example".into()),
+    })
+    .expect("client")
+}
+
+fn mail(from: &str, to: &str, subject: &str, id: &str, extra: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: 王先生 <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
+         Date: Fri, 27 Nov 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\n{extra}\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+async fn mail_is_filed_threaded_and_answered(env: Env) {
+    let (sink, sink_port) = start_sink().await;
+    let inbox = env
+        .store
+        .create_inbox(&NewInbox {
+            kind: InboxKind::Email,
+            name: "邮件客服".into(),
+            sla: SlaPolicy::default(),
+            settings: json!({ "email": {
+                "address": "support@shop.example", "name": "示例商城客服", "auto_ack": "zh-CN",
+                "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" }
+            }}),
+            member_ids: vec![],
+        })
+        .await
+        .expect("inbox");
+    let service = MailService::new(env.store.clone(), env.blobs.clone());
+    let (stop, stopped) = watch::channel(false);
+    let (bound_tx, bound) = tokio::sync::oneshot::channel();
+    let config = MailServiceConfig {
+        smtp_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        outbox_interval: Duration::from_millis(200),
+        ..MailServiceConfig::default()
+    };
+    let running = tokio::spawn(service.clone().run(config, stopped, Some(bound_tx)));
+    let port = bound.await.expect("listener bound").port();
+    let customer = client(port);
+
+    // A new email: a conversation, the customer as a contact, an acknowledgement.
+    let first = mail(
+        "wang@customer.example",
+        "support@shop.example",
+        "订单 1234 还没发货",
+        "c1@customer.example",
+        "",
+        "请问订单什么时候发货？\r\n谢谢",
+    );
+    customer
+        .send_raw(
+            "wang@customer.example",
+            &["support@shop.example".into()],
+            &first,
+        )
+        .await
+        .expect("accepted");
+    let ack = next_mail(&sink, 0).await;
+    let contact = env
+        .store
+        .contact_by_identity("email", "wang@customer.example")
+        .await
+        .expect("contact");
+    let filter = kefu_store::ConversationFilter {
+        contact_id: Some(contact.id),
+        limit: 10,
+        ..Default::default()
+    };
+    let convs = env
+        .store
+        .list_conversations(kefu_store::Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(convs.len(), 1);
+    let conv = &convs[0];
+    assert_eq!(conv.inbox_id, inbox.id);
+    assert_eq!(conv.subject.as_deref(), Some("订单 1234 还没发货"));
+    assert!(
+        ack.subject
+            .as_deref()
+            .unwrap_or("")
+            .contains(&format!("[#{}]", conv.number)),
+        "{:?}",
+        ack.subject
+    );
+    assert!(
+        ack.header("Auto-Submitted")
+            .is_some_and(|v| v.contains("auto-replied"))
+    );
+    let reply_to = ack.reply_to[0].address.clone();
+    assert!(
+        reply_to.starts_with("support+") && reply_to.ends_with("@shop.example"),
+        "{reply_to}"
+    );
+    assert_eq!(ack.in_reply_to, vec!["c1@customer.example".to_string()]);
+
+    // The same delivery again is stored once.
+    customer
+        .send_raw(
+            "wang@customer.example",
+            &["support@shop.example".into()],
+            &first,
+        )
+        .await
+        .expect("accepted again");
+    // An address the channel does not serve is refused.
+    let refused = customer
+        .send_raw(
+            "wang@customer.example",
+            &["nobody@shop.example".into()],
+            &first,
+        )
+        .await;
+    assert!(refused.is_err_and(|e| e.is_permanent()));
+
+    // An agent's reply goes out threaded.
+    let agent = env
+        .store
+        .create_agent(
+            &kefu_core::NewAgent {
+                email: "li@shop.example".into(),
+                name: "李雷".into(),
+                role: kefu_core::Role::Agent,
+                password: None,
+            },
+            None,
+        )
+        .await
+        .expect("agent");
+    let mut reply = NewMessage::text(Direction::Outgoing, "您好，订单明天发货。");
+    reply.sender_kind = Some(SenderKind::Agent);
+    reply.sender_id = Some(agent.id);
+    let sent = env
+        .store
+        .append_message(conv.id, &reply, Some(agent.id))
+        .await
+        .expect("reply");
+    let out = next_mail(&sink, 1).await;
+    assert_eq!(out.in_reply_to, vec!["c1@customer.example".to_string()]);
+    assert!(out.references.contains(&"c1@customer.example".to_string()));
+    assert_eq!(out.reply_to[0].address, reply_to);
+    assert_eq!(out.to[0].address, "wang@customer.example");
+    assert!(out.text.contains("订单明天发货"));
+    let our_id = out.message_id.clone().expect("message id");
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = env
+            .store
+            .message(sent.message.id)
+            .await
+            .expect("message")
+            .metadata["email"]["status"]
+            .clone();
+        if status == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "sent");
+
+    // The customer answers to the token address: the same conversation.
+    let answer = mail(
+        "wang@customer.example",
+        &reply_to,
+        "Re: 订单 1234 还没发货",
+        "c2@customer.example",
+        &format!("In-Reply-To: <{our_id}>\r\nReferences: <c1@customer.example> <{our_id}>\r\n"),
+        "好的，谢谢！\r\n\r\n在 2026年11月27日 李雷 写道：\r\n> 您好，订单明天发货。",
+    );
+    customer
+        .send_raw("wang@customer.example", &[reply_to.clone()], &answer)
+        .await
+        .expect("answer");
+    // Someone else answering the same thread by References starts their own.
+    let other = mail(
+        "zhao@other.example",
+        "support@shop.example",
+        "Re: 订单",
+        "z1@other.example",
+        &format!("References: <{our_id}>\r\n"),
+        "我也有同样的问题",
+    );
+    customer
+        .send_raw(
+            "zhao@other.example",
+            &["support@shop.example".into()],
+            &other,
+        )
+        .await
+        .expect("other");
+    // A [#number] from the same customer, without threading headers.
+    let by_number = mail(
+        "wang@customer.example",
+        "support@shop.example",
+        &format!("补充 [#{}]", conv.number),
+        "c3@customer.example",
+        "",
+        "地址改一下",
+    );
+    customer
+        .send_raw(
+            "wang@customer.example",
+            &["support@shop.example".into()],
+            &by_number,
+        )
+        .await
+        .expect("by number");
+    // An out-of-office reply opens a conversation but gets no acknowledgement.
+    let auto = mail(
+        "zhou@away.example",
+        "support@shop.example",
+        "自动回复：我不在办公室",
+        "a1@away.example",
+        "Auto-Submitted: auto-replied\r\n",
+        "我休假到下周。",
+    );
+    customer
+        .send_raw("zhou@away.example", &["support@shop.example".into()], &auto)
+        .await
+        .expect("auto");
+
+    let messages = env
+        .store
+        .list_messages(conv.id, 0, 50, true)
+        .await
+        .expect("messages");
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts.len(), 4, "{texts:?}");
+    assert!(
+        texts[2].starts_with("好的，谢谢！") && !texts[2].contains("> 您好"),
+        "quoted history folded: {:?}",
+        texts[2]
+    );
+    assert_eq!(texts[3], "地址改一下");
+    let zhao = env
+        .store
+        .contact_by_identity("email", "zhao@other.example")
+        .await
+        .expect("zhao");
+    let zhao_convs = env
+        .store
+        .list_conversations(
+            kefu_store::Visibility::All,
+            &kefu_store::ConversationFilter {
+                contact_id: Some(zhao.id),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(zhao_convs.len(), 1);
+    assert_ne!(zhao_convs[0].id, conv.id);
+    // Acks went to wang and zhao only (the out-of-office sender gets none).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let acks: Vec<String> = sink
+        .got
+        .lock()
+        .await
+        .iter()
+        .map(|r| kefu_mail::parse(r))
+        .filter(|p| p.header("Auto-Submitted").is_some())
+        .map(|p| p.to[0].address.clone())
+        .collect();
+    assert_eq!(
+        acks,
+        vec![
+            "wang@customer.example".to_string(),
+            "zhao@other.example".to_string()
+        ]
+    );
+
+    // A bounce of our reply marks it failed.
+    let dsn = format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>\r\nTo: support@shop.example\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.customer.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nFailed.\r\n\
+         --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.example\r\n\r\n\
+         Final-Recipient: rfc822; wang@customer.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+         --b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{our_id}>\r\nSubject: x\r\n\r\n--b--\r\n"
+    );
+    customer
+        .send_raw("", &["support@shop.example".into()], dsn.as_bytes())
+        .await
+        .expect("dsn");
+    let state = env
+        .store
+        .message(sent.message.id)
+        .await
+        .expect("message")
+        .metadata["email"]
+        .clone();
+    assert_eq!(state["status"], "failed", "{state}");
+    assert!(state["error"].as_str().unwrap_or("").contains("5.1.1"));
+
+    let _ = stop.send(true);
+    running.await.expect("join").expect("service");
+}

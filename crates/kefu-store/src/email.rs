@@ -1,0 +1,312 @@
+//! The email channel's records: received mail (kept raw, filed once),
+//! Message-IDs for threading, each conversation's reply token, and the
+//! outbox of mail to send. The channel's logic is in `kefu-mail`.
+
+use crate::{Result, Store, StoreError};
+use kefu_core::time::{now, to_millis};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A received message, as first recorded.
+#[derive(Debug, Clone)]
+pub struct NewInbound<'a> {
+    pub inbox_id: Uuid,
+    pub sha256: &'a str,
+    pub size: i64,
+    pub header_id: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub status: &'a str,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EmailThread {
+    pub conversation_id: Uuid,
+    pub token: String,
+    pub customer_email: String,
+    pub subject: String,
+}
+
+/// Mail to send.
+#[derive(Debug, Clone)]
+pub struct NewOutboxEmail<'a> {
+    pub inbox_id: Uuid,
+    pub conversation_id: Uuid,
+    pub message_id: Option<Uuid>,
+    pub header_id: &'a str,
+    pub envelope_from: &'a str,
+    pub recipients: &'a [String],
+    pub sha256: &'a str,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxEmail {
+    pub id: Uuid,
+    pub inbox_id: Uuid,
+    pub conversation_id: Uuid,
+    pub message_id: Option<Uuid>,
+    pub header_id: String,
+    pub envelope_from: String,
+    /// JSON array of addresses.
+    pub recipients: String,
+    pub sha256: String,
+    pub status: String,
+    pub attempts: i64,
+}
+
+const OUTBOX_COLUMNS: &str = "id, inbox_id, conversation_id, message_id, header_id, envelope_from, recipients, sha256, status, attempts";
+
+impl Store {
+    /// Records a received message; `None` when the same Message-ID from the
+    /// same sender was received before (a duplicate delivery).
+    pub async fn record_inbound_email(&self, new: NewInbound<'_>) -> Result<Option<Uuid>> {
+        let id = Uuid::now_v7();
+        let n = on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "INSERT INTO email_inbound (id, inbox_id, sha256, size, header_id, sender, status, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(id).bind(new.inbox_id).bind(new.sha256).bind(new.size).bind(new.header_id)
+            .bind(new.sender).bind(new.status).bind(to_millis(now()))
+            .execute(p).await?.rows_affected());
+        Ok((n == 1).then_some(id))
+    }
+
+    /// How many messages this sender sent to the inbox since `since_ms`.
+    pub async fn inbound_emails_since(
+        &self,
+        inbox_id: Uuid,
+        sender: &str,
+        since_ms: i64,
+    ) -> Result<i64> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_scalar("SELECT COUNT(*) FROM email_inbound WHERE inbox_id = $1 AND sender = $2 AND received_at >= $3")
+                .bind(inbox_id).bind(sender).bind(since_ms).fetch_one(p).await?))
+    }
+
+    /// Where a received message ended up.
+    pub async fn finish_inbound_email(
+        &self,
+        id: Uuid,
+        status: &str,
+        problem: Option<&str>,
+        filed: Option<(Uuid, Uuid)>,
+    ) -> Result<()> {
+        let (conversation, message) = filed.unzip();
+        on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "UPDATE email_inbound SET status = $2, problem = $3, conversation_id = $4, message_id = $5, filed_at = $6
+                 WHERE id = $1",
+            )
+            .bind(id).bind(status).bind(problem).bind(conversation).bind(message).bind(to_millis(now()))
+            .execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// The status of a received message (for tests and the admin view).
+    pub async fn inbound_email_status(
+        &self,
+        id: Uuid,
+    ) -> Result<(String, Option<String>, Option<Uuid>)> {
+        on_db!(self.db.reader(), p =>
+            sqlx::query_as("SELECT status, problem, conversation_id FROM email_inbound WHERE id = $1")
+                .bind(id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// Messages held since before `before_ms`, oldest first: (id, inbox, sha256).
+    pub async fn held_inbound_emails(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, Uuid, String)>> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_as("SELECT id, inbox_id, sha256 FROM email_inbound WHERE status = 'held' AND received_at < $1
+                            ORDER BY received_at LIMIT $2")
+                .bind(before_ms).bind(limit as i64).fetch_all(p).await?))
+    }
+
+    pub async fn email_thread(&self, conversation_id: Uuid) -> Result<Option<EmailThread>> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_as("SELECT conversation_id, token, customer_email, subject FROM email_threads WHERE conversation_id = $1")
+                .bind(conversation_id).fetch_optional(p).await?))
+    }
+
+    pub async fn email_thread_by_token(&self, token: &str) -> Result<Option<EmailThread>> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_as("SELECT conversation_id, token, customer_email, subject FROM email_threads WHERE token = $1")
+                .bind(token).fetch_optional(p).await?))
+    }
+
+    pub async fn create_email_thread(&self, t: &EmailThread) -> Result<()> {
+        on_db!(self.db.writer(), p =>
+            sqlx::query("INSERT INTO email_threads (conversation_id, token, customer_email, subject) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (conversation_id) DO NOTHING")
+                .bind(t.conversation_id).bind(&t.token).bind(&t.customer_email).bind(&t.subject)
+                .execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// The conversation of the first of these Message-IDs that kefu knows.
+    pub async fn conversation_by_header_ids(
+        &self,
+        inbox_id: Uuid,
+        ids: &[String],
+    ) -> Result<Option<Uuid>> {
+        for id in ids.iter().take(50) {
+            let hit: Option<Uuid> = on_db!(self.db.reader(), p =>
+                sqlx::query_scalar("SELECT conversation_id FROM email_message_ids WHERE inbox_id = $1 AND header_id = $2")
+                    .bind(inbox_id).bind(id).fetch_optional(p).await?);
+            if hit.is_some() {
+                return Ok(hit);
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn record_header_id(
+        &self,
+        inbox_id: Uuid,
+        header_id: &str,
+        conversation_id: Uuid,
+        message_id: Option<Uuid>,
+        outgoing: bool,
+    ) -> Result<()> {
+        on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "INSERT INTO email_message_ids (inbox_id, header_id, conversation_id, message_id, outgoing, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (inbox_id, header_id) DO NOTHING",
+            )
+            .bind(inbox_id).bind(header_id).bind(conversation_id).bind(message_id).bind(outgoing)
+            .bind(to_millis(now())).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// The conversation's Message-IDs, oldest first, for References.
+    pub async fn conversation_header_ids(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<Vec<(String, bool)>> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_as("SELECT header_id, outgoing FROM email_message_ids WHERE conversation_id = $1 ORDER BY created_at, header_id")
+                .bind(conversation_id).fetch_all(p).await?))
+    }
+
+    /// Queues mail to send now.
+    pub async fn enqueue_email(&self, new: NewOutboxEmail<'_>) -> Result<Uuid> {
+        let id = Uuid::now_v7();
+        let at = to_millis(now());
+        let recipients = serde_json::to_string(new.recipients)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "INSERT INTO email_outbox (id, inbox_id, conversation_id, message_id, header_id, envelope_from,
+                   recipients, sha256, status, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $9)",
+            )
+            .bind(id).bind(new.inbox_id).bind(new.conversation_id).bind(new.message_id).bind(new.header_id)
+            .bind(new.envelope_from).bind(&recipients).bind(new.sha256).bind(at)
+            .execute(p).await?.rows_affected());
+        Ok(id)
+    }
+
+    /// Queued mail whose time has come, oldest first.
+    pub async fn due_emails(&self, limit: usize) -> Result<Vec<OutboxEmail>> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= $1
+             ORDER BY next_attempt_at LIMIT $2"
+        );
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(to_millis(now())).bind(limit as i64).fetch_all(p).await?))
+    }
+
+    /// The mail sent with this Message-ID (bounces name it).
+    pub async fn outbox_email_by_header(&self, header_id: &str) -> Result<Option<OutboxEmail>> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM email_outbox WHERE header_id = $1");
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(header_id).fetch_optional(p).await?))
+    }
+
+    /// After an attempt: `sent`, `failed`, or back to `queued` at `retry_at`.
+    pub async fn record_email_attempt(
+        &self,
+        id: Uuid,
+        status: &str,
+        error: Option<&str>,
+        retry_at: Option<i64>,
+    ) -> Result<()> {
+        let at = to_millis(now());
+        on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "UPDATE email_outbox SET status = $2, last_error = $3, attempts = attempts + 1,
+                   next_attempt_at = COALESCE($4, next_attempt_at),
+                   sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END
+                 WHERE id = $1",
+            )
+            .bind(id).bind(status).bind(error).bind(retry_at).bind(at)
+            .execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Marks mail failed after it was sent (a bounce came back).
+    pub async fn mark_email_bounced(&self, id: Uuid, reason: &str) -> Result<()> {
+        on_db!(self.db.writer(), p =>
+            sqlx::query("UPDATE email_outbox SET status = 'failed', last_error = $2 WHERE id = $1")
+                .bind(id).bind(reason).execute(p).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Agents' replies in email inboxes since `since_ms` that have no mail
+    /// queued yet: (message, conversation, inbox). Catches up after a restart.
+    pub async fn unqueued_email_replies(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, Uuid, Uuid)>> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_as(
+                "SELECT m.id, c.id, c.inbox_id FROM messages m
+                 JOIN conversations c ON c.id = m.conversation_id
+                 JOIN inboxes i ON i.id = c.inbox_id
+                 WHERE i.kind = 'email' AND m.direction = 'outgoing' AND m.sender_kind = 'agent'
+                   AND m.created_at >= $1
+                   AND NOT EXISTS (SELECT 1 FROM email_outbox o WHERE o.message_id = m.id)
+                 ORDER BY m.created_at LIMIT $2",
+            )
+            .bind(since_ms).bind(limit as i64).fetch_all(p).await?))
+    }
+
+    /// The conversation with this ticket number.
+    pub async fn conversation_by_number(
+        &self,
+        number: i64,
+    ) -> Result<Option<kefu_core::Conversation>> {
+        let id: Option<Uuid> = on_db!(self.db.reader(), p =>
+            sqlx::query_scalar("SELECT id FROM conversations WHERE number = $1").bind(number).fetch_optional(p).await?);
+        match id {
+            Some(id) => Ok(Some(self.conversation(id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets one key of a message's metadata (e.g. its email delivery state).
+    pub async fn set_message_metadata(
+        &self,
+        message_id: Uuid,
+        key: &str,
+        value: Value,
+    ) -> Result<()> {
+        let mut metadata: Value = on_db!(self.db.reader(), p =>
+            sqlx::query_scalar("SELECT metadata FROM messages WHERE id = $1").bind(message_id).fetch_optional(p).await?)
+        .ok_or(StoreError::NotFound)?;
+        if !metadata.is_object() {
+            metadata = Value::Object(Default::default());
+        }
+        if let Value::Object(map) = &mut metadata {
+            map.insert(key.into(), value);
+        }
+        on_db!(self.db.writer(), p =>
+            sqlx::query("UPDATE messages SET metadata = $2 WHERE id = $1")
+                .bind(message_id).bind(&metadata).execute(p).await?.rows_affected());
+        Ok(())
+    }
+}
