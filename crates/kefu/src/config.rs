@@ -22,6 +22,31 @@ pub struct Config {
     /// Log filter, e.g. `info` or `kefu_server=debug,info`.
     pub log: String,
     pub server: ServerConfig,
+    pub mail: MailConfig,
+}
+
+/// The email channel's server-wide settings; each email inbox holds its own
+/// addresses and mail servers in its settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// Address of the inbound SMTP listener (for MX records or forwarding),
+    /// e.g. `0.0.0.0:25`; unset runs none.
+    pub smtp_listen: Option<SocketAddr>,
+    /// Our name in the SMTP greeting.
+    pub hostname: String,
+    /// Largest message the listener accepts, in MiB.
+    pub max_message_mb: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_listen: None,
+            hostname: "localhost".into(),
+            max_message_mb: 30,
+        }
+    }
 }
 
 impl Default for Config {
@@ -32,6 +57,7 @@ impl Default for Config {
             database_url: None,
             log: "info".into(),
             server: ServerConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -64,7 +90,7 @@ impl Config {
         }
         // Test and tool variables share the prefix but are not settings.
         let env =
-            env.filter(|k| !k.as_str().starts_with("test_") && k.as_str() != "require_postgres");
+            env.filter(|k| !k.as_str().starts_with("test_") && !k.as_str().starts_with("require_"));
         let mut config: Config = fig
             .merge(env)
             .extract()

@@ -121,6 +121,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
+    let blobs = Blobs::new(config.attachments_dir());
+    let (stop_mail, mail) = start_mail(&config, &store, &blobs).await?;
     // With port 0 the system picks one; links must carry the real one.
     let bound = listener.local_addr()?;
     let public_url = config
@@ -139,17 +141,59 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Links the server writes (widget snippet, setup link) need an absolute base.
     let mut server_config = config.server.clone();
     server_config.public_url = Some(public_url);
-    let state = AppState::new(
-        store.clone(),
-        Blobs::new(config.attachments_dir()),
-        server_config,
-    );
+    let state = AppState::new(store.clone(), blobs, server_config);
     kefu_server::serve(listener, state, shutdown).await?;
+    let _ = stop_mail.send(true);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), mail).await {
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "the email channel stopped"),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("the email channel did not stop within 5 s"),
+    }
     // Closing waits for connections to come back; sockets still open hold
     // theirs only until the runtime ends, so give them a moment, not forever.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
     tracing::info!("kefu stopped");
     Ok(())
+}
+
+/// Starts the email channel (listener, pollers, outbox); fails when the
+/// SMTP listener cannot bind, before kefu says it is listening.
+async fn start_mail(
+    config: &Config,
+    store: &Store,
+    blobs: &Blobs,
+) -> anyhow::Result<(
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    use kefu_mail::channel::{MailService, MailServiceConfig};
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let mail_config = MailServiceConfig {
+        smtp_listen: config.mail.smtp_listen,
+        hostname: config.mail.hostname.clone(),
+        max_message_bytes: config.mail.max_message_mb.saturating_mul(1024 * 1024),
+        ..Default::default()
+    };
+    let task = tokio::spawn(MailService::new(store.clone(), blobs.clone()).run(
+        mail_config,
+        stopped,
+        Some(bound_tx),
+    ));
+    if let Some(addr) = config.mail.smtp_listen {
+        match bound_rx.await {
+            // Before the listening line, which scripts wait for.
+            Ok(bound) => println!("kefu receives mail on smtp://{bound}"),
+            Err(_) => {
+                let why = match task.await {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "stopped".into(),
+                };
+                anyhow::bail!("SMTP listener on {addr}: {why}");
+            }
+        }
+    }
+    Ok((stop, task))
 }
 
 /// Registers for SIGTERM and Ctrl-C now (so a signal that arrives while

@@ -79,11 +79,16 @@ fn kefu(args: &[String], extra: &[&str], stdin: Option<&str>) -> (bool, String, 
 /// Starts `kefu serve` on a system-chosen port; returns the child, the base
 /// URL and the lines it printed up to the listening line (and setup link).
 fn serve(args: &[String]) -> (Child, String, Vec<String>) {
+    serve_env(args, &[])
+}
+
+fn serve_env(args: &[String], env: &[(&str, &str)]) -> (Child, String, Vec<String>) {
     let mut child = Command::new(KEFU)
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("KEFU_DATABASE_URL")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -275,6 +280,117 @@ async fn operator_flow_sqlite() {
 #[tokio::test]
 async fn operator_flow_postgres() {
     operator_flow(true).await;
+}
+
+/// `kefu serve` with `mail.smtp_listen` takes mail for an email inbox and
+/// files it as a conversation.
+#[tokio::test]
+async fn served_smtp_listener_files_mail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(args) = db_args(false, dir.path()).await else {
+        return;
+    };
+    let admin = [
+        "admin",
+        "create",
+        "--email",
+        "boss@shop.example",
+        "--name",
+        "店长",
+        "--role",
+        "admin",
+    ];
+    let (ok, _, err) = kefu(&args, &admin, Some("long enough password\n"));
+    assert!(ok, "{err}");
+    let create_token = [
+        "admin",
+        "token",
+        "create",
+        "--email",
+        "boss@shop.example",
+        "--scope",
+        "admin",
+    ];
+    let (ok, token, err) = kefu(&args, &create_token, None);
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    let (server, base, lines) = serve_env(&args, &[("KEFU_MAIL__SMTP_LISTEN", "127.0.0.1:0")]);
+    let smtp = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("kefu receives mail on smtp://"))
+        .unwrap_or_else(|| panic!("no SMTP line in {lines:?}"))
+        .to_string();
+    let http = reqwest::Client::new();
+    let inbox: serde_json::Value = http
+        .post(format!("{base}/api/v1/inboxes"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "kind": "email", "name": "售后邮箱",
+            "settings": { "email": { "address": "help@shop.example" } } }))
+        .send()
+        .await
+        .expect("inbox")
+        .json()
+        .await
+        .expect("json");
+    let replies = smtp_dialogue(
+        &smtp,
+        &[
+            "EHLO customer.example",
+            "MAIL FROM:<wang@customer.example>",
+            "RCPT TO:<help@shop.example>",
+            "DATA",
+            "From: wang@customer.example\r\nTo: help@shop.example\r\nSubject: =?UTF-8?B?6YCA5qy+?=\r\n\
+             Message-ID: <m1@customer.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+             我想申请退款\r\n.",
+            "QUIT",
+        ],
+    );
+    assert!(replies[4].starts_with("250"), "{replies:?}");
+    let list: serde_json::Value = http
+        .get(format!(
+            "{base}/api/v1/conversations?inbox_id={}",
+            inbox["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let item = &list["items"][0];
+    assert_eq!(item["subject"], "退款", "{list}");
+    assert_eq!(item["last_message"]["text"], "我想申请退款");
+    assert!(terminate(server).success());
+}
+
+/// Sends each line (the greeting first is read), returning each reply's
+/// last line.
+fn smtp_dialogue(addr: &str, lines: &[&str]) -> Vec<String> {
+    let stream = std::net::TcpStream::connect(addr).expect("connect smtp");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut writer = stream;
+    let read_reply = |reader: &mut BufReader<std::net::TcpStream>| loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("reply");
+        if line.len() < 4 || line.as_bytes()[3] != b'-' {
+            return line.trim().to_string();
+        }
+    };
+    let greeting = read_reply(&mut reader);
+    assert!(greeting.starts_with("220"), "{greeting}");
+    lines
+        .iter()
+        .map(|l| {
+            writer
+                .write_all(format!("{l}\r\n").as_bytes())
+                .expect("write");
+            read_reply(&mut reader)
+        })
+        .collect()
 }
 
 #[test]
