@@ -547,3 +547,104 @@ pub(crate) fn as_new_contact(c: &ImportContact) -> NewContact {
         identities: c.identities.clone(),
     }
 }
+
+/// One recorded run of an importer: who ran it, on what, and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportRun {
+    pub id: Uuid,
+    pub source: String,
+    pub actor: String,
+    /// `running` until finished; then whatever the importer reports
+    /// (`finished`, `finished_with_rejections`, `failed`).
+    pub status: String,
+    pub dry_run: bool,
+    pub files: Value,
+    pub report: Value,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ImportRunRow {
+    id: Uuid,
+    source: String,
+    actor: String,
+    status: String,
+    dry_run: bool,
+    files: Value,
+    report: Value,
+    started_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl From<ImportRunRow> for ImportRun {
+    fn from(r: ImportRunRow) -> ImportRun {
+        ImportRun {
+            id: r.id,
+            source: r.source,
+            actor: r.actor,
+            status: r.status,
+            dry_run: r.dry_run,
+            files: r.files,
+            report: r.report,
+            started_at: crate::rows::ts(r.started_at),
+            finished_at: r.finished_at.map(crate::rows::ts),
+        }
+    }
+}
+
+impl Store {
+    /// Records the start of a run (status `running`); returns its id.
+    pub async fn create_import_run(
+        &self,
+        source: &str,
+        actor: &str,
+        dry_run: bool,
+        files: &Value,
+    ) -> Result<Uuid> {
+        let id = Uuid::now_v7();
+        on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "INSERT INTO import_runs (id, source, actor, status, dry_run, files, report, started_at)
+                 VALUES ($1, $2, $3, 'running', $4, $5, $6, $7)",
+            )
+            .bind(id).bind(source).bind(actor).bind(dry_run).bind(files)
+            .bind(Value::Object(Default::default())).bind(to_millis(now()))
+            .execute(p).await?.rows_affected());
+        Ok(id)
+    }
+
+    /// Records how a run ended and its report.
+    pub async fn finish_import_run(&self, id: Uuid, status: &str, report: &Value) -> Result<()> {
+        let done = on_db!(self.db.writer(), p =>
+            sqlx::query("UPDATE import_runs SET status = $2, report = $3, finished_at = $4 WHERE id = $1")
+                .bind(id).bind(status).bind(report).bind(to_millis(now()))
+                .execute(p).await?.rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The latest runs, newest first.
+    pub async fn list_import_runs(&self, limit: usize) -> Result<Vec<ImportRun>> {
+        let rows: Vec<ImportRunRow> = on_db!(self.db.reader(), p =>
+            sqlx::query_as(
+                "SELECT id, source, actor, status, dry_run, files, report, started_at, finished_at
+                 FROM import_runs ORDER BY started_at DESC, id DESC LIMIT $1",
+            )
+            .bind(limit as i64).fetch_all(p).await?);
+        Ok(rows.into_iter().map(ImportRun::from).collect())
+    }
+
+    /// The agent references of staged rows not placed yet: the importer maps
+    /// them to agents before placing, even when a resumed run staged nothing.
+    pub async fn import_pending_agent_refs(&self) -> Result<Vec<String>> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_scalar(
+                "SELECT DISTINCT agent_ref FROM import_staged
+                 WHERE message_id IS NULL AND agent_ref IS NOT NULL ORDER BY agent_ref",
+            )
+            .fetch_all(p).await?))
+    }
+}

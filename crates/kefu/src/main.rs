@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod import;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -40,6 +41,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
+    },
+    /// Import history from another system.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
     },
     /// Show the configuration.
     Config {
@@ -81,6 +87,16 @@ fn main() -> anyhow::Result<()> {
                 let result = admin::run(&store, command).await;
                 store.close().await;
                 result
+            }
+            Command::Import { command } => {
+                let store = open_store(&config).await?;
+                let blobs = Blobs::new(config.attachments_dir());
+                let code = import::run(&store, &blobs, command).await;
+                store.close().await;
+                match code? {
+                    0 => Ok(()),
+                    code => std::process::exit(code),
+                }
             }
             Command::Config {
                 command: ConfigCommand::Print,

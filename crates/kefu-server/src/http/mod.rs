@@ -8,6 +8,7 @@ mod auth;
 mod canned;
 mod contacts;
 mod conversations;
+mod imports;
 mod inboxes;
 pub mod ops;
 mod reports;
@@ -30,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "auth"), (name = "agents"), (name = "tokens"), (name = "teams"), (name = "inboxes"),
         (name = "contacts"), (name = "conversations"), (name = "attachments"), (name = "tags"),
         (name = "canned_responses"), (name = "audit"), (name = "widget"), (name = "reports"),
+        (name = "imports"),
     )
 )]
 struct ApiDoc;
@@ -65,6 +67,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(tags::router())
         .merge(canned::router())
         .merge(audit::router())
+        .merge(imports::router())
         .merge(reports::router())
         .merge(widget::router().layer(widget_cors()))
 }

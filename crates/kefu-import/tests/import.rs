@@ -1,0 +1,541 @@
+//! `kefu_import::run` end to end on a real SQLite file and, when
+//! `KEFU_TEST_POSTGRES_URL` is set, a real PostgreSQL database: every WeChat
+//! source at once, contacts merged by unionid, conversations split, agents
+//! mapped, recalls, media found and missing, re-runs adding nothing, dry
+//! runs writing nothing.
+
+use kefu_core::Message;
+use kefu_import::{Options, Report};
+use kefu_store::blobs::Blobs;
+use kefu_store::{ConversationFilter, Store, Visibility};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+struct Db {
+    store: Store,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+async fn open(postgres: bool) -> Option<Db> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = if postgres {
+        let Ok(admin) = std::env::var("KEFU_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var("KEFU_REQUIRE_POSTGRES").is_err(),
+                "KEFU_REQUIRE_POSTGRES is set but KEFU_TEST_POSTGRES_URL is not"
+            );
+            eprintln!("skipping: KEFU_TEST_POSTGRES_URL not set");
+            return None;
+        };
+        let name = format!("kefu_import_{}", Uuid::now_v7().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+            .await
+            .expect("connect");
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .expect("create db");
+        format!("{}/{name}", admin.rsplit_once('/').expect("db in url").0)
+    } else {
+        format!("sqlite://{}/kefu.db", dir.path().display())
+    };
+    Some(Db {
+        store: Store::open(&url).await.expect("open store"),
+        url,
+        dir,
+    })
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(db) = super::open(false).await { super::$name(db).await }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = super::open(true).await { super::$name(db).await }
+            }
+        }
+    )*};
+}
+
+on_both!(
+    imports_every_source_once,
+    dry_run_writes_nothing,
+    clean_input_exits_zero
+);
+
+/// Rows of a table, through the database's own driver (the store has no
+/// generic count, and the test must see what it did not mean to write).
+async fn count(db: &Db, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    if db.url.starts_with("postgres") {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .expect("connect");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut c)
+            .await
+            .expect("count")
+    } else {
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+            .await
+            .expect("connect");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut c)
+            .await
+            .expect("count")
+    }
+}
+
+const T0: i64 = 1_700_000_000; // seconds
+const ID_NUMBER: &str = "110105199001011232";
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&path, text).expect("write fixture");
+    path
+}
+
+fn lines(values: &[serde_json::Value]) -> String {
+    values.iter().map(|v| format!("{v}\n")).collect()
+}
+
+fn kf(
+    msgid: &str,
+    at: i64,
+    origin: i64,
+    servicer: Option<&str>,
+    payload: serde_json::Value,
+) -> serde_json::Value {
+    let msgtype = payload
+        .as_object()
+        .and_then(|o| o.keys().next().cloned())
+        .unwrap_or_default();
+    let mut v = json!({"msgid": msgid, "open_kfid": "wk-1", "external_userid": "wm-1",
+        "send_time": T0 + at, "origin": origin, "msgtype": msgtype});
+    if let Some(s) = servicer {
+        v["servicer_userid"] = json!(s);
+    }
+    for (k, p) in payload.as_object().expect("object") {
+        v[k] = p.clone();
+    }
+    v
+}
+
+/// Every kind of file a leaving company holds, in one directory tree (and
+/// a media directory beside it). Returns (input dir, media dir).
+fn fixtures(root: &Path, bad_line: bool) -> (PathBuf, PathBuf) {
+    let input = root.join("export");
+    let day = 24 * 3600;
+    let msgs = vec![
+        kf(
+            "m1",
+            0,
+            3,
+            None,
+            json!({"text": {"content": "订单什么时候发货？"}}),
+        ),
+        kf(
+            "m2",
+            60,
+            5,
+            Some("zhangsan"),
+            json!({"text": {"content": "明天发货"}}),
+        ),
+        kf(
+            "m3",
+            120,
+            4,
+            None,
+            json!({"event": {"event_type": "session_status_change",
+            "open_kfid": "wk-1", "external_userid": "wm-1", "change_type": 3,
+            "old_servicer_userid": "zhangsan"}}),
+        ),
+        kf("m4", 600, 3, None, json!({"image": {"media_id": "MEDIA1"}})),
+        kf("m5", 700, 3, None, json!({"voice": {"media_id": "MEDIA2"}})),
+        kf(
+            "m6",
+            800,
+            3,
+            None,
+            json!({"text": {"content": format!("身份证 {ID_NUMBER}")}}),
+        ),
+        kf(
+            "m7",
+            900,
+            4,
+            None,
+            json!({"event": {"event_type": "user_recall_msg",
+            "open_kfid": "wk-1", "external_userid": "wm-1", "recall_msgid": "m6"}}),
+        ),
+        kf(
+            "m8",
+            3 * day,
+            3,
+            None,
+            json!({"text": {"content": "还在吗"}}),
+        ),
+        kf(
+            "m9",
+            3 * day + 60,
+            5,
+            Some("lisi"),
+            json!({"text": {"content": "在的"}}),
+        ),
+    ];
+    let page =
+        json!({"errcode": 0, "errmsg": "ok", "next_cursor": "c", "has_more": 0, "msg_list": msgs});
+    write(&input, "kf/sync_1.json", &page.to_string());
+    write(
+        &input,
+        "kf/customers.json",
+        &json!({"errcode": 0, "customer_list": [
+        {"external_userid": "wm-1", "nickname": "李雷", "avatar": "https://wx.example/a.png",
+         "gender": 1, "unionid": "u-1"}]})
+        .to_string(),
+    );
+    write(&input, "contacts/external.json", &json!({"external_contact": {
+        "external_userid": "wm-1", "name": "李雷", "unionid": "u-1", "corp_name": "ACME", "type": 1, "gender": 1},
+        "follow_user": [{"userid": "zhangsan", "remark": "老李", "description": "大客户", "createtime": T0,
+            "tags": [{"group_name": "等级", "tag_name": "VIP", "tag_id": "t1", "type": 1},
+                     {"group_name": "等级", "tag_name": "旧", "tag_id": "t2", "type": 1}]}]}).to_string());
+    write(
+        &input,
+        "contacts/corp_tags.json",
+        &json!({"errcode": 0, "tag_group": [
+        {"group_id": "g1", "group_name": "等级", "deleted": false, "tag": [
+            {"id": "t1", "name": "VIP"}, {"id": "t2", "name": "旧", "deleted": true}]}]})
+        .to_string(),
+    );
+    write(
+        &input,
+        "oa/tags.json",
+        &json!({"tags": [{"id": 100, "name": "老客户", "count": 1}]}).to_string(),
+    );
+    write(
+        &input,
+        "oa/users.json",
+        &json!({"subscribe": 1, "openid": "o-1", "unionid": "u-1",
+        "subscribe_time": T0, "tagid_list": [100]})
+        .to_string(),
+    );
+    write(&input, "oa/records.json", &json!({"recordlist": [
+        {"openid": "o-1", "opercode": 2003, "text": "公众号留言", "time": T0 + 100},
+        {"openid": "o-1", "opercode": 2002, "text": "您好", "time": T0 + 200, "worker": "kf2001@gh_test"}]}).to_string());
+    let ms = T0 * 1000;
+    let mut archive = lines(&[
+        json!({"msgid": "a1", "action": "send", "from": "wm-1", "tolist": ["zhangsan"], "roomid": "",
+            "msgtime": ms + 1000, "msgtype": "text", "text": {"content": "存档消息"}}),
+        json!({"msgid": "a2", "action": "send", "from": "zhangsan", "tolist": ["wm-1"], "roomid": "",
+            "msgtime": ms + 2000, "msgtype": "file", "file": {"md5sum": "abc123", "filename": "报价.pdf",
+            "fileext": "pdf", "filesize": 9, "sdkfileid": "SDK1"}}),
+        json!({"msgid": "a3", "action": "send", "from": "wm-2", "tolist": ["zhangsan", "wm-1"], "roomid": "wr-1",
+            "msgtime": ms + 3000, "msgtype": "text", "text": {"content": "群消息"}}),
+    ]);
+    if bad_line {
+        archive.push_str("{\"msgid\": \"broken\n");
+        archive.push_str(&lines(&[json!({"msgid": "a4", "action": "send", "from": "wm-1",
+            "tolist": ["zhangsan"], "roomid": "", "msgtime": ms + 4000, "msgtype": "text", "text": {"content": "坏行之后"}})]));
+    }
+    write(&input, "archive/2024.ndjson", &archive);
+    let media = root.join("media");
+    write(&media, "MEDIA1.jpg", "\u{FFFD}JPEGDATA");
+    write(&media, "abc123.pdf", "%PDF-1.4 x");
+    (input, media)
+}
+
+fn options(root: &Path, input: PathBuf, media: PathBuf) -> Options {
+    let map = write(
+        root,
+        "agents.csv",
+        "userid,email\nkf2001@gh_test,kf2001@example.com\n",
+    );
+    let mut o = Options::new(vec![input]);
+    o.media_dir = Some(media);
+    o.agent_map = Some(map);
+    o.batch = 3;
+    o.actor = "test".into();
+    o
+}
+
+async fn agent(store: &Store, email: &str, name: &str) -> Uuid {
+    let new = kefu_core::NewAgent {
+        email: email.into(),
+        name: name.into(),
+        role: kefu_core::Role::Agent,
+        password: None,
+    };
+    store.create_agent(&new, None).await.expect("agent").id
+}
+
+/// Every message of a contact by its key, and the conversations.
+async fn history(
+    store: &Store,
+    contact: Uuid,
+) -> (Vec<kefu_core::Conversation>, HashMap<String, Message>) {
+    let filter = ConversationFilter {
+        contact_id: Some(contact),
+        limit: 100,
+        ..Default::default()
+    };
+    let convs = store
+        .list_conversations(Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    let mut by_key = HashMap::new();
+    for c in &convs {
+        for m in store
+            .list_messages(c.id, 0, 1000, true)
+            .await
+            .expect("messages")
+        {
+            by_key.insert(m.external_id.clone().expect("key"), m);
+        }
+    }
+    (convs, by_key)
+}
+
+async fn imports_every_source_once(db: Db) {
+    let store = &db.store;
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let zhangsan = agent(store, "zhangsan@example.com", "张三").await;
+    let kf2001 = agent(store, "kf2001@example.com", "客服2001").await;
+    let (input, media) = fixtures(db.dir.path(), true);
+    let opts = options(db.dir.path(), input, media);
+    let report = kefu_import::run(store, &blobs, &opts).await.expect("run");
+    print!("{report}");
+
+    // One person across kf, WeCom contacts, the OA and the archive.
+    let lilei = store
+        .contact_by_identity("wechat_unionid", "u-1")
+        .await
+        .expect("contact");
+    let kinds: Vec<&str> = lilei.identities.iter().map(|i| i.kind.as_str()).collect();
+    for k in ["wechat_unionid", "wechat_external_userid", "wechat_openid"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    assert_eq!(lilei.name.as_deref(), Some("李雷"));
+    assert_eq!(
+        lilei.avatar_url.as_deref(),
+        Some("https://wx.example/a.png")
+    );
+    assert_eq!(lilei.attributes["company"], "ACME");
+    let mut tags = lilei.tags.clone();
+    tags.sort();
+    assert_eq!(
+        tags,
+        vec!["等级/VIP".to_string(), "老客户".to_string()],
+        "deleted tag left out"
+    );
+
+    let (convs, msgs) = history(store, lilei.id).await;
+    // kf: ended after m3, gap before m8; archive: one; OA: one.
+    let summary: Vec<(i64, Vec<&String>)> = convs
+        .iter()
+        .map(|c| {
+            (
+                c.number,
+                msgs.iter()
+                    .filter(|(_, m)| m.conversation_id == c.id)
+                    .map(|(k, _)| k)
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(convs.len(), 5, "{summary:?}");
+    assert!(
+        convs
+            .iter()
+            .all(|c| c.status == kefu_core::ConversationStatus::Resolved)
+    );
+    assert!(
+        convs
+            .iter()
+            .all(|c| c.tags.contains(&"imported".to_string()))
+    );
+    assert_eq!(
+        convs
+            .iter()
+            .filter(|c| c.tags.contains(&"微信客服".to_string()))
+            .count(),
+        3
+    );
+    assert_eq!(
+        convs
+            .iter()
+            .filter(|c| c.tags.contains(&"会话存档".to_string()))
+            .count(),
+        1
+    );
+    assert_eq!(
+        convs
+            .iter()
+            .filter(|c| c.tags.contains(&"公众号".to_string()))
+            .count(),
+        1
+    );
+    let conv_of = |k: &str| msgs[k].conversation_id;
+    assert_eq!(conv_of("kf:m1"), conv_of("kf:m3"));
+    assert_ne!(conv_of("kf:m3"), conv_of("kf:m4"), "split on session end");
+    assert_ne!(conv_of("kf:m7"), conv_of("kf:m8"), "split on the gap");
+    assert_eq!(msgs["kf:m1"].metadata["msgid"], "m1");
+    assert_eq!(msgs["kf:m1"].metadata["source"], "kf");
+    assert_eq!(msgs["kf:m1"].metadata["msgtype"], "text");
+    assert_eq!(
+        msgs["kf:m1"].metadata["raw"]["text"]["content"],
+        "订单什么时候发货？"
+    );
+
+    // Agents: existing by userid, mapped by file, placeholders inactive.
+    assert_eq!(msgs["kf:m2"].sender_id, Some(zhangsan));
+    assert_eq!(msgs["archive:a2"].sender_id, Some(zhangsan));
+    let oa_reply = msgs.values().find(|m| m.text == "您好").expect("oa reply");
+    assert_eq!(oa_reply.sender_id, Some(kf2001));
+    let lisi = store
+        .agent_by_email("lisi@wechat-import.invalid")
+        .await
+        .expect("placeholder");
+    assert!(!lisi.active);
+    assert_eq!(msgs["kf:m9"].sender_id, Some(lisi.id));
+    assert_eq!(report.agents_created, 1);
+
+    // Recall, PII, media.
+    assert_eq!(msgs["kf:m6"].metadata["recalled"], true);
+    assert!(
+        !msgs["kf:m6"].text.contains(ID_NUMBER),
+        "{}",
+        msgs["kf:m6"].text
+    );
+    assert!(
+        !msgs["kf:m6"].metadata["raw"]
+            .to_string()
+            .contains(ID_NUMBER)
+    );
+    assert_eq!(report.pii.resident_id.masked, 1);
+    assert_eq!(msgs["kf:m4"].attachments.len(), 1);
+    assert_eq!(msgs["archive:a2"].attachments.len(), 1);
+    assert_eq!(msgs["archive:a2"].attachments[0].filename, "报价.pdf");
+    assert!(msgs["kf:m5"].metadata["media_missing"].is_array());
+    assert_eq!((report.media_found, report.media_missing), (2, 1));
+
+    // Groups skipped, the bad line rejected with its number, the rest read.
+    assert!(!msgs.contains_key("archive:a3"));
+    assert_eq!(report.skipped_group_messages, 1);
+    assert!(
+        msgs.contains_key("archive:a4"),
+        "reading went on after the bad line"
+    );
+    assert_eq!(report.rejected, 1);
+    assert_eq!(report.rejected_lines[0].line, 4);
+    assert!(report.rejected_lines[0].file.ends_with("2024.ndjson"));
+    assert_eq!(report.exit_code(), 2);
+    assert_eq!(report.messages, report.messages_placed);
+    let runs = store.list_import_runs(10).await.expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "finished_with_rejections");
+    assert_eq!(runs[0].actor, "test");
+    assert_eq!(runs[0].report["messages"], json!(report.messages));
+
+    // Again: nothing new anywhere.
+    let tables = [
+        "contacts",
+        "contact_identities",
+        "conversations",
+        "messages",
+        "attachments",
+        "agents",
+        "inboxes",
+        "tags",
+    ];
+    let mut before = Vec::new();
+    for t in tables {
+        before.push(count(&db, t).await);
+    }
+    let again = kefu_import::run(store, &blobs, &opts).await.expect("rerun");
+    assert_eq!(
+        (again.messages, again.conversations, again.contacts_created),
+        (0, 0, 0)
+    );
+    assert!(
+        again
+            .files
+            .iter()
+            .filter(|f| f.status != "read")
+            .all(|f| f.status == "already_done"),
+        "{:?}",
+        again.files
+    );
+    for (t, n) in tables.iter().zip(before) {
+        assert_eq!(count(&db, t).await, n, "{t}");
+    }
+    assert_eq!(store.list_import_runs(10).await.expect("runs").len(), 2);
+}
+
+async fn dry_run_writes_nothing(db: Db) {
+    let store = &db.store;
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let (input, media) = fixtures(db.dir.path(), true);
+    let mut opts = options(db.dir.path(), input, media);
+    opts.dry_run = true;
+    let tables = [
+        "contacts",
+        "conversations",
+        "messages",
+        "attachments",
+        "agents",
+        "inboxes",
+        "tags",
+        "import_files",
+        "import_staged",
+        "import_runs",
+    ];
+    let mut before = Vec::new();
+    for t in tables {
+        before.push(count(&db, t).await);
+    }
+    let report: Report = kefu_import::run(store, &blobs, &opts)
+        .await
+        .expect("dry run");
+    print!("{report}");
+    for (t, n) in tables.iter().zip(before) {
+        assert_eq!(count(&db, t).await, n, "{t} unchanged");
+    }
+    assert!(
+        !db.dir.path().join("attachments").exists(),
+        "no blobs written"
+    );
+    assert!(report.dry_run);
+    assert_eq!(report.contacts_created, 1, "one person across sources");
+    assert_eq!(report.messages, 14);
+    assert_eq!(report.conversations, 5);
+    assert_eq!((report.media_found, report.media_missing), (2, 1));
+    assert_eq!(report.rejected, 1);
+    assert_eq!(report.rejected_lines[0].line, 4);
+    assert_eq!(report.exit_code(), 2);
+    assert!(report.to_string().contains("2024.ndjson:4"), "{report}");
+}
+
+async fn clean_input_exits_zero(db: Db) {
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let (input, media) = fixtures(db.dir.path(), false);
+    let report = kefu_import::run(&db.store, &blobs, &options(db.dir.path(), input, media))
+        .await
+        .expect("run");
+    assert_eq!((report.rejected, report.exit_code()), (0, 0));
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["rejected"], 0);
+    assert_eq!(
+        db.store.list_import_runs(1).await.expect("runs")[0].status,
+        "finished"
+    );
+}
