@@ -69,8 +69,16 @@ pub enum HubMsg {
 }
 
 /// Per-topic buffer. A socket more than this many messages behind is told to
-/// resync instead of holding memory for it.
-const TOPIC_CAPACITY: usize = 256;
+/// resync instead of holding memory for it. A broadcast channel allocates
+/// all its slots up front, and every idle widget socket has its contact's
+/// topic: 256 slots there cost ~10 KiB a socket, more than the rest of the
+/// socket; a customer's own conversation never needs more than a few.
+fn topic_capacity(topic: &Topic) -> usize {
+    match topic {
+        Topic::Contact(_) => 16,
+        _ => 256,
+    }
+}
 
 type Sender = broadcast::Sender<Arc<HubMsg>>;
 
@@ -160,7 +168,7 @@ impl Hub {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         let rx = topics
             .entry(topic)
-            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0)
+            .or_insert_with(|| broadcast::channel(topic_capacity(&topic)).0)
             .subscribe();
         Subscription {
             rx: Some(rx),

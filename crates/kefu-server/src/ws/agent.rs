@@ -81,13 +81,13 @@ impl Session<'_> {
         loop {
             tokio::select! {
                 incoming = conn.recv() => match incoming? {
-                    Incoming::Frame(frame) => self.handle(conn, frame).await?,
+                    Incoming::Frame(frame) => Box::pin(self.handle(conn, frame)).await?,
                     Incoming::Refused => {}
                 },
-                Some((_, received)) = self.subs.next() => self.forward(conn, received).await?,
+                Some((_, received)) = self.subs.next() => Box::pin(self.forward(conn, received)).await?,
                 _ = ping.tick() => {
-                    self.still_allowed().await?;
-                    self.follow_inboxes().await?;
+                    Box::pin(self.still_allowed()).await?;
+                    Box::pin(self.follow_inboxes()).await?;
                     conn.ping().await?;
                 }
             }

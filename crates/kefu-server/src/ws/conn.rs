@@ -19,8 +19,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Buffers sized for idle sockets, which are most of them: frames are small
+/// JSON, and a larger one is read in several chunks. Each KiB of read buffer
+/// is a KiB per open socket (19,000 sockets: 19 MiB).
 pub fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(TRANSPORT_MAX_BYTES)
         .max_message_size(TRANSPORT_MAX_BYTES)

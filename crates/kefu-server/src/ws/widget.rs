@@ -27,9 +27,13 @@ struct Visitor {
     inbox_id: Uuid,
 }
 
+/// An idle socket's memory is mostly the size of this task's future, which
+/// is as large as the largest future it awaits. The store calls behind a
+/// frame are large and rare, so they are boxed: their state lives on the
+/// heap only while a frame is being handled.
 async fn run(state: AppState, socket: WebSocket) {
     let mut conn = Conn::new(socket, &state.metrics.open_sockets);
-    if let Ok((visitor, resume)) = hello(&state, &mut conn).await {
+    if let Ok((visitor, resume)) = Box::pin(hello(&state, &mut conn)).await {
         let mut session = Session {
             state: &state,
             visitor,
@@ -93,12 +97,13 @@ impl Session<'_> {
             .state
             .hub
             .subscribe(Topic::Contact(self.visitor.contact_id));
-        let conversations = self
-            .state
-            .store
-            .contact_conversations(self.visitor.contact_id)
-            .await
-            .map_err(|_| Closed)?;
+        let conversations = Box::pin(
+            self.state
+                .store
+                .contact_conversations(self.visitor.contact_id),
+        )
+        .await
+        .map_err(|_| Closed)?;
         let welcome = Outbound::WidgetWelcome {
             contact_id: self.visitor.contact_id,
             conversations: conversations.iter().map(WidgetConversation::from).collect(),
@@ -107,18 +112,19 @@ impl Session<'_> {
         conn.send(&welcome).await?;
         for (id, after) in resume {
             if conversations.iter().any(|c| c.id == id) {
-                self.replay(conn, id, after).await?;
+                Box::pin(self.replay(conn, id, after)).await?;
             }
         }
+        drop(conversations);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         loop {
             tokio::select! {
                 incoming = conn.recv() => match incoming? {
-                    Incoming::Frame(frame) => self.handle(conn, frame).await?,
+                    Incoming::Frame(frame) => Box::pin(self.handle(conn, frame)).await?,
                     Incoming::Refused => {}
                 },
-                received = sub.recv() => self.forward(conn, received).await?,
+                received = sub.recv() => Box::pin(self.forward(conn, received)).await?,
                 _ = ping.tick() => conn.ping().await?,
             }
         }
