@@ -95,6 +95,7 @@ pub(crate) const BUMP_SEQ: &str = "UPDATE conversations SET
        resolved_at = CASE WHEN $4 AND merged_into_id IS NULL THEN NULL ELSE resolved_at END
      WHERE id = $1
      RETURNING last_seq, contact_id, merged_into_id";
+pub(crate) const STATUS_OF: &str = "SELECT status FROM conversations WHERE id = $1";
 pub(crate) const BY_EXTERNAL_ID: &str =
     "SELECT id FROM messages WHERE conversation_id = $1 AND external_id = $2";
 
@@ -152,8 +153,10 @@ impl Store {
     ) -> Result<Appended> {
         let at = to_millis(now());
         let id = Uuid::now_v7();
-        let incoming = m.direction == Direction::Incoming;
-        let outcome: std::result::Result<(bool, Uuid), StoreError> = match self.db.fast_writer() {
+        let outcome: std::result::Result<(bool, Uuid, bool), StoreError> = match self
+            .db
+            .fast_writer()
+        {
             Some(writer) => {
                 let m = m.clone();
                 writer
@@ -162,8 +165,8 @@ impl Store {
                     })
                     .await
                     .map(|done| match done {
-                        crate::sqlite_hot::Appended::Created => (true, id),
-                        crate::sqlite_hot::Appended::Duplicate(prev) => (false, prev),
+                        crate::sqlite_hot::Appended::Created { reopened } => (true, id, reopened),
+                        crate::sqlite_hot::Appended::Duplicate(prev) => (false, prev, false),
                     })
             }
             None => {
@@ -171,7 +174,7 @@ impl Store {
                     .await
             }
         };
-        let (created, message_id) = match outcome {
+        let (created, message_id, reopened) = match outcome {
             Ok(v) => v,
             Err(e) if e.is_conflict_on("messages_conversation_external_key") => {
                 // Lost a race with an identical resend (SQLite cannot get here).
@@ -179,6 +182,7 @@ impl Store {
                 (
                     false,
                     self.message_by_external_id(conversation_id, x).await?.id,
+                    false,
                 )
             }
             Err(e) => return Err(e),
@@ -191,7 +195,10 @@ impl Store {
                 contact_id: conversation.contact_id,
                 message: message.clone(),
             });
-            if incoming {
+            // The message itself tells subscribers of the new activity; the
+            // conversation is sent again only when its status changed (one
+            // event per message instead of two to every agent socket).
+            if reopened {
                 self.publish(Event::ConversationUpdated {
                     conversation: conversation.clone(),
                 });
@@ -212,11 +219,16 @@ impl Store {
         m: &NewMessage,
         agent: Option<Uuid>,
         at: i64,
-    ) -> Result<(bool, Uuid)> {
+    ) -> Result<(bool, Uuid, bool)> {
         let incoming = m.direction == Direction::Incoming;
         let outgoing = m.direction == Direction::Outgoing;
         on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
+            // Only tells whether to announce a status change; a race with a
+            // concurrent status change costs at most one event.
+            let before: Option<String> = sqlx::query_scalar(STATUS_OF)
+                .bind(conversation_id).fetch_optional(&mut *tx).await?;
+            let reopened = incoming && before.is_some_and(|s| s != "open");
             // The UPDATE comes first: it takes the row lock in PostgreSQL, so a
             // concurrent resend of the same external id waits here and then
             // finds the first one below.
@@ -235,12 +247,12 @@ impl Store {
             };
             match existing {
                 // Dropping `tx` rolls the seq bump back.
-                Some(prev) => Ok((false, prev)),
+                Some(prev) => Ok((false, prev, false)),
                 None => {
                     let (kind, sender) = sender_of(m, contact, agent);
                     insert_message!(tx, id, conversation_id, seq, m, kind, sender, at);
                     tx.commit().await?;
-                    Ok((true, id))
+                    Ok((true, id, reopened))
                 }
             }
         })

@@ -13,7 +13,7 @@ use crate::conversations::{
     CreatePlan, INBOX_SLA, INSERT_CONVERSATION_TAG, Written, first_message_effects,
     insert_conversation_sql,
 };
-use crate::messages::{BUMP_SEQ, BY_EXTERNAL_ID, INSERT_MESSAGE, sender_of};
+use crate::messages::{BUMP_SEQ, BY_EXTERNAL_ID, INSERT_MESSAGE, STATUS_OF, sender_of};
 use crate::rows::{INSERT_TAG, TAG_ID};
 use kefu_core::time::to_millis;
 use kefu_core::{Direction, NewContact, NewConversation, NewMessage, SenderKind};
@@ -110,7 +110,8 @@ pub(crate) fn create_conversation(
 
 /// What an append decided.
 pub(crate) enum Appended {
-    Created,
+    /// `reopened`: an incoming message opened a conversation that was not open.
+    Created { reopened: bool },
     /// A message with the same external id was already there.
     Duplicate(Uuid),
 }
@@ -135,6 +136,9 @@ pub(crate) fn append_message(
     }
     let outgoing = m.direction == Direction::Outgoing;
     let incoming = m.direction == Direction::Incoming;
+    let before: Option<String> = prepare(conn, STATUS_OF)?
+        .query_row(params![conversation_id], |r| r.get(0))
+        .optional()?;
     let row: Option<(i64, Uuid, Option<Uuid>)> = prepare(conn, BUMP_SEQ)?
         .query_row(params![conversation_id, at, outgoing, incoming], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -149,7 +153,9 @@ pub(crate) fn append_message(
     }
     let sender = sender_of(m, contact, agent);
     insert_message(conn, id, conversation_id, seq, m, sender, at)?;
-    Ok(Appended::Created)
+    Ok(Appended::Created {
+        reopened: incoming && before.is_some_and(|s| s != "open"),
+    })
 }
 
 fn insert_message(

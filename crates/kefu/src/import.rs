@@ -9,6 +9,29 @@ pub enum ImportCommand {
     /// Import WeChat / WeCom history, contacts, tags and media. Safe to run
     /// again (adds nothing twice) and while the server is serving.
     Wechat(WechatArgs),
+    /// Write a CSV with a personal link per imported customer (everyone with
+    /// a WeChat identity) that opens the chat widget already identified as
+    /// them, with their history. Send them through WeChat while moving over.
+    ContinuityLinks(LinkArgs),
+}
+
+#[derive(Args)]
+pub struct LinkArgs {
+    /// Where to write the CSV (contact_id,name,identities,url,expires_at).
+    #[arg(long, value_name = "FILE.csv", required_unless_present = "revoke_all")]
+    out: Option<PathBuf>,
+    /// The widget inbox the links open [default: the only widget inbox].
+    #[arg(long)]
+    inbox: Option<uuid::Uuid>,
+    /// Days until the links expire.
+    #[arg(long, default_value_t = 30)]
+    days: i64,
+    /// Base of the links [default: server.public_url, else http://LISTEN].
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Revoke every link made so far instead (they stop working at once).
+    #[arg(long)]
+    revoke_all: bool,
 }
 
 #[derive(Args)]
@@ -122,8 +145,12 @@ pub async fn run(
     store: &kefu_store::Store,
     blobs: &kefu_store::blobs::Blobs,
     command: ImportCommand,
+    public_url: &str,
 ) -> anyhow::Result<i32> {
-    let ImportCommand::Wechat(args) = command;
+    let args = match command {
+        ImportCommand::Wechat(args) => args,
+        ImportCommand::ContinuityLinks(args) => return links(store, args, public_url).await,
+    };
     let report_path = args.report.clone();
     let report = kefu_import::run(store, blobs, &args.options()).await?;
     print!("{report}");
@@ -131,4 +158,42 @@ pub async fn run(
         std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(report.exit_code())
+}
+
+async fn links(store: &kefu_store::Store, args: LinkArgs, public_url: &str) -> anyhow::Result<i32> {
+    if args.revoke_all {
+        let n = store.revoke_continuity_links(None).await?;
+        println!("revoked {n} continuity links");
+        return Ok(0);
+    }
+    anyhow::ensure!(args.days > 0, "--days must be at least 1");
+    let inbox = match args.inbox {
+        Some(id) => id,
+        None => {
+            let widgets: Vec<_> = store
+                .list_inboxes(None)
+                .await?
+                .into_iter()
+                .filter(|i| i.kind == kefu_core::InboxKind::Widget)
+                .collect();
+            match widgets.as_slice() {
+                [one] => one.id,
+                [] => {
+                    anyhow::bail!("no widget inbox: create one first (the links open its widget)")
+                }
+                _ => anyhow::bail!("several widget inboxes: choose one with --inbox"),
+            }
+        }
+    };
+    let expires = kefu_core::time::now().timestamp() + args.days * 86_400;
+    let base = args.base_url.as_deref().unwrap_or(public_url);
+    let out = args.out.unwrap_or_default();
+    let file = std::io::BufWriter::new(std::fs::File::create(&out)?);
+    let n = kefu_server::continuity::write_csv(store, inbox, expires, base, file).await?;
+    println!(
+        "wrote {n} links to {} (valid for {} days)",
+        out.display(),
+        args.days
+    );
+    Ok(0)
 }

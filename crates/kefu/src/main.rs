@@ -91,7 +91,12 @@ fn main() -> anyhow::Result<()> {
             Command::Import { command } => {
                 let store = open_store(&config).await?;
                 let blobs = Blobs::new(config.attachments_dir());
-                let code = import::run(&store, &blobs, command).await;
+                let public_url = config
+                    .server
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", config.listen));
+                let code = import::run(&store, &blobs, command, &public_url).await;
                 store.close().await;
                 match code? {
                     0 => Ok(()),
