@@ -80,7 +80,32 @@ fn topic_capacity(topic: &Topic) -> usize {
     }
 }
 
-type Sender = broadcast::Sender<Arc<HubMsg>>;
+/// A message as every subscriber receives it: one allocation for all, with
+/// room for the agent frame's JSON, made by the first agent socket that
+/// sends it and reused by the rest (hundreds of consoles, one encoding).
+#[derive(Debug)]
+pub struct Shared {
+    pub msg: HubMsg,
+    agent_text: std::sync::OnceLock<Arc<str>>,
+}
+
+impl Shared {
+    fn new(msg: HubMsg) -> Arc<Shared> {
+        Arc::new(Shared {
+            msg,
+            agent_text: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The agent frame's text, encoded once.
+    pub fn agent_text(&self, encode: impl FnOnce(&HubMsg) -> String) -> Arc<str> {
+        self.agent_text
+            .get_or_init(|| Arc::from(encode(&self.msg)))
+            .clone()
+    }
+}
+
+type Sender = broadcast::Sender<Arc<Shared>>;
 
 pub struct Hub {
     topics: Mutex<HashMap<Topic, Sender>>,
@@ -186,7 +211,7 @@ impl Hub {
     /// Local fan-out to every topic the message concerns.
     fn deliver(&self, msg: &HubMsg) {
         let targets = topics_of(msg);
-        let msg = Arc::new(msg.clone());
+        let msg = Shared::new(msg.clone());
         let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         for t in targets {
             if let Some(tx) = topics.get(&t) {
@@ -197,7 +222,7 @@ impl Hub {
     }
 
     fn resync_all(&self) {
-        let msg = Arc::new(HubMsg::Resync);
+        let msg = Shared::new(HubMsg::Resync);
         let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         for tx in topics.values() {
             let _ = tx.send(msg.clone());
@@ -281,7 +306,7 @@ impl Drop for Online {
 }
 
 pub enum Received {
-    Msg(Arc<HubMsg>),
+    Msg(Arc<Shared>),
     /// The subscriber fell behind and lost messages: resync from the database.
     Lagged,
 }
@@ -289,7 +314,7 @@ pub enum Received {
 /// One topic's receiving end. Dropping the last subscription of a topic
 /// removes the topic.
 pub struct Subscription {
-    rx: Option<broadcast::Receiver<Arc<HubMsg>>>,
+    rx: Option<broadcast::Receiver<Arc<Shared>>>,
     topic: Topic,
     hub: Arc<Hub>,
 }
@@ -328,7 +353,7 @@ impl Subscription {
 /// A subscription as a `Stream`. Field order matters: the receiver drops
 /// before the guard looks whether the topic has any left.
 pub struct SubscriptionStream {
-    inner: tokio_stream::wrappers::BroadcastStream<Arc<HubMsg>>,
+    inner: tokio_stream::wrappers::BroadcastStream<Arc<Shared>>,
     _guard: Guard,
 }
 

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
+use futures::FutureExt;
 use kefu_core::{Direction, Event, NewMessage};
 use kefu_hub::{HubMsg, Party, Received, Signal, SubscriptionStream, Topic};
 use std::collections::BTreeSet;
@@ -30,7 +31,7 @@ pub async fn upgrade(
     if matches!(who.via, Via::Session { .. }) && !same_origin(&headers) {
         return Err(ApiError::Forbidden("cross-origin WebSocket refused"));
     }
-    Ok(super::conn::configure(ws).on_upgrade(move |socket| run(state, who, socket)))
+    Ok(super::conn::configure_agent(ws).on_upgrade(move |socket| run(state, who, socket)))
 }
 
 fn same_origin(headers: &HeaderMap) -> bool {
@@ -84,7 +85,16 @@ impl Session<'_> {
                     Incoming::Frame(frame) => Box::pin(self.handle(conn, frame)).await?,
                     Incoming::Refused => {}
                 },
-                Some((_, received)) = self.subs.next() => Box::pin(self.forward(conn, received)).await?,
+                Some((_, received)) = self.subs.next() => {
+                    // Whatever else is already waiting goes out in the same
+                    // write: under load a socket flushes once per batch.
+                    Box::pin(self.forward(conn, received)).await?;
+                    for _ in 0..64 {
+                        let Some(Some((_, more))) = self.subs.next().now_or_never() else { break };
+                        Box::pin(self.forward(conn, more)).await?;
+                    }
+                    conn.flush().await?;
+                }
                 _ = ping.tick() => {
                     Box::pin(self.still_allowed()).await?;
                     Box::pin(self.follow_inboxes()).await?;
@@ -324,62 +334,78 @@ impl Session<'_> {
         self.state.hub.signal(make(from)).await;
     }
 
+    /// Queues one hub message for the socket (written at the next flush).
+    /// The frame is the same for every agent but for their own typing and
+    /// read signals, which are skipped: it is encoded once for all sockets.
     async fn forward(&mut self, conn: &mut Conn, received: Received) -> Result<(), Closed> {
-        let msg = match received {
-            Received::Lagged => return conn.send(&Outbound::Resync).await,
+        let shared = match received {
+            Received::Lagged => return conn.feed_text(&Outbound::Resync.to_text()).await,
             Received::Msg(m) => m,
         };
         let me = self.who.agent.id;
-        let frame = match msg.as_ref() {
-            HubMsg::Resync => Outbound::Resync,
-            HubMsg::Event(Event::MessageCreated {
-                inbox_id, message, ..
-            }) => Outbound::Message {
-                inbox_id: *inbox_id,
-                message: message.clone(),
-            },
-            HubMsg::Event(
-                Event::ConversationCreated { conversation }
-                | Event::ConversationUpdated { conversation },
-            ) => Outbound::Conversation {
-                conversation: conversation.clone(),
-            },
-            HubMsg::Event(Event::ContactUpdated { .. }) => return Ok(()),
-            HubMsg::Signal(
-                Signal::Typing {
-                    from: Party::Agent { id, .. },
-                    ..
-                }
-                | Signal::Read {
-                    from: Party::Agent { id, .. },
-                    ..
-                },
-            ) if *id == me => return Ok(()),
-            HubMsg::Signal(Signal::Typing {
-                conversation_id,
-                from,
-                on,
+        if let HubMsg::Signal(
+            Signal::Typing {
+                from: Party::Agent { id, .. },
                 ..
-            }) => Outbound::Typing {
-                conversation_id: *conversation_id,
-                from: from.clone(),
-                on: *on,
-            },
-            HubMsg::Signal(Signal::Read {
-                conversation_id,
-                from,
-                seq,
+            }
+            | Signal::Read {
+                from: Party::Agent { id, .. },
                 ..
-            }) => Outbound::Read {
-                conversation_id: *conversation_id,
-                from: from.clone(),
-                seq: *seq,
             },
-            HubMsg::Signal(Signal::Presence { agent_id, online }) => Outbound::Presence {
-                agent_id: *agent_id,
-                online: *online,
-            },
-        };
-        conn.send(&frame).await
+        ) = &shared.msg
+            && *id == me
+        {
+            return Ok(());
+        }
+        if matches!(shared.msg, HubMsg::Event(Event::ContactUpdated { .. })) {
+            return Ok(());
+        }
+        let text = shared.agent_text(|msg| agent_frame(msg).to_text());
+        conn.feed_text(&text).await
+    }
+}
+
+/// The agent frame of a hub message (own signals and contact updates are
+/// filtered out before).
+fn agent_frame(msg: &HubMsg) -> Outbound {
+    match msg {
+        HubMsg::Resync => Outbound::Resync,
+        HubMsg::Event(Event::MessageCreated {
+            inbox_id, message, ..
+        }) => Outbound::Message {
+            inbox_id: *inbox_id,
+            message: message.clone(),
+        },
+        HubMsg::Event(
+            Event::ConversationCreated { conversation }
+            | Event::ConversationUpdated { conversation },
+        ) => Outbound::Conversation {
+            conversation: conversation.clone(),
+        },
+        HubMsg::Event(Event::ContactUpdated { .. }) => Outbound::Resync,
+        HubMsg::Signal(Signal::Typing {
+            conversation_id,
+            from,
+            on,
+            ..
+        }) => Outbound::Typing {
+            conversation_id: *conversation_id,
+            from: from.clone(),
+            on: *on,
+        },
+        HubMsg::Signal(Signal::Read {
+            conversation_id,
+            from,
+            seq,
+            ..
+        }) => Outbound::Read {
+            conversation_id: *conversation_id,
+            from: from.clone(),
+            seq: *seq,
+        },
+        HubMsg::Signal(Signal::Presence { agent_id, online }) => Outbound::Presence {
+            agent_id: *agent_id,
+            online: *online,
+        },
     }
 }

@@ -7,6 +7,7 @@
 
 use super::protocol::{Inbound, Outbound};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use futures::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -18,6 +19,13 @@ pub const PING_EVERY: Duration = Duration::from_secs(25);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Agent sockets receive bursts (every message of their inboxes): frames
+/// queued with [`Conn::feed_text`] collect up to 16 KiB and leave in one
+/// write at [`Conn::flush`].
+pub fn configure_agent(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    configure(ws).write_buffer_size(16 * 1024)
+}
 
 /// Buffers sized for idle sockets, which are most of them: frames are small
 /// JSON, and a larger one is read in several chunks. Each KiB of read buffer
@@ -72,6 +80,22 @@ impl Conn {
     pub async fn send(&mut self, frame: &Outbound) -> Result<(), Closed> {
         let msg = Message::Text(frame.to_text().into());
         match tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Closed),
+        }
+    }
+
+    /// Queues a frame already encoded; [`Conn::flush`] writes what is queued.
+    pub async fn feed_text(&mut self, text: &str) -> Result<(), Closed> {
+        let msg = Message::Text(text.into());
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Closed),
+        }
+    }
+
+    pub async fn flush(&mut self) -> Result<(), Closed> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.flush()).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Closed),
         }

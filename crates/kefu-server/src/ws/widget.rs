@@ -363,7 +363,7 @@ impl Session<'_> {
             Received::Lagged => return conn.send(&Outbound::Resync).await,
             Received::Msg(m) => m,
         };
-        let frame = match msg.as_ref() {
+        let frame = match &msg.msg {
             HubMsg::Resync => Some(Outbound::Resync),
             HubMsg::Event(Event::MessageCreated { message, .. }) => {
                 self.message_frame(message).await
