@@ -69,7 +69,34 @@ pub(crate) const COLUMNS: &str = "c.id, c.number, c.inbox_id, c.contact_id, c.su
     c.csat_score, c.csat_comment";
 
 impl ConversationRow {
-    fn into_conversation(self, tags: Vec<String>) -> Result<Conversation> {
+    /// The same row read by the SQLite writer thread (`sqlite_hot`).
+    pub(crate) fn from_rusqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
+        Ok(ConversationRow {
+            id: r.get("id")?,
+            number: r.get("number")?,
+            inbox_id: r.get("inbox_id")?,
+            contact_id: r.get("contact_id")?,
+            subject: r.get("subject")?,
+            status: r.get("status")?,
+            snoozed_until: r.get("snoozed_until")?,
+            priority: r.get("priority")?,
+            assignee_id: r.get("assignee_id")?,
+            team_id: r.get("team_id")?,
+            merged_into_id: r.get("merged_into_id")?,
+            last_seq: r.get("last_seq")?,
+            last_activity_at: r.get("last_activity_at")?,
+            first_response_due_at: r.get("first_response_due_at")?,
+            first_response_at: r.get("first_response_at")?,
+            resolution_due_at: r.get("resolution_due_at")?,
+            resolved_at: r.get("resolved_at")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+            csat_score: r.get("csat_score")?,
+            csat_comment: r.get("csat_comment")?,
+        })
+    }
+
+    pub(crate) fn into_conversation(self, tags: Vec<String>) -> Result<Conversation> {
         Ok(Conversation {
             id: self.id,
             number: self.number,

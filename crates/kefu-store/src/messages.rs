@@ -153,21 +153,26 @@ impl Store {
     ) -> Result<Appended> {
         let at = to_millis(now());
         let id = Uuid::now_v7();
-        let outcome: std::result::Result<(bool, Uuid, bool), StoreError> = match self
-            .db
-            .fast_writer()
-        {
+        // SQLite's writer answers with the conversation after the append.
+        let mut known: Option<Conversation> = None;
+        let outcome = match self.db.fast_writer() {
             Some(writer) => {
                 let m = m.clone();
-                writer
+                let done = writer
                     .write(move |c| {
                         crate::sqlite_hot::append_message(c, conversation_id, id, &m, agent, at)
                     })
-                    .await
-                    .map(|done| match done {
-                        crate::sqlite_hot::Appended::Created { reopened } => (true, id, reopened),
-                        crate::sqlite_hot::Appended::Duplicate(prev) => (false, prev, false),
-                    })
+                    .await;
+                done.map(|done| match done {
+                    crate::sqlite_hot::Appended::Created {
+                        reopened,
+                        conversation,
+                    } => {
+                        known = Some(*conversation);
+                        (true, id, reopened)
+                    }
+                    crate::sqlite_hot::Appended::Duplicate(prev) => (false, prev, false),
+                })
             }
             None => {
                 self.append_message_sqlx(conversation_id, id, m, agent, at)
@@ -187,8 +192,22 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
-        let message = self.message(message_id).await?;
-        let conversation = self.conversation(conversation_id).await?;
+        let (message, conversation) = match known {
+            // Read in the writer's transaction: the new message is the
+            // conversation's last, and without files it is known whole.
+            Some(c) if m.attachment_ids.is_empty() => {
+                let (kind, sender) = sender_of(m, c.contact_id, agent);
+                (
+                    built(message_id, conversation_id, c.last_seq, m, kind, sender, at),
+                    c,
+                )
+            }
+            Some(c) => (self.message(message_id).await?, c),
+            None => (
+                self.message(message_id).await?,
+                self.conversation(conversation_id).await?,
+            ),
+        };
         if created {
             self.publish(Event::MessageCreated {
                 inbox_id: conversation.inbox_id,

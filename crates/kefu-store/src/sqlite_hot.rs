@@ -10,13 +10,13 @@
 use crate::StoreError;
 use crate::contacts::{CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_CONTACT_TAG, INSERT_IDENTITY};
 use crate::conversations::{
-    CreatePlan, INBOX_SLA, INSERT_CONVERSATION_TAG, Written, first_message_effects,
-    insert_conversation_sql,
+    COLUMNS, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_TAG, Written,
+    first_message_effects, insert_conversation_sql,
 };
 use crate::messages::{BUMP_SEQ, BY_EXTERNAL_ID, INSERT_MESSAGE, STATUS_OF, sender_of};
 use crate::rows::{INSERT_TAG, TAG_ID};
 use kefu_core::time::to_millis;
-use kefu_core::{Direction, NewContact, NewConversation, NewMessage, SenderKind};
+use kefu_core::{Conversation, Direction, NewContact, NewConversation, NewMessage, SenderKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -110,8 +110,13 @@ pub(crate) fn create_conversation(
 
 /// What an append decided.
 pub(crate) enum Appended {
-    /// `reopened`: an incoming message opened a conversation that was not open.
-    Created { reopened: bool },
+    /// `reopened`: an incoming message opened a conversation that was not
+    /// open. The conversation as it is after the append, read in the same
+    /// transaction (no second trip for the answer).
+    Created {
+        reopened: bool,
+        conversation: Box<Conversation>,
+    },
     /// A message with the same external id was already there.
     Duplicate(Uuid),
 }
@@ -155,7 +160,23 @@ pub(crate) fn append_message(
     insert_message(conn, id, conversation_id, seq, m, sender, at)?;
     Ok(Appended::Created {
         reopened: incoming && before.is_some_and(|s| s != "open"),
+        conversation: Box::new(read_conversation(conn, conversation_id)?),
     })
+}
+
+fn read_conversation(conn: &Connection, id: Uuid) -> Result<Conversation> {
+    let sql = format!("SELECT {COLUMNS} FROM conversations c WHERE c.id = $1");
+    let row = prepare(conn, &sql)?.query_row(params![id], ConversationRow::from_rusqlite)?;
+    let mut tags = Vec::new();
+    let mut stmt = prepare(
+        conn,
+        "SELECT t.name FROM conversation_tags ct JOIN tags t ON t.id = ct.tag_id
+         WHERE ct.conversation_id = $1 ORDER BY t.name",
+    )?;
+    for name in stmt.query_map(params![id], |r| r.get::<_, String>(0))? {
+        tags.push(name?);
+    }
+    row.into_conversation(tags)
 }
 
 fn insert_message(
