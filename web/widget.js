@@ -469,7 +469,7 @@
   var csat = { key: null, el: null };
   function csatCard() {
     var c = latest();
-    if (!c || (c.info.status !== 'resolved' && c.info.status !== 'closed')) return null;
+    if (!c || c.info.imported || (c.info.status !== 'resolved' && c.info.status !== 'closed')) return null;
     var id = c.info.id, done = rated[id] || c.info.csat_score != null;
     if (skipped[id] || (c.info.csat_score != null && !rated[id])) return null;
     var key = id + (done ? ':done' : '');

@@ -83,6 +83,8 @@ pub struct WidgetConversation {
     pub last_seq: i64,
     pub csat_score: Option<i64>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// History brought over from another system: shown, never rated.
+    pub imported: bool,
 }
 
 impl From<&Conversation> for WidgetConversation {
@@ -94,6 +96,7 @@ impl From<&Conversation> for WidgetConversation {
             last_seq: c.last_seq,
             csat_score: c.csat_score,
             created_at: c.created_at,
+            imported: c.tags.iter().any(|t| t == "imported"),
         }
     }
 }
