@@ -21,29 +21,7 @@ struct Db {
 
 async fn open(postgres: bool) -> Option<Db> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = if postgres {
-        let Ok(admin) = std::env::var("KEFU_TEST_POSTGRES_URL") else {
-            assert!(
-                std::env::var("KEFU_REQUIRE_POSTGRES").is_err(),
-                "KEFU_REQUIRE_POSTGRES is set but KEFU_TEST_POSTGRES_URL is not"
-            );
-            eprintln!("skipping: KEFU_TEST_POSTGRES_URL not set");
-            return None;
-        };
-        let name = format!("kefu_import_{}", Uuid::now_v7().simple());
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("connect");
-        sqlx::Executor::execute(
-            &mut conn,
-            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-        )
-        .await
-        .expect("create db");
-        format!("{}/{name}", admin.rsplit_once('/').expect("db in url").0)
-    } else {
-        format!("sqlite://{}/kefu.db", dir.path().display())
-    };
+    let url = kefu_testdb::url(postgres, dir.path()).await?;
     Some(Db {
         store: Store::open(&url).await.expect("open store"),
         url,
