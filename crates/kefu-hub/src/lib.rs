@@ -86,7 +86,7 @@ fn topic_capacity(topic: &Topic) -> usize {
 #[derive(Debug)]
 pub struct Shared {
     pub msg: HubMsg,
-    agent_text: std::sync::OnceLock<Arc<str>>,
+    agent_text: std::sync::OnceLock<Option<Arc<str>>>,
 }
 
 impl Shared {
@@ -97,10 +97,10 @@ impl Shared {
         })
     }
 
-    /// The agent frame's text, encoded once.
-    pub fn agent_text(&self, encode: impl FnOnce(&HubMsg) -> String) -> Arc<str> {
+    /// The agent frame's text, encoded once; `None` when agents get no frame.
+    pub fn agent_text(&self, encode: impl FnOnce(&HubMsg) -> Option<String>) -> Option<Arc<str>> {
         self.agent_text
-            .get_or_init(|| Arc::from(encode(&self.msg)))
+            .get_or_init(|| encode(&self.msg).map(Arc::from))
             .clone()
     }
 }

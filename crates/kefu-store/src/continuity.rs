@@ -98,20 +98,27 @@ impl Store {
                  ORDER BY c.id LIMIT $3",
             )
             .bind(&pattern).bind(after).bind(limit as i64).fetch_all(p).await?);
-        let mut out = Vec::with_capacity(rows.len());
-        for (contact_id, name) in rows {
-            let identities: Vec<(String, String)> = on_db!(self.db.reader(), p =>
-                sqlx::query_as("SELECT kind, value FROM contact_identities WHERE contact_id = $1 ORDER BY kind, value")
-                    .bind(contact_id).fetch_all(p).await?);
-            out.push(LinkTarget {
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+        let mut sql = crate::rows::Sql::new(
+            "SELECT contact_id, kind, value FROM contact_identities WHERE contact_id IN ",
+        );
+        sql.bind_list(&ids).push(" ORDER BY kind, value");
+        let identities: Vec<(Uuid, String, String)> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(contact_id, name)| LinkTarget {
                 contact_id,
                 name,
                 identities: identities
-                    .into_iter()
-                    .map(|(kind, value)| Identity { kind, value })
+                    .iter()
+                    .filter(|(c, _, _)| *c == contact_id)
+                    .map(|(_, kind, value)| Identity {
+                        kind: kind.clone(),
+                        value: value.clone(),
+                    })
                     .collect(),
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
 }

@@ -166,7 +166,7 @@ macro_rules! tag_conversation {
     }};
 }
 
-fn due(start: i64, minutes: Option<i64>) -> Option<i64> {
+pub(crate) fn due(start: i64, minutes: Option<i64>) -> Option<i64> {
     minutes.map(|m| start + m * 60_000)
 }
 

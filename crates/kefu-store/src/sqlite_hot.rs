@@ -10,7 +10,7 @@
 use crate::StoreError;
 use crate::contacts::{CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_CONTACT_TAG, INSERT_IDENTITY};
 use crate::conversations::{
-    COLUMNS, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_TAG, Written,
+    COLUMNS, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_TAG, Written, due,
     first_message_effects, insert_conversation_sql,
 };
 use crate::messages::{BUMP_SEQ, BY_EXTERNAL_ID, INSERT_MESSAGE, STATUS_OF, sender_of};
@@ -43,10 +43,6 @@ fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite::CachedStatem
 
 fn json(v: &serde_json::Value) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("metadata: {e}")))
-}
-
-fn due(start: i64, minutes: Option<i64>) -> Option<i64> {
-    minutes.map(|m| start + m * 60_000)
 }
 
 pub(crate) fn create_conversation(

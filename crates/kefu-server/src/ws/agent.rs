@@ -357,18 +357,17 @@ impl Session<'_> {
         {
             return Ok(());
         }
-        if matches!(shared.msg, HubMsg::Event(Event::ContactUpdated { .. })) {
-            return Ok(());
+        match shared.agent_text(|msg| agent_frame(msg).map(|f| f.to_text())) {
+            Some(text) => conn.feed_text(&text).await,
+            None => Ok(()),
         }
-        let text = shared.agent_text(|msg| agent_frame(msg).to_text());
-        conn.feed_text(&text).await
     }
 }
 
-/// The agent frame of a hub message (own signals and contact updates are
-/// filtered out before).
-fn agent_frame(msg: &HubMsg) -> Outbound {
-    match msg {
+/// The frame every agent gets for a hub message (each socket skips its own
+/// typing and read signals before); `None` for what consoles do not show.
+fn agent_frame(msg: &HubMsg) -> Option<Outbound> {
+    Some(match msg {
         HubMsg::Resync => Outbound::Resync,
         HubMsg::Event(Event::MessageCreated {
             inbox_id, message, ..
@@ -382,7 +381,7 @@ fn agent_frame(msg: &HubMsg) -> Outbound {
         ) => Outbound::Conversation {
             conversation: conversation.clone(),
         },
-        HubMsg::Event(Event::ContactUpdated { .. }) => Outbound::Resync,
+        HubMsg::Event(Event::ContactUpdated { .. }) => return None,
         HubMsg::Signal(Signal::Typing {
             conversation_id,
             from,
@@ -407,5 +406,5 @@ fn agent_frame(msg: &HubMsg) -> Outbound {
             agent_id: *agent_id,
             online: *online,
         },
-    }
+    })
 }
