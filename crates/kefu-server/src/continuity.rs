@@ -9,12 +9,8 @@ use crate::state::AppState;
 use crate::visitor;
 use axum::Router;
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use kefu_store::{ContinuityLink, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,18 +28,11 @@ fn link_key(visitor_key: &[u8]) -> Vec<u8> {
 }
 
 fn sign(key: &[u8], claims: &Claims) -> String {
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
-    let sig = URL_SAFE_NO_PAD.encode(visitor::mac(key, body.as_bytes()));
-    format!("{PREFIX}{body}.{sig}")
+    visitor::sign_as(PREFIX, key, claims)
 }
 
 fn verify(key: &[u8], token: &str, now_secs: i64) -> Option<Claims> {
-    let (body, sig) = token.strip_prefix(PREFIX)?.split_once('.')?;
-    let mut m = Hmac::<Sha256>::new_from_slice(key).ok()?;
-    m.update(body.as_bytes());
-    m.verify_slice(&URL_SAFE_NO_PAD.decode(sig).ok()?).ok()?;
-    let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
-    (claims.e > now_secs).then_some(claims)
+    visitor::verify_as::<Claims>(PREFIX, key, token).filter(|c| c.e > now_secs)
 }
 
 /// Makes a link for each contact into `inbox_id` (a widget inbox), valid

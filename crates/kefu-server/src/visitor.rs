@@ -35,23 +35,33 @@ pub struct Claims {
 }
 
 pub fn sign(key: &[u8], claims: &Claims) -> String {
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
-    format!(
-        "v1.{body}.{}",
-        URL_SAFE_NO_PAD.encode(mac(key, body.as_bytes()))
-    )
+    sign_as("v1.", key, claims)
 }
 
 /// The claims of a token this server signed that has not expired.
 pub fn verify(key: &[u8], token: &str, now_secs: i64) -> Option<Claims> {
-    let rest = token.strip_prefix("v1.")?;
-    let (body, sig) = rest.split_once('.')?;
-    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    verify_as::<Claims>("v1.", key, token).filter(|c| c.e > now_secs)
+}
+
+/// `PREFIX` + base64url(JSON claims) + `.` + base64url(HMAC-SHA256 of the
+/// encoded claims): the token format of visitors and continuity links.
+pub(crate) fn sign_as(prefix: &str, key: &[u8], claims: &impl Serialize) -> String {
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let sig = URL_SAFE_NO_PAD.encode(mac(key, body.as_bytes()));
+    format!("{prefix}{body}.{sig}")
+}
+
+/// The claims of an untampered token of this format (expiry is the caller's).
+pub(crate) fn verify_as<T: serde::de::DeserializeOwned>(
+    prefix: &str,
+    key: &[u8],
+    token: &str,
+) -> Option<T> {
+    let (body, sig) = token.strip_prefix(prefix)?.split_once('.')?;
     let mut m = HmacSha256::new_from_slice(key).ok()?;
     m.update(body.as_bytes());
-    m.verify_slice(&sig).ok()?;
-    let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()?;
-    (claims.e > now_secs).then_some(claims)
+    m.verify_slice(&URL_SAFE_NO_PAD.decode(sig).ok()?).ok()?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).ok()?).ok()
 }
 
 /// The key visitor tokens are signed with, made once and kept in the
