@@ -152,15 +152,25 @@ impl Store {
         inbox_id: Uuid,
         ids: &[String],
     ) -> Result<Option<Uuid>> {
-        for id in ids.iter().take(50) {
-            let hit: Option<Uuid> = on_db!(self.db.reader(), p =>
-                sqlx::query_scalar("SELECT conversation_id FROM email_message_ids WHERE inbox_id = $1 AND header_id = $2")
-                    .bind(inbox_id).bind(id).fetch_optional(p).await?);
-            if hit.is_some() {
-                return Ok(hit);
-            }
+        let ids = &ids[..ids.len().min(50)];
+        if ids.is_empty() {
+            return Ok(None);
         }
-        Ok(None)
+        let mut sql = crate::rows::Sql::new(
+            "SELECT header_id, conversation_id FROM email_message_ids WHERE inbox_id = ",
+        );
+        sql.bind(crate::rows::Arg::Uuid(inbox_id))
+            .push(" AND header_id IN (");
+        for (n, id) in ids.iter().enumerate() {
+            sql.push(if n == 0 { "" } else { ", " })
+                .bind(crate::rows::Arg::Text(id.clone()));
+        }
+        sql.push(")");
+        let hits: Vec<(String, Uuid)> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?);
+        Ok(ids
+            .iter()
+            .find_map(|id| hits.iter().find(|(h, _)| h == id).map(|(_, c)| *c)))
     }
 
     pub async fn record_header_id(
