@@ -11,7 +11,12 @@
 #              kefu's memory per socket (VmRSS after − before) / sockets
 #   flow       customer → agent latency at WS_RATE msg/s over WS_ROOMS rooms
 #   agents     the same flow with WS_CONSOLES agent consoles connected, and
-#              GET /api/v1/conversations?limit=50 timed alongside
+#              GET /api/v1/conversations?limit=50 timed alongside; every
+#              console is the admin's, so each receives all WS_RATE msg/s
+#   teams      the same with WS_CONSOLES - 1 agents (role agent) spread over
+#              WS_TEAMS widget inboxes, each console following only its own
+#              inbox (the rooms are spread over the inboxes too), and the
+#              list timed as one of those agents: a support floor's shape
 #   relay      the flow against the relay (the ratio to kefu), then a ramp of
 #              WS_RAMP rates to find the relay's ceiling (p99 ≤ WS_P99_BOUND)
 #   relay-idle WS_RELAY_IDLE_SOCKETS idle sockets on the relay, for its memory
@@ -19,11 +24,11 @@
 # an error or Ctrl-C too.
 #
 # Environment (defaults in brackets):
-#   WS_SCENARIOS          ["idle flow agents relay relay-idle"]
+#   WS_SCENARIOS          ["idle flow agents teams relay relay-idle"]
 #   WS_IDLE_SOCKETS       [19000]   WS_IDLE_PROCESSES [4]   WS_IDLE_HOLD [60s]
 #   WS_RATE               [1000]    WS_ROOMS [200]          WS_DURATION [30s]
 #   WS_WARMUP             [5s]
-#   WS_CONSOLES           [500]     WS_LIST_INTERVAL [100ms]
+#   WS_CONSOLES           [500]     WS_LIST_INTERVAL [100ms]  WS_TEAMS [50]
 #   WS_RAMP               ["1000,2000,4000,8000,16000"]  WS_RAMP_DURATION [15s]
 #   WS_P99_BOUND          [50ms]
 #   WS_RELAY_IDLE_SOCKETS [= WS_IDLE_SOCKETS]  WS_RELAY_IDLE_HOLD [10s]
@@ -34,7 +39,7 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WS_SCENARIOS=${WS_SCENARIOS:-"idle flow agents relay relay-idle"}
+WS_SCENARIOS=${WS_SCENARIOS:-"idle flow agents teams relay relay-idle"}
 WS_IDLE_SOCKETS=${WS_IDLE_SOCKETS:-19000}
 WS_IDLE_PROCESSES=${WS_IDLE_PROCESSES:-4}
 WS_IDLE_HOLD=${WS_IDLE_HOLD:-60s}
@@ -43,6 +48,7 @@ WS_ROOMS=${WS_ROOMS:-200}
 WS_DURATION=${WS_DURATION:-30s}
 WS_WARMUP=${WS_WARMUP:-5s}
 WS_CONSOLES=${WS_CONSOLES:-500}
+WS_TEAMS=${WS_TEAMS:-50}
 WS_LIST_INTERVAL=${WS_LIST_INTERVAL:-100ms}
 WS_RAMP=${WS_RAMP:-"1000,2000,4000,8000,16000"}
 WS_RAMP_DURATION=${WS_RAMP_DURATION:-15s}
@@ -202,6 +208,44 @@ start_kefu() {
     log "widget inbox $inbox"
 }
 
+# setup_teams: WS_TEAMS widget inboxes and WS_CONSOLES - 1 agents, agent i a
+# member of inbox i % WS_TEAMS only, each with an API token (kept in $WORK,
+# removed at exit). Sets FLOW_INBOXES, TEAM_TOKENS and TEAM_LIST_TOKEN.
+FLOW_INBOXES="" TEAM_TOKENS="" TEAM_LIST_TOKEN=""
+setup_teams() {
+    local agents=$((WS_CONSOLES - 1)) i t id email inbox public
+    local -a members=() publics=()
+    TEAM_TOKENS=$WORK/team-tokens
+    : >"$TEAM_TOKENS"
+    for ((i = 0; i < agents; i++)); do
+        email="agent$i@bench.example"
+        id=$(curl -fsS --max-time 10 -X POST "$BASE_URL/api/v1/agents" \
+            -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+            -d "{\"email\":\"$email\",\"name\":\"Agent $i\",\"role\":\"agent\"}" |
+            grep -o '"id":"[0-9a-f-]*"' | head -n 1 | cut -d'"' -f4)
+        [ -n "$id" ] || die "could not create agent $email"
+        "$KEFU" --data-dir "$WORK/kefu" admin token create --email "$email" --scope write \
+            --name bench-ws 2>/dev/null >>"$TEAM_TOKENS" || die "no token for $email"
+        t=$((i % WS_TEAMS))
+        members[t]="${members[t]:+${members[t]},}\"$id\""
+    done
+    for ((t = 0; t < WS_TEAMS; t++)); do
+        inbox=$(curl -fsS --max-time 10 -X POST "$BASE_URL/api/v1/inboxes" \
+            -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+            -d "{\"kind\":\"widget\",\"name\":\"Team $t\",\"member_ids\":[${members[t]:-}]}" |
+            grep -o '"id":"[0-9a-f-]*"' | head -n 1 | cut -d'"' -f4)
+        [ -n "$inbox" ] || die "could not create the inbox of team $t"
+        public=$(curl -fsS --max-time 10 "$BASE_URL/api/v1/inboxes/$inbox/widget" \
+            -H "Authorization: Bearer $ADMIN_TOKEN" |
+            grep -o '"public_token":"[^"]*"' | cut -d'"' -f4)
+        [ -n "$public" ] || die "the inbox of team $t has no public token"
+        publics+=("$public")
+    done
+    FLOW_INBOXES=$(IFS=,; echo "${publics[*]}")
+    TEAM_LIST_TOKEN=$(head -n 1 "$TEAM_TOKENS")
+    log "$agents agents in $WS_TEAMS team inboxes"
+}
+
 start_relay() {
     local i
     "$WSLOAD" relay-server --listen 127.0.0.1:0 >"$OUT/relay.log" 2>&1 &
@@ -229,7 +273,7 @@ flow() { # LABEL URL [more flow options]
     local label=$1 url=$2
     shift 2
     KEFU_WSLOAD_TOKEN=${ADMIN_TOKEN:-relay} exec "$WSLOAD" --threads "$WS_CLIENT_THREADS" flow \
-        --url "$url" --inbox "${PUBLIC_TOKEN:-relay}" --rooms "$WS_ROOMS" --warmup "$WS_WARMUP" \
+        --url "$url" --inbox "${FLOW_INBOXES:-${PUBLIC_TOKEN:-relay}}" --rooms "$WS_ROOMS" --warmup "$WS_WARMUP" \
         --p99-bound "$WS_P99_BOUND" --label "$label" "$@"
 }
 
@@ -344,7 +388,7 @@ main() {
     WORK=$(mktemp -d /tmp/kefu-ws-data.XXXXXX)
     register_cleanup "rm -rf '$WORK'"
 
-    if has idle || has flow || has agents; then
+    if has idle || has flow || has agents || has teams; then
         section "kefu (SQLite)"
         start_kefu
         if has idle; then
@@ -359,6 +403,14 @@ main() {
             section "kefu: $WS_RATE msg/s with $WS_CONSOLES agent consoles and the conversation list"
             measure kefu-agents "$SERVER_PID" flow kefu-agents "$BASE_URL" --rate "$WS_RATE" \
                 --duration "$WS_DURATION" --consoles "$WS_CONSOLES" --list-interval "$WS_LIST_INTERVAL"
+        fi
+        if has teams; then
+            section "kefu: $WS_RATE msg/s, $WS_CONSOLES consoles of agents in $WS_TEAMS team inboxes"
+            setup_teams
+            KEFU_WSLOAD_LIST_TOKEN=$TEAM_LIST_TOKEN measure kefu-teams "$SERVER_PID" flow kefu-teams "$BASE_URL" \
+                --rate "$WS_RATE" --duration "$WS_DURATION" --consoles "$WS_CONSOLES" \
+                --console-tokens "$TEAM_TOKENS" --list-interval "$WS_LIST_INTERVAL"
+            FLOW_INBOXES=""
         fi
         stop_server
     fi

@@ -50,6 +50,7 @@ impl Consoles {
     pub async fn start(
         url: &str,
         token: &str,
+        more_tokens: &[String],
         count: usize,
         connect_concurrency: usize,
         threads: usize,
@@ -64,8 +65,9 @@ impl Consoles {
             .arg(count.to_string())
             .arg("--connect-concurrency")
             .arg(connect_concurrency.to_string())
-            // Not on the command line, where `ps` would show it.
+            // Not on the command line, where `ps` would show them.
             .env("KEFU_WSLOAD_TOKEN", token)
+            .env("KEFU_WSLOAD_CONSOLE_TOKENS", more_tokens.join(","))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -150,10 +152,12 @@ fn say(v: Value) {
     println!("{v}");
 }
 
-/// The child: `count` agent sockets, steered over stdin.
+/// The child: `count` agent sockets, steered over stdin. Socket i
+/// authenticates with `tokens[i % len]`, or with `token` when none are given.
 pub async fn child(
     url: &str,
     token: &str,
+    tokens: &[String],
     count: usize,
     connect_concurrency: usize,
 ) -> anyhow::Result<()> {
@@ -162,7 +166,10 @@ pub async fn child(
         let mut parent = client::parent_lines();
         let counters = Arc::new(Counters::default());
         let results: Vec<anyhow::Result<client::Ws>> = futures::stream::iter(0..count)
-            .map(|_| client::agent(&target, None, token))
+            .map(|i| {
+                let t = if tokens.is_empty() { token } else { &tokens[i % tokens.len()] };
+                client::agent(&target, None, t)
+            })
             .buffer_unordered(connect_concurrency.max(1))
             .collect()
             .await;

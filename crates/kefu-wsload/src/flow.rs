@@ -36,8 +36,13 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Debug, Clone)]
 pub struct FlowArgs {
     pub url: String,
-    pub inbox: String,
+    /// Widget inboxes' public tokens; rooms are spread over them in turn.
+    pub inboxes: Vec<String>,
     pub agent_token: String,
+    /// Tokens of the other consoles, used in turn (else `agent_token`).
+    pub console_tokens: Vec<String>,
+    /// Token of the timed list calls (else `agent_token`).
+    pub list_token: Option<String>,
     pub rooms: usize,
     pub rates: Vec<f64>,
     pub duration: Duration,
@@ -361,15 +366,15 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<bool> {
     eprintln!("flow: {} visitor sessions", args.rooms);
     let http = client::http_client(None, args.session_concurrency)?;
     let throttled = AtomicU64::new(0);
-    let tokens = client::sessions(
-        &http,
-        &target.base,
-        &args.inbox,
-        args.rooms,
-        args.session_concurrency,
-        &throttled,
-    )
-    .await?;
+    let mut tokens = Vec::with_capacity(args.rooms);
+    for (i, inbox) in args.inboxes.iter().enumerate() {
+        // Room r belongs to inbox r % n: inbox i gets every n-th room.
+        let n = args.rooms / args.inboxes.len() + usize::from(i < args.rooms % args.inboxes.len());
+        let made =
+            client::sessions(&http, &target.base, inbox, n, args.session_concurrency, &throttled)
+                .await?;
+        tokens.extend(made);
+    }
 
     let observer = client::agent(&target, None, &args.agent_token)
         .await
@@ -385,6 +390,7 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<bool> {
             Consoles::start(
                 &target.base,
                 &args.agent_token,
+                &args.console_tokens,
                 args.consoles - 1,
                 args.connect_concurrency,
                 args.threads,
@@ -451,7 +457,7 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<bool> {
             tokio::spawn(list_load(
                 http.clone(),
                 target.base.clone(),
-                args.agent_token.clone(),
+                args.list_token.clone().unwrap_or_else(|| args.agent_token.clone()),
                 every,
                 measured_start,
                 step.end(),

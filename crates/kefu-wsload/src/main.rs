@@ -21,6 +21,7 @@ mod relay;
 mod stats;
 mod wire;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -67,6 +68,8 @@ struct ConsolesChild {
     url: String,
     #[arg(long, env = "KEFU_WSLOAD_TOKEN", hide_env_values = true)]
     agent_token: String,
+    #[arg(long, env = "KEFU_WSLOAD_CONSOLE_TOKENS", hide_env_values = true, value_delimiter = ',', default_value = "")]
+    console_tokens: Vec<String>,
     #[arg(long)]
     count: usize,
     #[arg(long, default_value_t = 64)]
@@ -78,7 +81,8 @@ struct Common {
     /// Base URL of the server, e.g. http://127.0.0.1:8080
     #[arg(long)]
     url: String,
-    /// The widget inbox's public token (`data-inbox` of the embed snippet).
+    /// The widget inbox's public token (`data-inbox` of the embed snippet);
+    /// for flow, a comma-separated list spreads the rooms over several inboxes.
     #[arg(long)]
     inbox: String,
     /// Visitor sessions created at once over HTTP.
@@ -149,6 +153,15 @@ struct Flow {
         default_value = ""
     )]
     agent_token: String,
+    /// A file of agent API tokens, one per line: the other consoles
+    /// authenticate with them in turn (agents who see only their own
+    /// inboxes), instead of with --agent-token.
+    #[arg(long)]
+    console_tokens: Option<std::path::PathBuf>,
+    /// API token of the timed list calls (default: --agent-token), e.g. an
+    /// agent's, whose list holds only the inboxes they are a member of.
+    #[arg(long, env = "KEFU_WSLOAD_LIST_TOKEN", hide_env_values = true)]
+    list_token: Option<String>,
     /// Visitors, each with a socket and a conversation. kefu allows 20
     /// frames a second per socket: keep rate / rooms well under that.
     #[arg(long, default_value_t = 200)]
@@ -233,10 +246,22 @@ fn main() -> anyhow::Result<()> {
                 if a.agent_token.is_empty() {
                     anyhow::bail!("flow needs --agent-token or KEFU_WSLOAD_TOKEN");
                 }
+                let console_tokens = match &a.console_tokens {
+                    Some(path) => std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    None => Vec::new(),
+                };
                 flow::run(flow::FlowArgs {
                     url: a.common.url,
-                    inbox: a.common.inbox,
+                    inboxes: a.common.inbox.split(',').map(str::to_string).collect(),
                     agent_token: a.agent_token,
+                    console_tokens,
+                    list_token: a.list_token,
                     rooms: a.rooms,
                     rates: a.rate,
                     duration: a.duration,
@@ -254,7 +279,10 @@ fn main() -> anyhow::Result<()> {
                 .map(|_| ())
             }
             Command::ConsolesChild(a) => {
-                consoles::child(&a.url, &a.agent_token, a.count, a.connect_concurrency).await
+                let tokens: Vec<String> =
+                    a.console_tokens.into_iter().filter(|t| !t.is_empty()).collect();
+                consoles::child(&a.url, &a.agent_token, &tokens, a.count, a.connect_concurrency)
+                    .await
             }
             Command::RelayServer(a) => relay::serve(a.listen).await,
         }

@@ -363,8 +363,10 @@ mod tests {
         }));
         let passed = run(FlowArgs {
             url: format!("http://{addr}"),
-            inbox: "any".into(),
+            inboxes: vec!["any".into(), "other".into()],
             agent_token: "any".into(),
+            console_tokens: vec!["a".into(), "b".into()],
+            list_token: None,
             rooms: 4,
             rates: vec![40.0, 80.0],
             duration: Duration::from_secs(1),
