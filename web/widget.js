@@ -42,7 +42,7 @@
   };
 
   // ------------------------------------------------------------ storage ---
-  // Per inbox: {token, exp, verified, identifier, convs: [ids], email, prechat, cfg, cfgAt}
+  // Per inbox: {token, exp, verified, identifier, email, prechat, cfg, cfgAt}
   function load() { try { return JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) { return {}; } }
   var saved = load();
   function save() { try { localStorage.setItem(KEY, JSON.stringify(saved)); } catch (e) { /* private mode */ } }
@@ -68,7 +68,7 @@
   var cfg = saved.cfg || { inbox_name: '', settings: {}, agents_online: true };
   var convs = {};       // id -> {info, msgs: {id: message}, held: last seq received as a frame}
   var pending = [];     // unacknowledged sends: {client_id, text, conversation_id, error}
-  var ws = null, ready = false, backoff = 0, retryTimer = 0, lastHeard = 0, refetched = false, resumeSent = {};
+  var ws = null, ready = false, backoff = 0, retryTimer = 0, lastHeard = 0;
   var started = false, starting = false, failedStart = false;
   var isOpen = false, loadedAt = Date.now();
   var agentTyping = null, agentTypingTimer = 0, myTyping = false, myTypingTimer = 0;
@@ -86,10 +86,6 @@
   function active() {
     var c = latest();
     return c && c.info.status !== 'resolved' && c.info.status !== 'closed' ? c : null;
-  }
-  function rememberConvs() {
-    saved.convs = sortedConvs().slice(-10).map(function (c) { return c.info.id; });
-    save();
   }
 
   // ---------------------------------------------------------------- DOM ---
@@ -520,13 +516,13 @@
     if (ws || !saved.token) return;
     var sock = ws = new WebSocket(BASE.replace(/^http/, 'ws') + '/ws/widget');
     sock.onopen = function () {
-      // What is held resumes after it; the last ten conversations are
-      // replayed from the start when nothing of them is held.
-      resumeSent = {};
-      Object.keys(convs).forEach(function (id) { if (convs[id].held) resumeSent[id] = convs[id].held; });
-      (saved.convs || []).forEach(function (id) { if (!(id in resumeSent)) resumeSent[id] = 0; });
+      // What is held resumes after it; the server replays the ten most
+      // recent conversations this page holds nothing of (a new device, a
+      // cleared store) from the start.
+      var resume = {};
+      Object.keys(convs).forEach(function (id) { if (convs[id].held) resume[id] = convs[id].held; });
       lastHeard = Date.now();
-      sock.send(JSON.stringify({ type: 'hello', token: saved.token, resume: resumeSent }));
+      sock.send(JSON.stringify({ type: 'hello', token: saved.token, resume: resume, recent: 10 }));
     };
     sock.onmessage = function (e) {
       if (ws !== sock) return;
@@ -557,11 +553,6 @@
         backoff = 0;
         cfg.agents_online = f.agents_online;
         (f.conversations || []).forEach(function (info) { conv(info.id).info = info; });
-        // Conversations this page has not seen (another device, a cleared
-        // store) are replayed only when named in hello: ask once more.
-        var missing = (f.conversations || []).some(function (i) { return i.last_seq > 0 && !(i.id in resumeSent); });
-        if (missing && !refetched) { refetched = true; rememberConvs(); reconnectNow(); return; }
-        rememberConvs();
         flush();
         markRead();
         break;
@@ -581,11 +572,9 @@
         if (p && !c.msgs[f.message_id]) {
           c.msgs[f.message_id] = { id: f.message_id, conversation_id: f.conversation_id, seq: f.seq, direction: 'incoming', text: p.text, attachments: p.attachment ? [p.attachment] : [], created_at: new Date().toISOString() };
         }
-        if (saved.convs && saved.convs.indexOf(f.conversation_id) < 0) rememberConvs();
         break;
       case 'widget_conversation':
         conv(f.conversation.id).info = f.conversation;
-        rememberConvs();
         break;
       case 'typing':
         if (f.from && f.from.kind === 'agent') {

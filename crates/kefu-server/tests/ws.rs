@@ -197,11 +197,18 @@ async fn visitor_token(server: &TestServer, public_token: &str) -> String {
 
 /// A widget socket after hello; returns it with the welcome frame.
 async fn widget(base: &str, token: &str, resume: Value) -> (Ws, Value) {
+    widget_hello(
+        base,
+        json!({ "type": "hello", "token": token, "resume": resume }),
+    )
+    .await
+}
+
+async fn widget_hello(base: &str, hello: Value) -> (Ws, Value) {
     let mut ws = Ws::connect(base, "/ws/widget", None, None)
         .await
         .expect("connect widget");
-    ws.send(json!({ "type": "hello", "token": token, "resume": resume }))
-        .await;
+    ws.send(hello).await;
     let welcome = ws.expect("widget_welcome").await;
     (ws, welcome)
 }
@@ -375,6 +382,22 @@ async fn widget_and_agent_talk_and_resume_after_drop(backend: Backend) {
             .any(|f| f["message"]["text"] == "内部：VIP 客户"),
         "a note leaked: {rest:?}"
     );
+
+    // A new device holds nothing: `recent` replays the whole conversation
+    // in the first connection, notes still left out.
+    let (mut fresh, _) = widget_hello(
+        &server.base,
+        json!({ "type": "hello", "token": token, "recent": 10 }),
+    )
+    .await;
+    let mut seqs = Vec::new();
+    for f in fresh.drain(Duration::from_millis(500)).await {
+        if f["type"] == "widget_message" {
+            assert_eq!(f["message"]["conversation_id"], cid.as_str());
+            seqs.push(f["message"]["seq"].as_i64().expect("seq"));
+        }
+    }
+    assert_eq!(seqs, vec![1, 2, 4, 5], "the note (3) is never replayed");
 
     // The agent resumes too, notes included.
     let mut again = agent(&server.base, &admin).await;

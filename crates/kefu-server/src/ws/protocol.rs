@@ -14,11 +14,16 @@ use uuid::Uuid;
 pub enum Inbound {
     /// First frame of a widget socket (with its visitor token); optional on
     /// agent sockets. `resume` maps conversation ids to the last sequence
-    /// number the client holds: everything after it is replayed.
+    /// number the client holds: everything after it is replayed. On widget
+    /// sockets, `recent` (at most 10) more conversations that `resume` does
+    /// not name, the most recently active, are replayed from the start: a
+    /// new device gets its history in one connection.
     Hello {
         token: Option<String>,
         #[serde(default)]
         resume: BTreeMap<Uuid, i64>,
+        #[serde(default)]
+        recent: u8,
     },
     /// A message. `client_id` makes resending safe: the same id is
     /// acknowledged again without a second message.
@@ -201,6 +206,7 @@ mod tests {
             Ok(Inbound::Hello {
                 token: None,
                 resume,
+                recent: 0,
             }) => assert_eq!(resume.get(&id), Some(&7)),
             other => panic!("{other:?}"),
         }

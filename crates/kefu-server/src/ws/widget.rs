@@ -44,11 +44,18 @@ async fn run(state: AppState, socket: WebSocket) {
     conn.close().await;
 }
 
+/// What `hello` asked to replay: named conversations after a sequence, and
+/// how many recent ones it holds nothing of.
+struct Resume {
+    after: BTreeMap<Uuid, i64>,
+    recent: u8,
+}
+
+/// At most this many conversations are replayed whole for `recent`.
+const MAX_RECENT: usize = 10;
+
 /// Waits for `hello` with a token this server signed.
-async fn hello(
-    state: &AppState,
-    conn: &mut Conn,
-) -> Result<(Visitor, BTreeMap<Uuid, i64>), Closed> {
+async fn hello(state: &AppState, conn: &mut Conn) -> Result<(Visitor, Resume), Closed> {
     let frame = match tokio::time::timeout(HELLO_TIMEOUT, conn.recv()).await {
         Ok(Ok(Incoming::Frame(f))) => f,
         Ok(Ok(Incoming::Refused)) | Ok(Err(Closed)) | Err(_) => return Err(Closed),
@@ -56,6 +63,7 @@ async fn hello(
     let Inbound::Hello {
         token: Some(token),
         resume,
+        recent,
     } = frame
     else {
         conn.send(&Outbound::error(
@@ -79,7 +87,10 @@ async fn hello(
             contact_id: claims.c,
             inbox_id: claims.i,
         },
-        resume,
+        Resume {
+            after: resume,
+            recent,
+        },
     ))
 }
 
@@ -91,7 +102,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn serve(&mut self, conn: &mut Conn, resume: BTreeMap<Uuid, i64>) -> Result<(), Closed> {
+    async fn serve(&mut self, conn: &mut Conn, resume: Resume) -> Result<(), Closed> {
         // Subscribe before reading history, so nothing falls between the two.
         let mut sub = self
             .state
@@ -110,10 +121,19 @@ impl Session<'_> {
             agents_online: self.state.hub.any_agent_online(),
         };
         conn.send(&welcome).await?;
-        for (id, after) in resume {
+        for (&id, &after) in &resume.after {
             if conversations.iter().any(|c| c.id == id) {
                 Box::pin(self.replay(conn, id, after)).await?;
             }
+        }
+        let mut unheld: Vec<&Conversation> = conversations
+            .iter()
+            .filter(|c| c.last_seq > 0 && !resume.after.contains_key(&c.id))
+            .collect();
+        unheld.sort_by_key(|c| std::cmp::Reverse(c.last_activity_at));
+        unheld.truncate(usize::from(resume.recent).min(MAX_RECENT));
+        for c in unheld.into_iter().rev() {
+            Box::pin(self.replay(conn, c.id, 0)).await?;
         }
         drop(conversations);
         let mut ping = tokio::time::interval(PING_EVERY);
