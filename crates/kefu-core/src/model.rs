@@ -227,7 +227,10 @@ impl NewAgent {
 pub struct AgentPatch {
     pub name: Option<String>,
     pub email: Option<String>,
-    pub avatar_url: Option<String>,
+    /// `null` clears it.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub avatar_url: Option<Option<String>>,
     /// Deactivating revokes every session and token of the agent at once.
     pub active: Option<bool>,
 }
@@ -238,7 +241,9 @@ impl AgentPatch {
         if let Some(e) = &self.email {
             self.email = Some(v::email("email", e)?);
         }
-        v::opt_url(&self.avatar_url, "avatar_url")?;
+        if let Some(url) = &self.avatar_url {
+            v::opt_url(url, "avatar_url")?;
+        }
         Ok(())
     }
 }
@@ -344,12 +349,23 @@ impl NewContact {
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+/// A field sent as `null` is cleared; a field left out is kept.
 pub struct ContactPatch {
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub avatar_url: Option<String>,
-    pub language: Option<String>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub avatar_url: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub language: Option<Option<String>>,
     /// Replaces the attributes object when given.
     pub attributes: Option<Value>,
     /// Replaces the tag list when given.
@@ -358,13 +374,21 @@ pub struct ContactPatch {
 
 impl ContactPatch {
     pub fn validate(&mut self) -> Result<(), ValidationError> {
-        v::opt_text(&mut self.name, "name", 1, 200)?;
-        if let Some(e) = &self.email {
-            self.email = Some(v::email("email", e)?);
+        if let Some(name) = &mut self.name {
+            v::opt_text(name, "name", 1, 200)?;
         }
-        v::opt_text(&mut self.phone, "phone", 1, 40)?;
-        v::opt_url(&self.avatar_url, "avatar_url")?;
-        v::opt_text(&mut self.language, "language", 2, 20)?;
+        if let Some(Some(e)) = &self.email {
+            self.email = Some(Some(v::email("email", e)?));
+        }
+        if let Some(phone) = &mut self.phone {
+            v::opt_text(phone, "phone", 1, 40)?;
+        }
+        if let Some(url) = &self.avatar_url {
+            v::opt_url(url, "avatar_url")?;
+        }
+        if let Some(language) = &mut self.language {
+            v::opt_text(language, "language", 2, 20)?;
+        }
         if let Some(a) = &self.attributes {
             v::object("attributes", a)?;
         }
@@ -563,14 +587,20 @@ impl NewTeam {
 #[serde(deny_unknown_fields)]
 pub struct TeamPatch {
     pub name: Option<String>,
-    pub description: Option<String>,
+    /// `null` clears it.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
     pub member_ids: Option<Vec<Uuid>>,
 }
 
 impl TeamPatch {
     pub fn validate(&mut self) -> Result<(), ValidationError> {
         v::opt_text(&mut self.name, "name", 1, 200)?;
-        v::opt_text(&mut self.description, "description", 0, 2000)
+        match &mut self.description {
+            Some(d) => v::opt_text(d, "description", 0, 2000),
+            None => Ok(()),
+        }
     }
 }
 
@@ -592,7 +622,10 @@ impl NewTag {
 #[serde(deny_unknown_fields)]
 pub struct TagPatch {
     pub name: Option<String>,
-    pub color: Option<String>,
+    /// `null` clears it.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub color: Option<Option<String>>,
 }
 
 impl TagPatch {
@@ -600,7 +633,10 @@ impl TagPatch {
         if let Some(n) = &self.name {
             self.name = Some(v::tag_name(n)?);
         }
-        v::opt_color(&self.color)
+        match &self.color {
+            Some(c) => v::opt_color(c),
+            None => Ok(()),
+        }
     }
 }
 

@@ -57,6 +57,18 @@ async fn contacts_are_found_by_identity_text_and_tag(b: Backend) {
     let wang_path = format!("/api/v1/contacts/{}", id(&wang));
     assert_eq!(li.get(&wang_path).await.ok(200), &wang);
 
+    // PATCH: a field sent as null is cleared, a field left out is kept.
+    let res = li
+        .patch(&wang_path, json!({ "phone": null, "language": null }))
+        .await;
+    assert!(res.ok(200)["phone"].is_null(), "{}", res.body);
+    assert!(res.body["language"].is_null());
+    assert_eq!(res.body["name"], "王小明");
+    assert_eq!(res.body["email"], "wang.xm@example.cn");
+    li.patch(&wang_path, json!({ "phone": "+86 138 0013 8000", "language": "zh-CN" }))
+        .await
+        .ok(200);
+
     // Lookup by identity: the importer's and the channels' way in.
     let found = li
         .get("/api/v1/contacts?identity_kind=wechat_openid&identity_value=o6_abc123")
@@ -373,6 +385,9 @@ async fn teams_are_managed_by_admins(b: Backend) {
     assert_eq!(res.ok(200)["name"], "退款组");
     assert_eq!(res.body["member_ids"], json!([]));
     assert_eq!(res.body["description"], "处理退款和换货");
+    let res = admin.patch(&path, json!({ "description": null })).await;
+    assert!(res.ok(200)["description"].is_null(), "{}", res.body);
+    assert_eq!(res.body["name"], "退款组");
 
     // Deleting a team unassigns its conversations.
     let inbox = create_inbox(&admin, "售后", &[]).await;
@@ -433,6 +448,12 @@ async fn tags_are_created_by_anyone_and_managed_by_admins(b: Backend) {
     let res = admin.patch(&path, json!({ "name": "大客户" })).await;
     assert_eq!(res.ok(200)["name"], "大客户");
     assert_eq!(res.body["color"], "#ff0000");
+    let res = admin.patch(&path, json!({ "color": null })).await;
+    assert!(res.ok(200)["color"].is_null(), "{}", res.body);
+    admin
+        .patch(&path, json!({ "color": "#ff0000" }))
+        .await
+        .ok(200);
 
     // Renaming shows on conversations; deleting removes it from them.
     let inbox = create_inbox(&admin, "售后", &[]).await;

@@ -102,10 +102,11 @@ impl Store {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
                 "UPDATE agents SET name = COALESCE($2, name), email = COALESCE($3, email),
-                   avatar_url = COALESCE($4, avatar_url), active = COALESCE($5, active),
-                   updated_at = $6 WHERE id = $1",
+                   avatar_url = CASE WHEN $4 THEN $5 ELSE avatar_url END, active = COALESCE($6, active),
+                   updated_at = $7 WHERE id = $1",
             )
-            .bind(id).bind(&patch.name).bind(&patch.email).bind(&patch.avatar_url)
+            .bind(id).bind(&patch.name).bind(&patch.email)
+            .bind(patch.avatar_url.is_some()).bind(patch.avatar_url.clone().flatten())
             .bind(patch.active).bind(at)
             .execute(&mut *tx).await?;
             if done.rows_affected() == 0 {

@@ -34,6 +34,10 @@ pub(crate) const INSERT_CONTACT_TAG: &str =
     "INSERT INTO contact_tags (contact_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 pub(crate) const CONTACT_BY_IDENTITY: &str =
     "SELECT contact_id FROM contact_identities WHERE kind = $1 AND value = $2";
+/// An identity for a contact found by another one; one that already belongs
+/// to someone stays theirs.
+pub(crate) const ADD_IDENTITY: &str = "INSERT INTO contact_identities (kind, value, contact_id, created_at)
+     VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO NOTHING";
 
 /// Inside a transaction: inserts a validated contact with its identities and
 /// tags and evaluates to its id.
@@ -88,6 +92,21 @@ macro_rules! contact_by_identities {
             }
         }
         found
+    }};
+}
+
+/// Inside a transaction: gives contact `$id` the identities it lacks.
+macro_rules! add_identities {
+    ($tx:expr, $id:expr, $identities:expr, $at:expr) => {{
+        for i in $identities {
+            sqlx::query($crate::contacts::ADD_IDENTITY)
+                .bind(&i.kind)
+                .bind(&i.value)
+                .bind($id)
+                .bind($at)
+                .execute(&mut *$tx)
+                .await?;
+        }
     }};
 }
 
@@ -208,18 +227,27 @@ impl Store {
         on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
-                "UPDATE contacts SET name = COALESCE($2, name), email = COALESCE($3, email),
-                   phone = COALESCE($4, phone), avatar_url = COALESCE($5, avatar_url),
-                   language = COALESCE($6, language), attributes = COALESCE($7, attributes), updated_at = $8
+                // A field is set when the patch names it, to NULL when it was sent as null.
+                "UPDATE contacts SET name = CASE WHEN $2 THEN $3 ELSE name END,
+                   email = CASE WHEN $4 THEN $5 ELSE email END,
+                   phone = CASE WHEN $6 THEN $7 ELSE phone END,
+                   avatar_url = CASE WHEN $8 THEN $9 ELSE avatar_url END,
+                   language = CASE WHEN $10 THEN $11 ELSE language END,
+                   attributes = COALESCE($12, attributes), updated_at = $13
                  WHERE id = $1",
             )
-            .bind(id).bind(&patch.name).bind(&patch.email).bind(&patch.phone).bind(&patch.avatar_url)
-            .bind(&patch.language).bind(&patch.attributes).bind(at)
+            .bind(id)
+            .bind(patch.name.is_some()).bind(patch.name.clone().flatten())
+            .bind(patch.email.is_some()).bind(patch.email.clone().flatten())
+            .bind(patch.phone.is_some()).bind(patch.phone.clone().flatten())
+            .bind(patch.avatar_url.is_some()).bind(patch.avatar_url.clone().flatten())
+            .bind(patch.language.is_some()).bind(patch.language.clone().flatten())
+            .bind(&patch.attributes).bind(at)
             .execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            if let Some(email) = &patch.email {
+            if let Some(Some(email)) = &patch.email {
                 // The new address finds this contact too; a conflict means it
                 // already belongs to another contact.
                 sqlx::query(

@@ -311,7 +311,10 @@ impl Store {
                     *cid
                 }
                 (None, Some(c)) => match contact_by_identities!(tx, &c.identities) {
-                    Some(found) => found,
+                    Some(found) => {
+                        add_identities!(tx, found, &c.identities, at);
+                        found
+                    }
                     None => insert_contact!(tx, c, at),
                 },
                 (None, None) => return Err(StoreError::Invalid("contact_id: required".into())),

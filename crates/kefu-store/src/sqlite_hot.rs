@@ -8,7 +8,9 @@
 //! in both places, and the store tests run each on its backend.
 
 use crate::StoreError;
-use crate::contacts::{CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_CONTACT_TAG, INSERT_IDENTITY};
+use crate::contacts::{
+    ADD_IDENTITY, CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_CONTACT_TAG, INSERT_IDENTITY,
+};
 use crate::conversations::{
     COLUMNS, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_TAG, Written, due,
     first_message_effects, insert_conversation_sql,
@@ -65,7 +67,12 @@ pub(crate) fn create_conversation(
             *cid
         }
         (None, Some(c)) => match contact_by_identities(conn, c)? {
-            Some(found) => found,
+            Some(found) => {
+                for i in &c.identities {
+                    prepare(conn, ADD_IDENTITY)?.execute(params![i.kind, i.value, found, at])?;
+                }
+                found
+            }
             None => insert_contact(conn, c, at)?,
         },
         (None, None) => return Err(StoreError::Invalid("contact_id: required".into())),

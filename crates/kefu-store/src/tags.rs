@@ -52,8 +52,10 @@ impl Store {
 
     pub async fn update_tag(&self, id: Uuid, patch: &TagPatch) -> Result<Tag> {
         let done = on_db!(self.db.writer(), p =>
-            sqlx::query("UPDATE tags SET name = COALESCE($2, name), color = COALESCE($3, color) WHERE id = $1")
-                .bind(id).bind(&patch.name).bind(&patch.color).execute(p).await?.rows_affected());
+            sqlx::query("UPDATE tags SET name = COALESCE($2, name), color = CASE WHEN $3 THEN $4 ELSE color END WHERE id = $1")
+                .bind(id).bind(&patch.name)
+                .bind(patch.color.is_some()).bind(patch.color.clone().flatten())
+                .execute(p).await?.rows_affected());
         if done == 0 {
             return Err(StoreError::NotFound);
         }

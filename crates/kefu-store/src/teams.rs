@@ -75,9 +75,11 @@ impl Store {
         on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
             let done = sqlx::query(
-                "UPDATE teams SET name = COALESCE($2, name), description = COALESCE($3, description), updated_at = $4 WHERE id = $1",
+                "UPDATE teams SET name = COALESCE($2, name),
+                   description = CASE WHEN $3 THEN $4 ELSE description END, updated_at = $5 WHERE id = $1",
             )
-            .bind(id).bind(&patch.name).bind(&patch.description).bind(at)
+            .bind(id).bind(&patch.name)
+            .bind(patch.description.is_some()).bind(patch.description.clone().flatten()).bind(at)
             .execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);

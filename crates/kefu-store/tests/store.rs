@@ -344,6 +344,36 @@ async fn contacts_are_recognised_by_identity(db: Db) {
         err.is_conflict_on("contact_identities_kind_value_key"),
         "{err:?}"
     );
+
+    // Found by one identity, the contact gains the others it came with;
+    // one that belongs to someone else stays theirs.
+    let (someone, _) = store
+        .create_conversation(&new_conversation(inbox, "o-someone"), None)
+        .await
+        .expect("someone else");
+    let mut returning = new_conversation(inbox, "o-same");
+    let contact = returning.contact.as_mut().expect("contact");
+    for (kind, value) in [("wechat_unionid", "u-same"), ("wechat_openid", "o-someone")] {
+        contact.identities.push(Identity {
+            kind: kind.into(),
+            value: value.into(),
+        });
+    }
+    let (c, _) = store
+        .create_conversation(&returning, None)
+        .await
+        .expect("third");
+    assert_eq!(c.contact_id, a.contact_id);
+    let by_union = store
+        .contact_by_identity("wechat_unionid", "u-same")
+        .await
+        .expect("the new identity was kept");
+    assert_eq!(by_union.id, a.contact_id);
+    let still = store
+        .contact_by_identity("wechat_openid", "o-someone")
+        .await
+        .expect("lookup");
+    assert_eq!(still.id, someone.contact_id);
 }
 
 async fn snoozed_conversations_wake(db: Db) {
