@@ -166,6 +166,12 @@ impl Hub {
         }
     }
 
+    /// True when one of `agents` has a console open (on any node that told us).
+    pub fn any_online(&self, agents: &[Uuid]) -> bool {
+        let p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        agents.iter().any(|a| p.contains_key(a))
+    }
+
     /// True when some agent has a console open (on any node that told us).
     pub fn any_agent_online(&self) -> bool {
         self.presence.lock().map(|p| !p.is_empty()).unwrap_or(false)

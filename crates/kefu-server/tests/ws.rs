@@ -31,6 +31,7 @@ both_backends!(
     bad_frames_are_answered_and_the_socket_survives,
     files_unread_counts_and_ratings,
     continuity_links_open_an_imported_history,
+    presence_is_told_per_inbox,
 );
 
 mod two_nodes {
@@ -227,6 +228,36 @@ async fn agent(base: &str, client: &Client) -> Ws {
         .expect("connect agent");
     ws.expect("agent_welcome").await;
     ws
+}
+
+/// A widget is told agents are online only when someone who sees its
+/// inbox (a member or an admin) has a console open.
+async fn presence_is_told_per_inbox(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let li = server
+        .agent_client("li@kefu.test", "小李", Role::Agent)
+        .await;
+    let (_, li_public, _) = widget_inbox(&admin, &[li.agent_id()]).await;
+    let (_, other_public, _) = widget_inbox(&admin, &[]).await;
+    let welcome = |public: String| {
+        let server = &server;
+        async move {
+            let token = visitor_token(server, &public).await;
+            let (_, w) = widget(&server.base, &token, json!({})).await;
+            w["agents_online"].as_bool().expect("agents_online")
+        }
+    };
+    assert!(!welcome(li_public.clone()).await, "nobody is online");
+    let li_console = agent(&server.base, &li).await;
+    assert!(welcome(li_public.clone()).await, "a member is online");
+    assert!(
+        !welcome(other_public.clone()).await,
+        "li does not see the other inbox"
+    );
+    let admin_console = agent(&server.base, &admin).await;
+    assert!(welcome(other_public.clone()).await, "an admin sees every inbox");
+    drop((li_console, admin_console));
 }
 
 async fn widget_ack_follows_commit_and_resends_dedupe(backend: Backend) {

@@ -91,6 +91,16 @@ impl Store {
                 .bind(id).fetch_all(p).await?))
     }
 
+    /// Who sees the inbox's conversations: its members and every active admin.
+    pub async fn inbox_watchers(&self, id: Uuid) -> Result<Vec<Uuid>> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_scalar(
+                "SELECT agent_id FROM inbox_members WHERE inbox_id = $1
+                 UNION SELECT id FROM agents WHERE role = 'admin' AND active",
+            )
+            .bind(id).fetch_all(p).await?))
+    }
+
     /// Inboxes the agent is a member of.
     pub async fn agent_inbox_ids(&self, agent_id: Uuid) -> Result<Vec<Uuid>> {
         Ok(on_db!(self.db.reader(), p =>

@@ -94,6 +94,19 @@ async fn hello(state: &AppState, conn: &mut Conn) -> Result<(Visitor, Resume), C
     ))
 }
 
+/// Whether someone who sees the inbox's conversations (a member or an
+/// admin) has a console open: the widget offers to leave an email when not.
+pub(crate) async fn agents_online(state: &AppState, inbox_id: Uuid) -> bool {
+    if !state.hub.any_agent_online() {
+        return false;
+    }
+    match state.store.inbox_watchers(inbox_id).await {
+        Ok(watchers) => state.hub.any_online(&watchers),
+        // Unknown is told as online: the customer can write either way.
+        Err(_) => true,
+    }
+}
+
 struct Session<'a> {
     state: &'a AppState,
     visitor: Visitor,
@@ -118,7 +131,7 @@ impl Session<'_> {
         let welcome = Outbound::WidgetWelcome {
             contact_id: self.visitor.contact_id,
             conversations: conversations.iter().map(WidgetConversation::from).collect(),
-            agents_online: self.state.hub.any_agent_online(),
+            agents_online: Box::pin(agents_online(self.state, self.visitor.inbox_id)).await,
         };
         conn.send(&welcome).await?;
         for (&id, &after) in &resume.after {
