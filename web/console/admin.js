@@ -121,7 +121,38 @@ function inboxCard(i, redraw) {
     h('header.card-head', h('h3', i.name), h('span.badge', KINDS[i.kind] || i.kind), h('span.muted', fmtTime(i.created_at, true))),
     h('div.card-row', edit, h('button.secondary', { type: 'button', onclick: () => act(() => patch(`/api/v1/inboxes/${i.id}`, { member_ids: picked(edit) }), redraw) }, L('保存成员', 'Save members'))));
   if (i.kind === 'widget') card.append(widgetSettings(i, redraw));
+  if (i.kind === 'form') card.append(formSettings(i, redraw));
   return card;
+}
+
+// The H5 form: its public address, and its settings as JSON (fields, texts,
+// CORS origins, upload limits — see docs/forms.md). The server checks them
+// and names the wrong field; the message is shown under the editor.
+function formSettings(i, redraw) {
+  const f = i.settings?.form || {};
+  const url = `${location.origin}/f/${f.slug || ''}`;
+  const editor = h('textarea.form-json', { rows: 14, spellcheck: false, value: JSON.stringify(f, null, 2), 'aria-label': L('表单设置（JSON）', 'Form settings (JSON)') });
+  const problem = h('p.error', { role: 'alert' });
+  const save = async () => {
+    problem.textContent = '';
+    let form;
+    try { form = JSON.parse(editor.value); } catch (e) { problem.textContent = L('JSON 格式错误：', 'Not valid JSON: ') + e.message; return; }
+    try {
+      await patch(`/api/v1/inboxes/${i.id}`, { settings: { ...(i.settings || {}), form } });
+      toast(L('已保存', 'Saved'));
+      redraw();
+    } catch (e) { problem.textContent = e.message; }
+  };
+  return h('div.widget-box.form-box',
+    h('h4', L('H5 表单', 'H5 form')),
+    h('p.muted', L('表单地址（可放入公众号菜单、二维码或网页链接）：', 'Public address (for a WeChat menu, a QR code or a link):')),
+    h('div.copy-row', h('a.form-url', { href: url, target: '_blank', rel: 'noopener' }, url), h('button.secondary', {
+      type: 'button',
+      onclick: async () => { try { await navigator.clipboard.writeText(url); toast(L('已复制', 'Copied')); } catch { toast(url); } },
+    }, L('复制', 'Copy'))),
+    h('p.muted', L('字段、说明文字、允许跨域的来源、附件限制（见 docs/forms.md）：', 'Fields, texts, CORS origins, upload limits (see docs/forms.md):')),
+    editor, problem,
+    h('button.primary', { type: 'button', onclick: save }, L('保存表单设置', 'Save form settings')));
 }
 
 function widgetSettings(i, redraw) {

@@ -32,6 +32,9 @@ pub struct RateLimits {
     pub logins_per_minute_per_account: u32,
     /// Widget session and config requests a minute from one IP; 0 = off.
     pub widget_sessions_per_minute_per_ip: u32,
+    /// Form submissions (page and JSON API) and status-page replies a
+    /// minute from one IP; 0 = off.
+    pub form_submissions_per_minute_per_ip: u32,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +57,7 @@ impl Default for RateLimits {
             logins_per_minute_per_ip: 20,
             logins_per_minute_per_account: 10,
             widget_sessions_per_minute_per_ip: 60,
+            form_submissions_per_minute_per_ip: 10,
         }
     }
 }

@@ -101,6 +101,7 @@ fn conflict_message(constraint: &str) -> String {
             "a canned response with this shortcut exists already".into()
         }
         "contact_identities_kind_value_key" => "this identity belongs to another contact".into(),
+        "inboxes_public_token" => "this form address (slug) is taken by another inbox".into(),
         "foreign_key" => "a referenced record does not exist".into(),
         other => format!("conflict ({other})"),
     }

@@ -9,6 +9,7 @@
 //! - [`auth`]: the `Principal` and `Admin` extractors, password hashing and
 //!   token secrets. [`error`]: `ApiError`. [`extract`]: JSON/path/query
 //!   extractors that answer bad input in the API's error format.
+//! - [`form`]: the H5 form channel (`/f/{slug}`, its JSON API, `/s/{token}`).
 //! - [`state`], [`config`], [`limits`], [`metrics`], `web`: the plumbing.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod continuity;
 pub mod error;
 pub mod extract;
+pub mod form;
 pub(crate) mod http;
 pub use http::tokens as http_tokens;
 pub mod limits;
@@ -55,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(http::ops::router(spec_json))
         .merge(web::router())
         .merge(continuity::router())
+        .merge(form::router())
         .merge(ws::router())
         // Unknown paths get the API's error body, not an empty 404.
         .fallback(|| async { error::ApiError::NotFound })

@@ -27,6 +27,9 @@ pub struct Inner {
     /// Widget sessions and config per client IP: anonymous visitors create
     /// contacts, so this is what stops a script from creating millions.
     pub widget_per_ip: Limiter<IpAddr>,
+    /// Form submissions and status-page replies per client IP: each one
+    /// stores a ticket or a message.
+    pub form_per_ip: Limiter<IpAddr>,
     pub hub: Arc<kefu_hub::Hub>,
     /// Signs visitor tokens; made once per organisation and kept in the
     /// database so every node and every restart agrees on it.
@@ -53,6 +56,10 @@ impl AppState {
                 l.widget_sessions_per_minute_per_ip,
                 l.widget_sessions_per_minute_per_ip,
             ),
+            form_per_ip: Limiter::per_minute(
+                l.form_submissions_per_minute_per_ip,
+                l.form_submissions_per_minute_per_ip,
+            ),
             hub: kefu_hub::Hub::start(store.clone()),
             visitor_key: tokio::sync::OnceCell::new(),
             metrics: Arc::new(Metrics::new()),
@@ -72,6 +79,7 @@ impl AppState {
 
     pub fn prune_limiters(&self) {
         self.widget_per_ip.prune();
+        self.form_per_ip.prune();
         self.per_ip.prune();
         self.login_per_ip.prune();
         self.login_per_account.prune();

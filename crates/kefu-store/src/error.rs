@@ -66,6 +66,7 @@ fn constraint_name(foreign_key: bool, constraint: Option<&str>, msg: &str) -> St
         ("agents.email", "agents_email_key"),
         ("teams.name", "teams_name_key"),
         ("tags.name", "tags_name_key"),
+        ("inboxes.public_token", "inboxes_public_token"),
         (
             "contact_identities.kind, contact_identities.value",
             "contact_identities_kind_value_key",

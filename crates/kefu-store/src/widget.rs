@@ -27,6 +27,21 @@ impl Store {
         }
     }
 
+    /// Sets the public name of a form inbox (its slug, `/f/{slug}`). Widget
+    /// tokens and form slugs share the column, so one unique index keeps
+    /// every public address distinct.
+    pub async fn set_public_token(&self, inbox_id: Uuid, public_token: &str) -> Result<()> {
+        let done = on_db!(self.db.writer(), p =>
+            sqlx::query("UPDATE inboxes SET public_token = $2, updated_at = $3 WHERE id = $1")
+                .bind(inbox_id).bind(public_token).bind(to_millis(now()))
+                .execute(p).await?.rows_affected());
+        if done == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
     /// The inbox a widget token names, with its identity secret.
     pub async fn inbox_by_public_token(
         &self,

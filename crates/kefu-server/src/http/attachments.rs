@@ -102,7 +102,7 @@ pub(crate) async fn receive(
 }
 
 /// The last path segment, without control characters, at most 200 characters.
-fn clean_filename(name: &str) -> String {
+pub(crate) fn clean_filename(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
     if clean.trim().is_empty() || clean == "." || clean == ".." {

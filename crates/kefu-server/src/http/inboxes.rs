@@ -29,6 +29,8 @@ async fn list(State(state): State<AppState>, who: Principal) -> ApiResult<axum::
     Ok(axum::Json(state.store.list_inboxes(member).await?))
 }
 
+/// Creates an inbox. A form inbox's `settings.form` is checked (and given a
+/// slug and the default fields when missing); see docs/forms.md.
 #[utoipa::path(post, path = "/api/v1/inboxes", tag = "inboxes", request_body = NewInbox, responses((status = 201, body = Inbox), (status = 422)))]
 async fn create(
     State(state): State<AppState>,
@@ -36,7 +38,11 @@ async fn create(
     Json(mut body): Json<NewInbox>,
 ) -> ApiResult<(StatusCode, axum::Json<Inbox>)> {
     body.validate()?;
+    let slug = crate::form::prepare_inbox(&state, body.kind, &mut body.settings, None).await?;
     let inbox = state.store.create_inbox(&body).await?;
+    if let Some(slug) = slug {
+        state.store.set_public_token(inbox.id, &slug).await?;
+    }
     if inbox.kind == kefu_core::InboxKind::Widget {
         state
             .store
@@ -74,7 +80,15 @@ async fn update(
     Json(mut patch): Json<InboxPatch>,
 ) -> ApiResult<axum::Json<Inbox>> {
     patch.validate()?;
+    let mut slug = None;
+    if let Some(settings) = &mut patch.settings {
+        let kind = state.store.inbox(id).await?.kind;
+        slug = crate::form::prepare_inbox(&state, kind, settings, Some(id)).await?;
+    }
     let inbox = state.store.update_inbox(id, &patch).await?;
+    if let Some(slug) = slug {
+        state.store.set_public_token(id, &slug).await?;
+    }
     audit(
         &state,
         Some(&who),

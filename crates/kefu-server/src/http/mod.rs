@@ -15,7 +15,7 @@ mod reports;
 mod tags;
 mod teams;
 pub mod tokens;
-mod widget;
+pub(crate) mod widget;
 
 use crate::state::AppState;
 use serde::Serialize;
@@ -31,7 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "auth"), (name = "agents"), (name = "tokens"), (name = "teams"), (name = "inboxes"),
         (name = "contacts"), (name = "conversations"), (name = "attachments"), (name = "tags"),
         (name = "canned_responses"), (name = "audit"), (name = "widget"), (name = "reports"),
-        (name = "imports"),
+        (name = "imports"), (name = "forms"),
     )
 )]
 struct ApiDoc;
@@ -70,6 +70,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(reports::router())
         .merge(widget::router().layer(widget_cors()))
+        .merge(crate::form::api::router())
 }
 
 /// The widget's endpoints are called from customers' sites: any origin, no

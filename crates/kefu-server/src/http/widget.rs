@@ -337,7 +337,7 @@ mod tests {
 // ------------------------------------------------------------ attachments
 
 /// What customers may upload: pictures, PDFs, text and office documents.
-const VISITOR_TYPES: &[&str] = &[
+pub(crate) const VISITOR_TYPES: &[&str] = &[
     "image/png",
     "image/jpeg",
     "image/gif",

@@ -100,6 +100,7 @@ pub fn config() -> ServerConfig {
             logins_per_minute_per_ip: 0,
             logins_per_minute_per_account: 0,
             widget_sessions_per_minute_per_ip: 0,
+            form_submissions_per_minute_per_ip: 0,
         },
         ..ServerConfig::default()
     }
