@@ -78,4 +78,26 @@ test('an imported customer opens their link and sees their WeChat history', asyn
   await w('textarea').press('Enter');
   await w('.row.me:not(.pend) .bub').filter({ hasText: '退款还没到账' }).waitFor(T);
   await context.close();
+
+  // The admin sees the run in the console: who, how it ended, what came across.
+  const desk = await browser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 800 } });
+  const admin = await desk.newPage();
+  admin.on('pageerror', (e) => console.error('page error:', e.message));
+  await admin.goto(`${kefu.base}/login`);
+  await admin.fill('input[name=email]', 'boss@example.com');
+  await admin.fill('input[name=password]', 'correct horse battery');
+  await admin.click('button[type=submit]');
+  await admin.waitForURL(`${kefu.base}/`);
+  await admin.goto(`${kefu.base}/#/admin/imports`);
+  const run = admin.locator('table.imports tbody tr[data-run]');
+  await run.first().waitFor(T);
+  assert.equal(await run.count(), 1);
+  const cells = await run.first().locator('td').allTextContents();
+  assert.equal(cells[2], '已完成', cells.join(' | '));
+  assert.equal(cells[4], '1', 'one contact');
+  assert.equal(cells[6], '3', 'three messages');
+  await run.first().getByRole('button', { name: '报告' }).click();
+  await admin.locator('tr.import-detail pre').filter({ hasText: 'kf.ndjson' }).waitFor(T);
+  await admin.screenshot({ path: path.join(ARTIFACTS, 'console-imports.png') });
+  await desk.close();
 });

@@ -1,9 +1,11 @@
 // Admin pages: agents, teams, inboxes (with the widget's embed code and
-// look), canned responses. Simple tables and forms over the REST API.
+// look), canned responses, satisfaction, import runs (imports.js). Simple
+// tables and forms over the REST API.
 
 import { get, post, patch, del } from './api.js';
 import { h, fill, L, fmtTime, toast } from './dom.js';
 import { state, loadDirectory } from './state.js';
+import { importsPage } from './imports.js';
 
 const PAGES = {
   agents: [L('客服', 'Agents'), agentsPage],
@@ -11,6 +13,7 @@ const PAGES = {
   inboxes: [L('收件箱', 'Inboxes'), inboxesPage],
   canned: [L('快捷回复', 'Canned responses'), cannedPage],
   csat: [L('满意度', 'Satisfaction'), csatPage],
+  imports: [L('导入记录', 'Imports'), importsPage],
 };
 
 export function drawAdmin(root, page) {
