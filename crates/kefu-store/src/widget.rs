@@ -76,14 +76,17 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Every conversation of a contact, oldest first: what the customer sees
-    /// as their history, imported ones included.
+    /// A contact's newest 200 conversations, oldest first: what the customer
+    /// sees as their history, imported ones included.
     pub async fn contact_conversations(&self, contact_id: Uuid) -> Result<Vec<Conversation>> {
+        // The newest 200, oldest first: an imported customer may have years
+        // of sessions, and the ones they come back about are the latest.
         let sql = format!(
-            "SELECT {COLUMNS} FROM conversations c WHERE c.contact_id = $1 ORDER BY c.created_at, c.id LIMIT 200"
+            "SELECT {COLUMNS} FROM conversations c WHERE c.contact_id = $1 ORDER BY c.created_at DESC, c.id DESC LIMIT 200"
         );
-        let rows: Vec<ConversationRow> = on_db!(self.db.reader(), p =>
+        let mut rows: Vec<ConversationRow> = on_db!(self.db.reader(), p =>
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(contact_id).fetch_all(p).await?);
+        rows.reverse();
         self.load_conversations(rows).await
     }
 

@@ -51,6 +51,7 @@ on_both!(
     imports_place_history_once,
     events_follow_commits,
     contacts_are_recognised_by_identity,
+    a_long_history_shows_its_newest_conversations,
     snoozed_conversations_wake,
     migrations_are_idempotent
 );
@@ -374,6 +375,31 @@ async fn contacts_are_recognised_by_identity(db: Db) {
         .await
         .expect("lookup");
     assert_eq!(still.id, someone.contact_id);
+}
+
+async fn a_long_history_shows_its_newest_conversations(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let mut numbers = Vec::new();
+    for _ in 0..205 {
+        let (c, _) = store
+            .create_conversation(&new_conversation(inbox, "o-long"), None)
+            .await
+            .expect("create");
+        numbers.push(c.number);
+    }
+    let contact = store
+        .contact_by_identity("wechat_openid", "o-long")
+        .await
+        .expect("contact");
+    let shown: Vec<i64> = store
+        .contact_conversations(contact.id)
+        .await
+        .expect("history")
+        .iter()
+        .map(|c| c.number)
+        .collect();
+    assert_eq!(shown, numbers[5..], "the newest 200, oldest first");
 }
 
 async fn snoozed_conversations_wake(db: Db) {
