@@ -71,7 +71,7 @@ async fn config(
     Ok(axum::Json(WidgetConfig {
         inbox_name: inbox.name,
         settings,
-        agents_online: state.hub.any_agent_online(),
+        agents_online: crate::ws::widget::agents_online(&state, inbox.id).await,
     }))
 }
 

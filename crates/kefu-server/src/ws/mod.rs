@@ -9,7 +9,7 @@
 mod agent;
 pub mod conn;
 pub mod protocol;
-mod widget;
+pub(crate) mod widget;
 
 use crate::state::AppState;
 use axum::Router;
