@@ -31,7 +31,11 @@
   if (box && subtle && window.TextEncoder) {
     var answer = box.querySelector('input[name=challenge_answer]');
     var token = box.querySelector('input[name=challenge_token]').value;
-    if (!answer.value) {
+    if (answer.value.indexOf('pow:') === 0) {
+      // Shown again after a field error, with the work already done.
+      box.classList.add('solved');
+      box.dataset.solved = 'true';
+    } else if (!answer.value) {
       solve(token, Number(box.dataset.powBits)).then(function (nonce) {
         if (nonce === null || answer.value) return;
         answer.value = 'pow:' + nonce;
