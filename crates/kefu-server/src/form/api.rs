@@ -159,23 +159,23 @@ async fn preflight(
     headers: HeaderMap,
 ) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
-    if let (Some(origin), Ok((_, s))) = (origin(&headers), load(&state, &slug).await) {
-        if s.allows_origin(&origin) {
-            let h = res.headers_mut();
-            allow(h, &origin);
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, POST"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static("3600"),
-            );
-        }
+    if let (Some(origin), Ok((_, s))) = (origin(&headers), load(&state, &slug).await)
+        && s.allows_origin(&origin)
+    {
+        let h = res.headers_mut();
+        allow(h, &origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("content-type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("3600"),
+        );
     }
     vary(res)
 }
@@ -236,10 +236,10 @@ fn error(e: FormError, lang: Lang) -> Response {
         body["error"]["fields"] = json!(worded(problems, lang));
     }
     let mut res = (status, axum::Json(body)).into_response();
-    if let FormError::RateLimited { retry_after_secs } = e {
-        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let FormError::RateLimited { retry_after_secs } = e
+        && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+    {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     res
 }

@@ -276,10 +276,10 @@ fn check_field(i: usize, f: &mut Field) -> Result<(), ValidationError> {
     for o in &mut f.options {
         *o = kefu_core::validate::text(&at("options"), o, 1, 200)?;
     }
-    if let Some(n) = f.max_len {
-        if !(1..=MAX_LEN).contains(&n) {
-            return Err(invalid(at("max_len"), format!("between 1 and {MAX_LEN}")));
-        }
+    if let Some(n) = f.max_len
+        && !(1..=MAX_LEN).contains(&n)
+    {
+        return Err(invalid(at("max_len"), format!("between 1 and {MAX_LEN}")));
     }
     Ok(())
 }
