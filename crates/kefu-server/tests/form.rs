@@ -180,6 +180,12 @@ async fn form_settings_are_checked_by_the_inbox_api(b: Backend) {
         bad.assert_error(422, "validation_failed").body["error"]["field"],
         "settings.form.cors_origins"
     );
+    // Widget keys are not rotated over a form's slug.
+    admin
+        .post(&format!("/api/v1/inboxes/{}/widget", id(&help)), json!({}))
+        .await
+        .assert_error(422, "validation_failed");
+    assert_eq!(visitor.get("/f/aftersales").await.status, 200);
     // Other kinds do not get form settings checked, and have no form page.
     let api = admin
         .post(

@@ -161,7 +161,10 @@ async fn rotate_widget_keys(
     Admin(who): Admin,
     Path(id): Path<Uuid>,
 ) -> crate::error::ApiResult<axum::Json<WidgetKeys>> {
-    state.store.inbox(id).await?;
+    // A form inbox's public token is its slug: rotating would take its page down.
+    if state.store.inbox(id).await?.kind != kefu_core::InboxKind::Widget {
+        return Err(ApiError::Unprocessable("not a widget inbox".into()));
+    }
     state
         .store
         .set_widget_keys(id, &widget_token(), &crate::auth::new_secret())
