@@ -520,7 +520,10 @@ async fn the_json_api_answers_only_allowed_origins(b: Backend) {
     // The JSON endpoint is in the OpenAPI document like every other route.
     let spec = c.get("/api/openapi.json").await;
     let path = &spec.ok(200)["paths"]["/api/form/v1/{slug}"];
-    assert!(path["get"].is_object() && path["post"].is_object(), "{path}");
+    assert!(
+        path["get"].is_object() && path["post"].is_object(),
+        "{path}"
+    );
     // Not a form: 404 in the API's error shape.
     c.get("/api/form/v1/nothing")
         .await
