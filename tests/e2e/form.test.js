@@ -109,4 +109,22 @@ test('a customer sends the form from a phone, the agent answers, the status link
   // A link with a changed signature is refused with a clear page.
   await phone.goto(statusUrl.slice(0, -2) + 'xx');
   await phone.locator('#error-message').filter({ hasText: '这个链接无效' }).waitFor(T);
+
+  // The admin sees the form's public address and edits its settings as
+  // JSON; a mistake is named under the editor and nothing changes.
+  await agent.goto(`${kefu.base}/#/admin/inboxes`);
+  const formBox = agent.locator('.form-box');
+  await formBox.locator('a.form-url').filter({ hasText: '/f/aftersales' }).waitFor(T);
+  const editor = formBox.locator('textarea.form-json');
+  const settings = JSON.parse(await editor.inputValue());
+  assert.equal(settings.fields.length, 5);
+  settings.fields.push({ name: 'size', type: 'select' });
+  await editor.fill(JSON.stringify(settings));
+  await formBox.locator('button.primary').click();
+  await formBox.locator('.error').filter({ hasText: 'settings.form.fields[5].options' }).waitFor(T);
+  settings.fields[5].options = ['S', 'M', 'L'];
+  await editor.fill(JSON.stringify(settings));
+  await formBox.locator('button.primary').click();
+  await phone.goto(`${kefu.base}/f/aftersales`);
+  await phone.locator('#f-size option[value="M"]').waitFor({ state: 'attached', ...T });
 });
