@@ -84,9 +84,8 @@ test('a customer sends the form from a phone, the agent answers, the status link
   // answers under their labels; the agent answers it.
   const row = agent.locator('.conv').filter({ hasText: '耳机没有收到' });
   await row.waitFor(T);
-  // Clicked near its start: a long preview line currently widens the list's
-  // rows under the thread pane (a console layout issue, not the form's).
-  await row.click({ position: { x: 30, y: 20 } });
+  // Clicked in its middle: a long preview line stays inside the list pane.
+  await row.click();
   const first = agent.locator('.msg.incoming .bubble').filter({ hasText: '问题类型：退款' });
   await first.waitFor(T);
   assert.match(await first.textContent(), /姓名：王小明/);
@@ -125,6 +124,8 @@ test('a customer sends the form from a phone, the agent answers, the status link
   settings.fields[5].options = ['S', 'M', 'L'];
   await editor.fill(JSON.stringify(settings));
   await formBox.locator('button.primary').click();
+  // The save is a request of its own: open the form once it has landed.
+  await agent.locator('#toasts .toast.info').filter({ hasText: '已保存' }).waitFor(T);
   await phone.goto(`${kefu.base}/f/aftersales`);
   await phone.locator('#f-size option[value="M"]').waitFor({ state: 'attached', ...T });
 });
