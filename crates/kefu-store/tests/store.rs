@@ -377,6 +377,47 @@ async fn contacts_are_recognised_by_identity(db: Db) {
     assert_eq!(still.id, someone.contact_id);
 }
 
+/// SQLite: the WAL is checkpointed beside the writer and then starts over
+/// (its header's checkpoint sequence moves on) even while messages keep
+/// coming, so it stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sqlite_wal_starts_over_after_checkpoints() {
+    let db = open(false).await.expect("sqlite");
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let (c, _) = store
+        .create_conversation(&new_conversation(inbox, "o-wal"), None)
+        .await
+        .expect("create");
+    let wal = format!("{}-wal", db.url.trim_start_matches("sqlite://"));
+    // Bytes 12..16 of the WAL header: how many times it started over.
+    let restarts = || {
+        let header = std::fs::read(&wal).expect("the WAL");
+        u32::from_be_bytes(header[12..16].try_into().expect("a WAL header"))
+    };
+    // Messages keep coming; checkpoints run every second beside them (and
+    // the writer finishes one every 4 s when writes never pause).
+    store
+        .append_message(c.id, &NewMessage::text(Direction::Incoming, "第一条"), None)
+        .await
+        .expect("append");
+    let before = restarts();
+    // Within about 4 s; a loaded machine gets more time.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut i = 0;
+    while restarts() == before {
+        assert!(
+            std::time::Instant::now() < until,
+            "the WAL did not start over within 30 s of writes"
+        );
+        for _ in 0..50 {
+            let m = NewMessage::text(Direction::Incoming, format!("消息 {i}"));
+            store.append_message(c.id, &m, None).await.expect("append");
+            i += 1;
+        }
+    }
+}
+
 async fn a_long_history_shows_its_newest_conversations(db: Db) {
     let store = db.store.clone();
     let inbox = inbox(&store, SlaPolicy::default()).await;
