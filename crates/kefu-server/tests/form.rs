@@ -21,6 +21,7 @@ both_backends!(
     the_challenge_must_be_right_fresh_and_unused,
     uploads_are_limited_by_count_size_and_sniffed_type,
     the_status_link_shows_public_messages_and_takes_replies,
+    customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail,
 );
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
@@ -983,4 +984,146 @@ async fn the_status_link_shows_public_messages_and_takes_replies(b: Backend) {
     );
     assert_eq!(customer.get(&format!("/s/{visitor}")).await.status, 404);
     assert_eq!(admin.get(&path).await.ok(200).as_array().unwrap().len(), 4);
+}
+
+/// The form names an email inbox for replies: an agent's reply (not a note)
+/// reaches the customer by mail from that inbox's relay — From the inbox's
+/// address, Reply-To its token address, `[#N]` in the subject — and the
+/// customer's answer by mail comes back into the form conversation. A
+/// customer who gave no email gets nothing by mail.
+async fn customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let (sink, sink_port) = mail::Sink::start().await;
+    let mail = mail::Mail::start(&s).await;
+    let email_inbox = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "email", "name": "邮件客服", "settings": { "email": {
+                "address": "support@shop.example", "name": "示例商城客服",
+                "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" } } } }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    // Only an email inbox can answer for a form.
+    let res = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "form", "name": "表单", "settings": { "form": {
+                "slug": "wrong", "reply_email_inbox": admin.agent_id() } } }),
+        )
+        .await;
+    res.assert_error(422, "validation_failed");
+    assert!(res.message().contains("reply_email_inbox"), "{}", res.body);
+    let inbox = form_inbox(
+        &admin,
+        json!({ "slug": "help", "reply_email_inbox": id(&email_inbox) }),
+    )
+    .await;
+    assert_eq!(
+        inbox["settings"]["form"]["reply_email_inbox"],
+        email_inbox["id"]
+    );
+
+    let customer = s.client();
+    for (name, email, phone) in [
+        ("王小明", "wang@customer.example", ""),
+        ("李雷", "", "13800138000"),
+    ] {
+        let (t, a) = api_challenge(&customer, "help").await;
+        let mut body = json!({ "name": name, "message": "我的快递丢了，订单 1234",
+                               "challenge_token": t, "challenge_answer": a });
+        if !email.is_empty() {
+            body["email"] = json!(email);
+        }
+        if !phone.is_empty() {
+            body["phone"] = json!(phone);
+        }
+        post_json(&customer, "help", body).await.ok(201);
+    }
+    let list = conversations_in(&admin, &inbox).await;
+    let by_number = |n: usize| {
+        let mut l = list.clone();
+        l.sort_by_key(|c| c["number"].as_i64());
+        l[n].clone()
+    };
+    let (wang, li) = (by_number(0), by_number(1));
+    let wang_path = format!("/api/v1/conversations/{}/messages", id(&wang));
+    admin
+        .post(&wang_path, json!({ "direction": "note", "text": "内部：先查仓库" }))
+        .await
+        .ok(201);
+    let reply = admin
+        .post(
+            &wang_path,
+            json!({ "direction": "outgoing", "text": "您好，已为您补发，单号 SF123。" }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    admin
+        .post(
+            &format!("/api/v1/conversations/{}/messages", id(&li)),
+            json!({ "direction": "outgoing", "text": "李先生您好，我们会电话联系您。" }),
+        )
+        .await
+        .ok(201);
+
+    let out = sink.mail(0).await;
+    assert_eq!(out.to[0].address, "wang@customer.example");
+    let from = out.from.clone().expect("From");
+    assert_eq!(from.address, "support@shop.example");
+    let reply_to = out.reply_to[0].address.clone();
+    assert!(
+        reply_to.starts_with("support+") && reply_to.ends_with("@shop.example"),
+        "{reply_to}"
+    );
+    let subject = out.subject.clone().unwrap_or_default();
+    assert!(
+        subject.contains(&format!("[#{}]", wang["number"])) && subject.contains("我的快递丢了"),
+        "{subject}"
+    );
+    assert!(out.text.contains("单号 SF123"), "{}", out.text);
+    assert!(!out.text.contains("先查仓库"));
+    let our_id = out.message_id.clone().expect("Message-ID");
+    // The reply's delivery state, through the API.
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let messages = admin.get(&wang_path).await;
+        state = messages.ok(200).as_array().unwrap().iter().find(|m| m["id"] == reply["id"]).unwrap()
+            ["metadata"]["email"]
+            .clone();
+        if state["status"] == "sent" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["status"], "sent", "{state}");
+    assert_eq!(state["message_id"], json!(our_id));
+
+    // The customer answers by mail, to the Reply-To address.
+    let answer = format!(
+        "From: 王小明 <wang@customer.example>\r\nTo: {reply_to}\r\nSubject: Re: {subject}\r\n\
+         Message-ID: <a1@customer.example>\r\nIn-Reply-To: <{our_id}>\r\nReferences: <{our_id}>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         收到了，谢谢！\r\n\r\n> 您好，已为您补发，单号 SF123。\r\n"
+    );
+    mail.client()
+        .send_raw("wang@customer.example", &[reply_to.clone()], answer.as_bytes())
+        .await
+        .expect("kefu takes the answer");
+    let messages = admin.get(&wang_path).await;
+    let last = messages.ok(200).as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["direction"].as_str(), last["text"].as_str().map(str::trim)),
+        (Some("incoming"), Some("收到了，谢谢！"))
+    );
+    // No new conversation anywhere; the email inbox got none.
+    assert_eq!(conversations_in(&admin, &inbox).await.len(), 2);
+    assert!(conversations_in(&admin, &email_inbox).await.is_empty());
+
+    // Li gave no email: his reply stays on the status page; the sink got one mail.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(sink.got.lock().await.len(), 1);
 }

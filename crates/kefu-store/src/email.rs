@@ -265,24 +265,40 @@ impl Store {
         Ok(())
     }
 
-    /// Agents' replies in email inboxes since `since_ms` that have no mail
-    /// queued yet: (message, conversation, inbox). Catches up after a restart.
+    /// Agents' replies (not notes) since `since_ms` in these inboxes that
+    /// have no mail queued yet: (message, conversation, inbox). Catches up
+    /// after a restart. The inboxes are the email inboxes and the form
+    /// inboxes that answer by mail; in a form inbox only conversations whose
+    /// contact has an email address count (there is no one to mail otherwise).
     pub async fn unqueued_email_replies(
         &self,
+        inbox_ids: &[Uuid],
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<(Uuid, Uuid, Uuid)>> {
+        if inbox_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = crate::rows::Sql::new(
+            "SELECT m.id, c.id, c.inbox_id FROM messages m
+             JOIN conversations c ON c.id = m.conversation_id
+             JOIN inboxes i ON i.id = c.inbox_id
+             JOIN contacts ct ON ct.id = c.contact_id
+             WHERE m.direction = 'outgoing' AND m.sender_kind = 'agent'
+               AND (i.kind = 'email' OR ct.email IS NOT NULL)
+               AND NOT EXISTS (SELECT 1 FROM email_outbox o WHERE o.message_id = m.id)
+               AND m.created_at >= ",
+        );
+        sql.bind(crate::rows::Arg::I64(since_ms))
+            .push(" AND c.inbox_id IN (");
+        for (n, id) in inbox_ids.iter().enumerate() {
+            sql.push(if n == 0 { "" } else { ", " })
+                .bind(crate::rows::Arg::Uuid(*id));
+        }
+        sql.push(") ORDER BY m.created_at LIMIT ")
+            .bind(crate::rows::Arg::I64(limit as i64));
         Ok(on_db!(self.db.reader(), p =>
-            sqlx::query_as(
-                "SELECT m.id, c.id, c.inbox_id FROM messages m
-                 JOIN conversations c ON c.id = m.conversation_id
-                 JOIN inboxes i ON i.id = c.inbox_id
-                 WHERE i.kind = 'email' AND m.direction = 'outgoing' AND m.sender_kind = 'agent'
-                   AND m.created_at >= $1
-                   AND NOT EXISTS (SELECT 1 FROM email_outbox o WHERE o.message_id = m.id)
-                 ORDER BY m.created_at LIMIT $2",
-            )
-            .bind(since_ms).bind(limit as i64).fetch_all(p).await?))
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?))
     }
 
     /// The conversation with this ticket number.

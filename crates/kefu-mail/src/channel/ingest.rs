@@ -4,7 +4,7 @@
 
 use super::ChannelError;
 use super::outbound;
-use super::settings::EmailSettings;
+use super::settings::{EmailSettings, form_reply_inbox};
 use crate::classify::MailKind;
 use crate::parse::{ParsedEmail, parse};
 use crate::thread::{ReplyToken, thread_hints};
@@ -186,7 +186,6 @@ async fn find_conversation(
     }
     if let Some(n) = hints.ticket_number
         && let Some(c) = store.conversation_by_number(n as i64).await?
-        && c.inbox_id == inbox.id
         && customer_is(store, c.id, sender).await?
     {
         return live(store, inbox, c.id).await;
@@ -205,14 +204,19 @@ async fn customer_is(
         .is_some_and(|t| t.customer_email.eq_ignore_ascii_case(sender)))
 }
 
-/// The conversation, or the one it was merged into; only in this inbox.
+/// The conversation, or the one it was merged into, if it lives in this
+/// inbox or in a form inbox that answers its customers through this one.
 async fn live(store: &Store, inbox: &Inbox, id: Uuid) -> Result<Option<Uuid>, ChannelError> {
     let c = store.conversation(id).await?;
     let c = match c.merged_into_id {
         Some(target) => store.conversation(target).await?,
         None => c,
     };
-    Ok((c.inbox_id == inbox.id).then_some(c.id))
+    if c.inbox_id == inbox.id {
+        return Ok(Some(c.id));
+    }
+    let home = store.inbox(c.inbox_id).await?;
+    Ok((form_reply_inbox(&home) == Some(inbox.id)).then_some(c.id))
 }
 
 /// The message an email becomes: the reply without its quoted history,

@@ -6,7 +6,7 @@
 
 use super::ingest::{self, FLOOD_WINDOW_MS, Filed};
 use super::outbound;
-use super::settings::EmailSettings;
+use super::settings::{EmailSettings, form_reply_inbox};
 use crate::imap::{Cursor, ImapHandler, ImapHandlerError, ImapSession};
 use crate::send::SmtpSender;
 use crate::smtp::{DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig};
@@ -106,23 +106,35 @@ impl MailService {
 
     /// Email inboxes with valid settings; others are logged and left out.
     pub async fn inboxes(&self) -> Vec<(Inbox, EmailSettings)> {
-        let all = match self.store.list_inboxes(None).await {
-            Ok(all) => all,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing inboxes");
-                return Vec::new();
+        email_inboxes(self.list_inboxes().await)
+    }
+
+    /// Where agents' replies in each inbox leave from: an email inbox sends
+    /// through itself; a form inbox through the email inbox its
+    /// `settings.form.reply_email_inbox` names (when that one is valid).
+    pub async fn reply_routes(&self) -> HashMap<Uuid, (Inbox, EmailSettings)> {
+        let all = self.list_inboxes().await;
+        let forms: Vec<(Uuid, Uuid)> = all
+            .iter()
+            .filter_map(|i| Some((i.id, form_reply_inbox(i)?)))
+            .collect();
+        let mut routes: HashMap<Uuid, (Inbox, EmailSettings)> = email_inboxes(all)
+            .into_iter()
+            .map(|(i, s)| (i.id, (i, s)))
+            .collect();
+        for (form, email) in forms {
+            if let Some(route) = routes.get(&email).cloned() {
+                routes.insert(form, route);
             }
-        };
-        all.into_iter()
-            .filter(|i| i.kind == InboxKind::Email)
-            .filter_map(|i| match EmailSettings::of(&i) {
-                Ok(s) => Some((i, s)),
-                Err(e) => {
-                    tracing::warn!(inbox = %i.id, "email inbox skipped: {e}");
-                    None
-                }
-            })
-            .collect()
+        }
+        routes
+    }
+
+    async fn list_inboxes(&self) -> Vec<Inbox> {
+        self.store.list_inboxes(None).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "listing inboxes");
+            Vec::new()
+        })
     }
 
     async fn wake_on_replies(self, mut shutdown: watch::Receiver<bool>) {
@@ -158,14 +170,16 @@ impl MailService {
     /// Queues replies not queued yet, sends what is due, files held mail.
     pub async fn outbox_round(&self) -> Result<(), super::ChannelError> {
         let _one = self.round.lock().await;
-        let inboxes: HashMap<Uuid, (Inbox, EmailSettings)> = self
-            .inboxes()
-            .await
-            .into_iter()
-            .map(|(i, s)| (i.id, (i, s)))
-            .collect();
+        // Keyed by the inbox a conversation lives in (email or form); mail in
+        // the outbox and held mail name email inboxes, which route to themselves.
+        let inboxes = self.reply_routes().await;
         let week_ago = to_millis(now()) - 7 * 86_400_000;
-        for (message_id, _, inbox_id) in self.store.unqueued_email_replies(week_ago, 200).await? {
+        let ids: Vec<Uuid> = inboxes.keys().copied().collect();
+        for (message_id, _, inbox_id) in self
+            .store
+            .unqueued_email_replies(&ids, week_ago, 200)
+            .await?
+        {
             let Some((inbox, settings)) = inboxes.get(&inbox_id) else {
                 continue;
             };
@@ -398,6 +412,19 @@ impl InboundHandler for MailService {
         }
         Ok(())
     }
+}
+
+fn email_inboxes(all: Vec<Inbox>) -> Vec<(Inbox, EmailSettings)> {
+    all.into_iter()
+        .filter(|i| i.kind == InboxKind::Email)
+        .filter_map(|i| match EmailSettings::of(&i) {
+            Ok(s) => Some((i, s)),
+            Err(e) => {
+                tracing::warn!(inbox = %i.id, "email inbox skipped: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// `support+token@example.com` → `support@example.com`.

@@ -98,6 +98,19 @@ impl EmailSettings {
     }
 }
 
+/// The email inbox a form inbox answers its customers through
+/// (`settings.form.reply_email_inbox`; the server checks it names an email
+/// inbox when the form is saved).
+pub fn form_reply_inbox(inbox: &kefu_core::Inbox) -> Option<uuid::Uuid> {
+    if inbox.kind != kefu_core::InboxKind::Form {
+        return None;
+    }
+    inbox.settings["form"]["reply_email_inbox"]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
 impl ImapSettings {
     pub fn config(&self) -> Result<ImapConfig, String> {
         let security = match self.security.as_str() {

@@ -444,6 +444,23 @@ pub(crate) async fn prepare_inbox(
         return Ok(None);
     }
     let slug = settings::prepare(settings)?;
+    if let Some(reply) = settings["form"]["reply_email_inbox"].as_str() {
+        let named = match reply.parse() {
+            Ok(id) => match state.store.inbox(id).await {
+                Ok(i) => Some(i),
+                Err(kefu_store::StoreError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            },
+            Err(_) => None,
+        };
+        if !named.is_some_and(|i| i.kind == InboxKind::Email) {
+            return Err(kefu_core::ValidationError::new(
+                "settings.form.reply_email_inbox",
+                "must be the id of an email inbox",
+            )
+            .into());
+        }
+    }
     match state.store.inbox_by_public_token(&slug).await {
         Ok((other, _)) if Some(other.id) != id => Err(kefu_core::ValidationError::new(
             "settings.form.slug",

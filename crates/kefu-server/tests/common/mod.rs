@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod mail;
+
 use kefu_core::{NewAgent, Role};
 use kefu_server::config::RateLimits;
 use kefu_server::{AppState, ServerConfig};
