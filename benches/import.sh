@@ -44,13 +44,16 @@ measure() {
   end=$(date +%s.%N)
   secs=$(echo "$end - $start" | bc -l)
   rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$WORK/time.txt")
-  printf "%-28s %8.2f s %10.0f msg/s %8.1f MB max RSS\n" "$label" "$secs" \
-    "$(echo "$MESSAGES / $secs" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  RATE=$(echo "$MESSAGES / $secs" | bc -l)
+  printf "%-28s %8.2f s %10.0f msg/s %8.1f MB max RSS  (load before: %s)\n" "$label" "$secs" \
+    "$RATE" "$(echo "$rss / 1024" | bc -l)" "$LOAD"
 }
 
 echo
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
 measure "kefu import (SQLite)" "$KEFU" --data-dir "$WORK/sqlite" import wechat "$WORK/kf.ndjson" --actor bench
 grep -E "messages placed|conversations|contacts created" "$WORK/out.txt" || true
+KEFU_RATE=$RATE
 
 cat >"$WORK/flat.sql" <<SQL
 PRAGMA journal_mode=WAL;
@@ -63,12 +66,15 @@ CREATE INDEX messages_customer_time ON messages (customer, sent_at);
 .import $WORK/kf.csv messages
 SELECT COUNT(*) FROM messages;
 SQL
+LOAD=$(cut -d' ' -f1 /proc/loadavg)
 measure "sqlite3 .import (flat CSV)" sh -c "sqlite3 '$WORK/flat.db' < '$WORK/flat.sql'"
+printf "kefu / sqlite3 .import: %.2f (target ≥ 0.5)\n" "$(echo "$KEFU_RATE / $RATE" | bc -l)"
 
 if [ -n "${KEFU_BENCH_POSTGRES_URL:-}" ]; then
   ADMIN=${KEFU_BENCH_POSTGRES_URL%/*}/postgres
   DB=${KEFU_BENCH_POSTGRES_URL##*/}
   psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+  LOAD=$(cut -d' ' -f1 /proc/loadavg)
   measure "kefu import (PostgreSQL)" "$KEFU" --database-url "$KEFU_BENCH_POSTGRES_URL" \
     --data-dir "$WORK/pg" import wechat "$WORK/kf.ndjson" --actor bench
 fi

@@ -58,7 +58,8 @@ pub struct Options {
     /// file names (reads the whole directory once).
     pub hash_media: bool,
     pub pii: PiiPolicy,
-    /// Records per `import_stage` transaction and rows per placing one.
+    /// Records per `import_stage` transaction; placing takes five times as
+    /// many rows per transaction.
     pub batch: usize,
     /// Who runs the import, for `import_runs`.
     pub actor: String,

@@ -20,6 +20,13 @@ use uuid::Uuid;
 /// The inbox imported conversations go to unless `--inbox` names one.
 const INBOX_NAME: &str = "微信导入";
 
+/// A placing transaction takes this many staging batches' worth of rows:
+/// a staged row is a few hundred bytes where a parsed record in a staging
+/// batch is several kilobytes, and larger placing transactions write each
+/// page of the staged table and the message indexes fewer times (2,000 →
+/// 10,000 rows: about a fifth less time placing).
+const PLACE_BATCHES: usize = 5;
+
 /// Runs the import described by `opts`. Lines and files that cannot be read
 /// are rejected in the report; only store and I/O failures end the run.
 pub async fn run(store: &Store, blobs: &Blobs, opts: &Options) -> Result<Report, ImportError> {
@@ -514,7 +521,7 @@ impl<'a> Job<'a> {
         };
         while let Some(c) = self
             .store
-            .import_place(&opts, self.opts.batch.max(1))
+            .import_place(&opts, self.opts.batch.max(1) * PLACE_BATCHES)
             .await?
         {
             let r = &mut self.report;

@@ -26,7 +26,7 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// `$1` → `?1`: SQLite reads `$1` as a *named* parameter, numbered by first
 /// appearance, which would bind `$12` before `$11` wrongly; `?1` is numbered.
-fn numbered(sql: &str) -> String {
+pub(crate) fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -39,7 +39,10 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<rusqlite::CachedStatement<'c>> {
+pub(crate) fn prepare<'c>(
+    conn: &'c Connection,
+    sql: &str,
+) -> Result<rusqlite::CachedStatement<'c>> {
     Ok(conn.prepare_cached(&numbered(sql))?)
 }
 

@@ -16,11 +16,14 @@
 use crate::rows::{Arg, Sql};
 use crate::{Result, Store, StoreError};
 use kefu_core::time::{now, to_millis};
-use kefu_core::{Direction, Identity, NewContact, SenderKind};
+use kefu_core::{Direction, Identity, NewContact};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
+
+mod plan;
+mod sqlite;
 
 /// A contact as a source knows it. Fields already set on a matching contact
 /// are kept (agents may have edited them); attributes are merged.
@@ -112,7 +115,7 @@ pub struct PlaceCounts {
 }
 
 #[derive(sqlx::FromRow)]
-struct PendingRow {
+pub(super) struct PendingRow {
     key: String,
     customer_kind: String,
     customer_value: String,
@@ -125,6 +128,52 @@ struct PendingRow {
 /// Rows per multi-row INSERT: few round trips, far below every dialect's
 /// parameter limit.
 const CHUNK: usize = 100;
+
+/// The next rows to place, in placing order.
+const PENDING: &str = "SELECT key, customer_kind, customer_value, account, sent_at, agent_ref, body
+     FROM import_staged WHERE message_id IS NULL
+     ORDER BY customer_kind, customer_value, account, sent_at, key LIMIT $1";
+const STAGE_ROW: &str = "INSERT INTO import_staged (key, customer_kind, customer_value, account, sent_at, agent_ref, body)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING";
+const SAVE_PROGRESS: &str =
+    "INSERT INTO import_files (fingerprint, path, format, byte_offset, line, done, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (fingerprint) DO UPDATE SET path = $2, format = $3, byte_offset = $4,
+       line = $5, done = $6, updated_at = $7";
+const TAIL: &str =
+    "SELECT t.conversation_id, t.last_sent_at, t.ended, c.last_seq FROM import_tails t
+     JOIN conversations c ON c.id = t.conversation_id
+     WHERE t.customer_kind = $1 AND t.customer_value = $2 AND t.account = $3";
+const UPSERT_TAIL: &str = "INSERT INTO import_tails (customer_kind, customer_value, account, conversation_id, last_sent_at, ended)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (customer_kind, customer_value, account)
+     DO UPDATE SET conversation_id = $4, last_sent_at = $5, ended = $6";
+/// Closes the books of a conversation continued from an earlier batch.
+const FINISH_CONVERSATION: &str =
+    "UPDATE conversations SET last_seq = $2, last_activity_at = $3, resolved_at = $3,
+       first_response_at = COALESCE(first_response_at, $4), updated_at = $5 WHERE id = $1";
+const RECALL_FIND: &str = "SELECT m.id, m.metadata FROM import_staged s JOIN messages m ON m.id = s.message_id WHERE s.key = $1";
+const RECALL_SET: &str = "UPDATE messages SET metadata = $2 WHERE id = $1";
+
+/// An imported conversation, inserted once as it ends up: resolved at its
+/// last message, created at its first. Numbers as in
+/// `conversations::insert_conversation_sql`.
+fn insert_imported_conversation(backend: crate::Backend) -> &'static str {
+    match backend {
+        crate::Backend::Sqlite => {
+            "INSERT INTO conversations (id, number, inbox_id, contact_id, status, priority, last_seq,
+               last_activity_at, first_response_at, resolved_at, created_at, updated_at)
+             VALUES ($1, (SELECT COALESCE(MAX(number), 1000) + 1 FROM conversations), $2, $3,
+               'resolved', 'medium', $4, $5, $6, $5, $7, $8)"
+        }
+        crate::Backend::Postgres => {
+            "INSERT INTO conversations (id, number, inbox_id, contact_id, status, priority, last_seq,
+               last_activity_at, first_response_at, resolved_at, created_at, updated_at)
+             VALUES ($1, nextval('conversation_number_seq'), $2, $3,
+               'resolved', 'medium', $4, $5, $6, $5, $7, $8)"
+        }
+    }
+}
 
 /// Inside a transaction: finds the contact by the first identity that
 /// matches and completes it, or inserts it. Evaluates to true when inserted.
@@ -171,246 +220,197 @@ macro_rules! upsert_contact {
     }};
 }
 
-/// A conversation being filled by `place_group!`.
-struct Open {
-    id: Uuid,
-    seq: i64,
-    last: i64,
-    ended: bool,
-    first_response: Option<i64>,
-}
-
-/// Message rows and staged-row marks waiting for one multi-row statement each.
-#[derive(Default)]
-struct Pending {
-    messages: Sql,
-    marks: Sql,
-    rows: usize,
-}
-
-impl Pending {
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        id: Uuid,
-        conversation: Uuid,
-        seq: i64,
-        key: &str,
-        body: StagedBody,
-        sender: (SenderKind, Option<Uuid>),
-        sent_at: i64,
-    ) {
-        let (m, k) = (&mut self.messages, &mut self.marks);
-        if self.rows == 0 {
-            m.push("INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, sender_id, text, html, external_id, metadata, created_at) VALUES ");
-            k.push("WITH v (key, mid) AS (VALUES ");
-        } else {
-            m.push(", ");
-            k.push(", ");
-        }
-        m.push("(")
-            .bind(Arg::Uuid(id))
-            .push(", ")
-            .bind(Arg::Uuid(conversation))
-            .push(", ")
-            .bind(Arg::I64(seq))
-            .push(", ")
-            .bind(Arg::Text(body.direction.as_str().into()))
-            .push(", ")
-            .bind(Arg::Text(sender.0.as_str().into()))
-            .push(", ")
-            .bind(Arg::OptUuid(sender.1))
-            .push(", ")
-            .bind(Arg::Text(body.text))
-            .push(", NULL, ")
-            .bind(Arg::Text(key.into()))
-            .push(", ")
-            .bind(Arg::Json(body.metadata))
-            .push(", ")
-            .bind(Arg::I64(sent_at))
-            .push(")");
-        k.push("(")
-            .bind(Arg::Text(key.into()))
-            .push(", ")
-            .bind(Arg::Uuid(id))
-            .push(")");
-        self.rows += 1;
-    }
-
-    /// The two statements, and a fresh buffer; `None` when empty.
-    fn take(&mut self) -> Option<(Sql, Sql)> {
-        if self.rows == 0 {
-            return None;
-        }
-        let mut done = std::mem::take(self);
-        // A CTE rather than UPDATE … FROM: SQLite names no VALUES columns.
-        done.marks.push(
-            ") UPDATE import_staged SET message_id = (SELECT v.mid FROM v WHERE v.key = import_staged.key)
-             WHERE key IN (SELECT v.key FROM v)",
-        );
-        Some((done.messages, done.marks))
-    }
-}
-
-/// Inside a transaction: writes what `Pending` holds.
-macro_rules! flush_pending {
-    ($tx:expr, $pending:expr) => {{
-        if let Some((messages, marks)) = $pending.take() {
-            bind_args!(
-                sqlx::query(sqlx::AssertSqlSafe(messages.text.as_str())),
-                messages.args
-            )
-            .execute(&mut *$tx)
-            .await?;
-            bind_args!(
-                sqlx::query(sqlx::AssertSqlSafe(marks.text.as_str())),
-                marks.args
-            )
-            .execute(&mut *$tx)
-            .await?;
-        }
-    }};
-}
-
-/// Inside a transaction: marks the message staged as `key` recalled.
-/// Evaluates to whether it was found.
-macro_rules! mark_recalled {
-    ($tx:expr, $key:expr) => {{
-        let found: Option<(Uuid, Value)> = sqlx::query_as(
-            "SELECT m.id, m.metadata FROM import_staged s JOIN messages m ON m.id = s.message_id WHERE s.key = $1",
+/// Inside a transaction: runs a statement built by `Sql`.
+macro_rules! run_sql {
+    ($tx:expr, $sql:expr) => {{
+        let sql: Sql = $sql;
+        bind_args!(
+            sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str())),
+            sql.args
         )
-        .bind($key).fetch_optional(&mut *$tx).await?;
-        match found {
-            Some((id, mut metadata)) => {
-                if let Value::Object(map) = &mut metadata {
-                    map.insert("recalled".into(), Value::Bool(true));
-                }
-                sqlx::query("UPDATE messages SET metadata = $2 WHERE id = $1")
-                    .bind(id).bind(&metadata).execute(&mut *$tx).await?;
-                true
-            }
-            None => false,
-        }
-    }};
-}
-
-/// Inside a transaction: closes the books of a filled conversation.
-macro_rules! finish_open {
-    ($tx:expr, $c:expr, $at:expr) => {{
-        let c: &Open = $c;
-        sqlx::query(
-            "UPDATE conversations SET last_seq = $2, last_activity_at = $3, resolved_at = $3,
-               first_response_at = COALESCE(first_response_at, $4), updated_at = $5 WHERE id = $1",
-        )
-        .bind(c.id)
-        .bind(c.seq)
-        .bind(c.last)
-        .bind(c.first_response)
-        .bind($at)
         .execute(&mut *$tx)
-        .await?;
+        .await?
     }};
 }
 
-/// Inside a transaction: places the rows of one customer and account.
-macro_rules! place_group {
-    ($tx:expr, $backend:expr, $opts:expr, $group:expr, $at:expr, $counts:expr) => {{
-        let opts: &PlaceOptions = $opts;
-        let group: &[PendingRow] = $group;
-        let first = &group[0];
-        let customer = Identity { kind: first.customer_kind.clone(), value: first.customer_value.clone() };
-        let contact_id = match contact_by_identities!($tx, std::slice::from_ref(&customer)) {
-            Some(id) => id,
-            None => {
-                $counts.contacts_created += 1;
-                let new = NewContact { identities: vec![customer.clone()], ..Default::default() };
-                insert_contact!($tx, &new, $at)
-            }
-        };
-        let inbox = opts.inboxes.get(&first.account).copied().unwrap_or(opts.default_inbox);
-        let tail: Option<(Uuid, i64, bool, i64)> = sqlx::query_as(
-            "SELECT t.conversation_id, t.last_sent_at, t.ended, c.last_seq FROM import_tails t
-             JOIN conversations c ON c.id = t.conversation_id
-             WHERE t.customer_kind = $1 AND t.customer_value = $2 AND t.account = $3",
-        )
-        .bind(&customer.kind).bind(&customer.value).bind(&first.account)
-        .fetch_optional(&mut *$tx).await?;
-        let mut open = tail.map(|(id, last, ended, seq)| Open { id, seq, last, ended, first_response: None });
-        let mut pending = Pending::default();
-        let insert = crate::conversations::insert_conversation_sql($backend);
-        for row in group {
-            let body: StagedBody = serde_json::from_str(&row.body)
-                .map_err(|e| StoreError::Invalid(format!("staged {}: {e}", row.key)))?;
-            let new_conversation = open.as_ref().is_none_or(|c| c.ended || row.sent_at - c.last > opts.gap_ms);
-            if new_conversation {
-                flush_pending!($tx, pending);
-                if let Some(c) = open.take() {
-                    finish_open!($tx, &c, $at);
+/// Inside a transaction: what the database knows of the batch's customers.
+macro_rules! known_sqlx {
+    ($tx:expr, $rows:expr) => {{
+        let rows: &[PendingRow] = $rows;
+        let mut k = plan::Known::default();
+        for group in plan::groups(rows) {
+            let first = &group[0];
+            let who = plan::customer(first);
+            if !k.contacts.contains_key(&who) {
+                let id: Option<Uuid> = sqlx::query_scalar(crate::contacts::CONTACT_BY_IDENTITY)
+                    .bind(who.0)
+                    .bind(who.1)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                if let Some(id) = id {
+                    k.contacts.insert(who, id);
                 }
-                let id = Uuid::now_v7();
-                sqlx::query_scalar::<_, i64>(insert)
-                    .bind(id).bind(inbox).bind(contact_id).bind(Option::<String>::None)
-                    .bind("medium").bind(Option::<Uuid>::None).bind(Option::<Uuid>::None).bind(0_i64)
-                    .bind(row.sent_at).bind(Option::<i64>::None).bind(Option::<i64>::None).bind(Option::<i64>::None)
-                    .fetch_one(&mut *$tx).await?;
-                sqlx::query("UPDATE conversations SET status = 'resolved', created_at = $2 WHERE id = $1")
-                    .bind(id).bind(row.sent_at).execute(&mut *$tx).await?;
-                for tag in ensure_tags!($tx, &opts.tags) {
-                    sqlx::query(crate::conversations::INSERT_CONVERSATION_TAG).bind(id).bind(tag).execute(&mut *$tx).await?;
-                }
-                $counts.conversations += 1;
-                open = Some(Open { id, seq: 0, last: row.sent_at, ended: false, first_response: None });
             }
-            let Some(c) = open.as_mut() else { unreachable!("a conversation is open") };
-            c.seq += 1;
-            c.last = c.last.max(row.sent_at);
-            c.ended = body.ends_session;
-            let sender = match body.direction {
-                Direction::Incoming => (SenderKind::Contact, Some(contact_id)),
-                Direction::Outgoing => {
-                    c.first_response.get_or_insert(row.sent_at);
-                    match row.agent_ref.as_ref().and_then(|a| opts.agents.get(a)) {
-                        Some(agent) => (SenderKind::Agent, Some(*agent)),
-                        None => (SenderKind::System, None),
-                    }
-                }
-                _ => (SenderKind::System, None),
-            };
-            let recall = body.recall_of.clone();
-            let attachments = body.attachment_ids.clone();
-            let id = Uuid::now_v7();
-            pending.add(id, c.id, c.seq, &row.key, body, sender, row.sent_at);
-            $counts.messages += 1;
-            if !attachments.is_empty() || recall.is_some() || pending.rows >= CHUNK {
-                flush_pending!($tx, pending);
-            }
-            if !attachments.is_empty() {
-                let mut sql = Sql::new("UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id IN ");
-                sql.args.push(Arg::Uuid(id));
-                sql.bind_list(&attachments);
-                bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).execute(&mut *$tx).await?;
-            }
-            if let Some(key) = recall {
-                match mark_recalled!($tx, &key) {
-                    true => $counts.recalls_marked += 1,
-                    false => $counts.recalls_missing += 1,
-                }
+            let t: Option<(Uuid, i64, bool, i64)> = sqlx::query_as(TAIL)
+                .bind(who.0)
+                .bind(who.1)
+                .bind(&first.account)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if let Some((conversation, last_sent_at, ended, last_seq)) = t {
+                k.tails.insert(
+                    (who, first.account.as_str()),
+                    plan::Tail {
+                        conversation,
+                        last_sent_at,
+                        ended,
+                        last_seq,
+                    },
+                );
             }
         }
-        flush_pending!($tx, pending);
-        if let Some(c) = open {
-            finish_open!($tx, &c, $at);
-            sqlx::query(
-                "INSERT INTO import_tails (customer_kind, customer_value, account, conversation_id, last_sent_at, ended)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (customer_kind, customer_value, account)
-                 DO UPDATE SET conversation_id = $4, last_sent_at = $5, ended = $6",
-            )
-            .bind(&customer.kind).bind(&customer.value).bind(&first.account)
-            .bind(c.id).bind(c.last).bind(c.ended)
-            .execute(&mut *$tx).await?;
-        }
+        k
     }};
+}
+
+/// Inside a transaction: writes a plan in multi-row statements (the
+/// PostgreSQL path: each statement is a network round trip).
+macro_rules! write_plan_sqlx {
+    ($tx:expr, $backend:expr, $opts:expr, $plan:expr, $at:expr) => {{
+        let p: plan::Plan<'_> = $plan;
+        let mut counts = p.counts;
+        for (id, (kind, value)) in &p.contacts {
+            let new = NewContact {
+                identities: vec![Identity { kind: kind.to_string(), value: value.to_string() }],
+                ..Default::default()
+            };
+            sqlx::query(crate::contacts::INSERT_CONTACT)
+                .bind(id).bind(&new.name).bind(&new.email).bind(&new.phone)
+                .bind(&new.avatar_url).bind(&new.language).bind(&new.attributes).bind($at)
+                .execute(&mut *$tx).await?;
+            sqlx::query(crate::contacts::INSERT_IDENTITY)
+                .bind(*kind).bind(*value).bind(id).bind($at)
+                .execute(&mut *$tx).await?;
+        }
+        let tags = ensure_tags!($tx, &$opts.tags);
+        for c in &p.new_conversations {
+            sqlx::query(insert_imported_conversation($backend))
+                .bind(c.id).bind(c.inbox).bind(c.contact).bind(c.last_seq).bind(c.last)
+                .bind(c.first_response).bind(c.created_at).bind($at)
+                .execute(&mut *$tx).await?;
+        }
+        for chunk in p.new_conversations.chunks(CHUNK) {
+            if tags.is_empty() {
+                break;
+            }
+            let mut sql = Sql::new("INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ");
+            for (i, c) in chunk.iter().enumerate() {
+                for (j, t) in tags.iter().enumerate() {
+                    sql.push(if i + j == 0 { "(" } else { ", (" });
+                    sql.bind(Arg::Uuid(c.id)).push(", ").bind(Arg::Uuid(*t)).push(")");
+                }
+            }
+            sql.push(" ON CONFLICT DO NOTHING");
+            run_sql!($tx, sql);
+        }
+        for c in &p.continued {
+            sqlx::query(FINISH_CONVERSATION)
+                .bind(c.id).bind(c.last_seq).bind(c.last).bind(c.first_response).bind($at)
+                .execute(&mut *$tx).await?;
+        }
+        for chunk in p.messages.chunks(CHUNK) {
+            let (messages, marks) = message_sql(chunk)?;
+            run_sql!($tx, messages);
+            run_sql!($tx, marks);
+        }
+        for m in p.messages.iter().filter(|m| !m.attachments.is_empty()) {
+            let mut sql = Sql::new("UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id IN ");
+            sql.args.push(Arg::Uuid(m.id));
+            sql.bind_list(&m.attachments);
+            run_sql!($tx, sql);
+        }
+        for key in &p.recall_in_db {
+            let found: Option<(Uuid, Value)> = sqlx::query_as(RECALL_FIND)
+                .bind(key).fetch_optional(&mut *$tx).await?;
+            match found {
+                Some((id, mut metadata)) => {
+                    if let Value::Object(map) = &mut metadata {
+                        map.insert("recalled".into(), Value::Bool(true));
+                    }
+                    sqlx::query(RECALL_SET).bind(id).bind(&metadata).execute(&mut *$tx).await?;
+                    counts.recalls_marked += 1;
+                }
+                None => counts.recalls_missing += 1,
+            }
+        }
+        for chunk in p.tails.chunks(CHUNK) {
+            let mut sql = Sql::new(
+                "INSERT INTO import_tails (customer_kind, customer_value, account, conversation_id, last_sent_at, ended) VALUES ",
+            );
+            for (i, t) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind(Arg::Text(t.customer.0.into())).push(", ");
+                sql.bind(Arg::Text(t.customer.1.into())).push(", ");
+                sql.bind(Arg::Text(t.account.into())).push(", ");
+                sql.bind(Arg::Uuid(t.conversation)).push(", ");
+                sql.bind(Arg::I64(t.last_sent_at)).push(", ");
+                sql.push(if t.ended { "TRUE)" } else { "FALSE)" });
+            }
+            sql.push(
+                " ON CONFLICT (customer_kind, customer_value, account) DO UPDATE SET
+                  conversation_id = EXCLUDED.conversation_id, last_sent_at = EXCLUDED.last_sent_at,
+                  ended = EXCLUDED.ended",
+            );
+            run_sql!($tx, sql);
+        }
+        counts
+    }};
+}
+
+/// A chunk of planned messages as one multi-row INSERT, and the marks of
+/// their staged rows as one UPDATE.
+fn message_sql(chunk: &[plan::Msg<'_>]) -> Result<(Sql, Sql)> {
+    let mut m = Sql::new(
+        "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, sender_id, text, html, external_id, metadata, created_at) VALUES ",
+    );
+    // A CTE rather than UPDATE … FROM: SQLite names no VALUES columns.
+    let mut k = Sql::new("WITH v (key, mid) AS (VALUES ");
+    for (i, msg) in chunk.iter().enumerate() {
+        let sep = if i == 0 { "(" } else { ", (" };
+        let metadata: Value = serde_json::from_str(&msg.metadata)
+            .map_err(|e| StoreError::Invalid(format!("metadata of {}: {e}", msg.key)))?;
+        m.push(sep)
+            .bind(Arg::Uuid(msg.id))
+            .push(", ")
+            .bind(Arg::Uuid(msg.conversation))
+            .push(", ")
+            .bind(Arg::I64(msg.seq))
+            .push(", ")
+            .bind(Arg::Text(msg.direction.as_str().into()))
+            .push(", ")
+            .bind(Arg::Text(msg.sender.0.as_str().into()))
+            .push(", ")
+            .bind(Arg::OptUuid(msg.sender.1))
+            .push(", ")
+            .bind(Arg::Text(msg.text.to_string()))
+            .push(", NULL, ")
+            .bind(Arg::Text(msg.key.into()))
+            .push(", ")
+            .bind(Arg::Json(metadata))
+            .push(", ")
+            .bind(Arg::I64(msg.sent_at))
+            .push(")");
+        k.push(sep)
+            .bind(Arg::Text(msg.key.into()))
+            .push(", ")
+            .bind(Arg::Uuid(msg.id))
+            .push(")");
+    }
+    k.push(
+        ") UPDATE import_staged SET message_id = (SELECT v.mid FROM v WHERE v.key = import_staged.key)
+         WHERE key IN (SELECT v.key FROM v)",
+    );
+    Ok((m, k))
 }
 
 impl Store {
@@ -440,11 +440,40 @@ impl Store {
         progress: &FileProgress,
     ) -> Result<StageCounts> {
         let at = to_millis(now());
-        let mut counts = StageCounts::default();
         let bodies = messages
             .iter()
             .map(|m| serde_json::to_string(&m.body).map_err(|e| StoreError::Invalid(e.to_string())))
             .collect::<Result<Vec<String>>>()?;
+        // Batches of messages (nearly all of an import) go to SQLite's
+        // writer thread; contact files are small and keep the sqlx path,
+        // which upserts contacts.
+        if let (Some(writer), true) = (self.db.fast_writer(), contacts.is_empty()) {
+            let rows: Vec<sqlite::StageRow> = messages
+                .iter()
+                .zip(bodies)
+                .map(|(m, body)| sqlite::StageRow {
+                    key: m.key.clone(),
+                    customer_kind: m.customer.kind.clone(),
+                    customer_value: m.customer.value.clone(),
+                    account: m.account.clone(),
+                    sent_at: m.sent_at,
+                    agent_ref: m.agent_ref.clone(),
+                    body,
+                })
+                .collect();
+            let p = sqlite::ProgressRow {
+                fingerprint: progress.fingerprint.clone(),
+                path: progress.path.clone(),
+                format: progress.format.clone(),
+                byte_offset: i64::try_from(progress.byte_offset).unwrap_or(i64::MAX),
+                line: i64::try_from(progress.line).unwrap_or(i64::MAX),
+                done: progress.done,
+            };
+            return writer
+                .write(move |conn| sqlite::stage(conn, &rows, &p, at))
+                .await;
+        }
+        let mut counts = StageCounts::default();
         on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
             for c in contacts {
@@ -460,17 +489,12 @@ impl Store {
                 counts.messages_staged += n;
                 counts.messages_already_staged += chunk.len() as u64 - n;
             }
-            sqlx::query(
-                "INSERT INTO import_files (fingerprint, path, format, byte_offset, line, done, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (fingerprint) DO UPDATE SET path = $2, format = $3, byte_offset = $4,
-                   line = $5, done = $6, updated_at = $7",
-            )
-            .bind(&progress.fingerprint).bind(&progress.path).bind(&progress.format)
-            .bind(i64::try_from(progress.byte_offset).unwrap_or(i64::MAX))
-            .bind(i64::try_from(progress.line).unwrap_or(i64::MAX))
-            .bind(progress.done).bind(at)
-            .execute(&mut *tx).await?;
+            sqlx::query(SAVE_PROGRESS)
+                .bind(&progress.fingerprint).bind(&progress.path).bind(&progress.format)
+                .bind(i64::try_from(progress.byte_offset).unwrap_or(i64::MAX))
+                .bind(i64::try_from(progress.line).unwrap_or(i64::MAX))
+                .bind(progress.done).bind(at)
+                .execute(&mut *tx).await?;
             tx.commit().await?;
         });
         Ok(counts)
@@ -483,37 +507,29 @@ impl Store {
         opts: &PlaceOptions,
         limit: usize,
     ) -> Result<Option<PlaceCounts>> {
+        let at = to_millis(now());
+        if let Some(writer) = self.db.fast_writer() {
+            let opts = opts.clone();
+            return writer
+                .write(move |conn| sqlite::place(conn, &opts, limit, at))
+                .await;
+        }
         let rows: Vec<PendingRow> = on_db!(self.db.reader(), p =>
-            sqlx::query_as(
-                "SELECT key, customer_kind, customer_value, account, sent_at, agent_ref, body
-                 FROM import_staged WHERE message_id IS NULL
-                 ORDER BY customer_kind, customer_value, account, sent_at, key LIMIT $1",
-            )
-            .bind(limit as i64).fetch_all(p).await?);
+            sqlx::query_as(PENDING).bind(limit as i64).fetch_all(p).await?);
         if rows.is_empty() {
             return Ok(None);
         }
-        let mut counts = PlaceCounts::default();
-        let at = to_millis(now());
-        on_db!(self.db.writer(), p => {
+        let backend = self.db.backend();
+        let counts = on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
-            let mut rest = rows.as_slice();
-            while let Some(first) = rest.first() {
-                let n = rest.iter().take_while(|r| same_group(r, first)).count();
-                let (group, tail) = rest.split_at(n);
-                rest = tail;
-                place_group!(tx, self.db.backend(), opts, group, at, counts);
-            }
+            let known = known_sqlx!(tx, &rows);
+            let plan = plan::plan(opts, &rows, &known)?;
+            let counts = write_plan_sqlx!(tx, backend, opts, plan, at);
             tx.commit().await?;
+            counts
         });
         Ok(Some(counts))
     }
-}
-
-fn same_group(a: &PendingRow, b: &PendingRow) -> bool {
-    a.customer_kind == b.customer_kind
-        && a.customer_value == b.customer_value
-        && a.account == b.account
 }
 
 fn stage_sql(chunk: &[StagedMessage], bodies: &[String]) -> Sql {
