@@ -6,7 +6,7 @@
 
 use super::ingest::{self, FLOOD_WINDOW_MS, Filed};
 use super::outbound;
-use super::settings::{EmailSettings, form_reply_inbox};
+use super::settings::{EmailSettings, ImapSettings, form_reply_inbox};
 use crate::imap::{Cursor, ImapHandler, ImapHandlerError, ImapSession};
 use crate::send::SmtpSender;
 use crate::smtp::{DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig};
@@ -240,7 +240,8 @@ impl MailService {
 
     /// One poller per inbox with IMAP settings, restarted when they change.
     async fn pollers(self, mut shutdown: watch::Receiver<bool>) {
-        let mut running: HashMap<Uuid, (String, watch::Sender<bool>)> = HashMap::new();
+        // The settings each poller runs with: a change (password too) restarts it.
+        let mut running: HashMap<Uuid, (ImapSettings, watch::Sender<bool>)> = HashMap::new();
         loop {
             let mut seen = Vec::new();
             for (inbox, settings) in self.inboxes().await {
@@ -248,7 +249,7 @@ impl MailService {
                     continue;
                 };
                 seen.push(inbox.id);
-                let key = format!("{imap:?}");
+                let key = imap;
                 if running.get(&inbox.id).is_some_and(|(k, _)| *k == key) {
                     continue;
                 }

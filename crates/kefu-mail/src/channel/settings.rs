@@ -24,7 +24,7 @@ pub struct EmailSettings {
     pub auto_ack: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapSettings {
     pub host: String,
@@ -44,7 +44,7 @@ pub struct ImapSettings {
     pub interval_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     pub host: String,
@@ -56,6 +56,34 @@ pub struct SmtpSettings {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+}
+
+// Debug without the passwords, so no log line or panic message shows them.
+impl std::fmt::Debug for ImapSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImapSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("folder", &self.folder)
+            .field("after", &self.after)
+            .field("interval_secs", &self.interval_secs)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 fn tls() -> String {

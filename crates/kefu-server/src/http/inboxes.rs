@@ -26,7 +26,8 @@ async fn list(State(state): State<AppState>, who: Principal) -> ApiResult<axum::
     } else {
         Some(who.agent.id)
     };
-    Ok(axum::Json(state.store.list_inboxes(member).await?))
+    let inboxes = state.store.list_inboxes(member).await?;
+    Ok(axum::Json(inboxes.into_iter().map(masked).collect()))
 }
 
 /// Creates an inbox. A form inbox's `settings.form` is checked (and given a
@@ -38,6 +39,7 @@ async fn create(
     Json(mut body): Json<NewInbox>,
 ) -> ApiResult<(StatusCode, axum::Json<Inbox>)> {
     body.validate()?;
+    keep_stored_passwords(&mut body.settings, &serde_json::Value::Null)?;
     let slug = crate::form::prepare_inbox(&state, body.kind, &mut body.settings, None).await?;
     let inbox = state.store.create_inbox(&body).await?;
     if let Some(slug) = slug {
@@ -57,7 +59,7 @@ async fn create(
         json!({ "name": inbox.name, "kind": inbox.kind }),
     )
     .await;
-    Ok((StatusCode::CREATED, axum::Json(inbox)))
+    Ok((StatusCode::CREATED, axum::Json(masked(inbox))))
 }
 
 #[utoipa::path(get, path = "/api/v1/inboxes/{id}", tag = "inboxes", params(("id" = Uuid, Path)), responses((status = 200, body = Inbox), (status = 404)))]
@@ -69,7 +71,7 @@ async fn get_one(
     if !who.is_admin() && !state.store.is_inbox_member(id, who.agent.id).await? {
         return Err(ApiError::NotFound);
     }
-    Ok(axum::Json(state.store.inbox(id).await?))
+    Ok(axum::Json(masked(state.store.inbox(id).await?)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/inboxes/{id}", tag = "inboxes", params(("id" = Uuid, Path)), request_body = InboxPatch, responses((status = 200, body = Inbox), (status = 404)))]
@@ -82,8 +84,9 @@ async fn update(
     patch.validate()?;
     let mut slug = None;
     if let Some(settings) = &mut patch.settings {
-        let kind = state.store.inbox(id).await?.kind;
-        slug = crate::form::prepare_inbox(&state, kind, settings, Some(id)).await?;
+        let stored = state.store.inbox(id).await?;
+        keep_stored_passwords(settings, &stored.settings)?;
+        slug = crate::form::prepare_inbox(&state, stored.kind, settings, Some(id)).await?;
     }
     let inbox = state.store.update_inbox(id, &patch).await?;
     if let Some(slug) = slug {
@@ -97,7 +100,49 @@ async fn update(
         json!({ "name": patch.name, "member_ids": patch.member_ids }),
     )
     .await;
-    Ok(axum::Json(inbox))
+    Ok(axum::Json(masked(inbox)))
+}
+
+/// What the API shows instead of a stored mail password. Sent back in a
+/// PATCH (the console sends back the settings it was shown), it keeps the
+/// stored password; any other value replaces it. Passwords are never shown
+/// again once saved: the API is read by every member of an inbox and by
+/// read-scope tokens, and a password is for the server only.
+pub const PASSWORD_MASK: &str = "********";
+const PASSWORDS: [&str; 2] = ["/email/imap/password", "/email/smtp/password"];
+
+fn masked(mut inbox: Inbox) -> Inbox {
+    for path in PASSWORDS {
+        if let Some(p) = inbox.settings.pointer_mut(path)
+            && !p.is_null()
+        {
+            *p = json!(PASSWORD_MASK);
+        }
+    }
+    inbox
+}
+
+/// Puts the stored password where the new settings carry the mask.
+fn keep_stored_passwords(new: &mut serde_json::Value, stored: &serde_json::Value) -> ApiResult<()> {
+    for path in PASSWORDS {
+        let Some(p) = new.pointer_mut(path) else {
+            continue;
+        };
+        if p.as_str() != Some(PASSWORD_MASK) {
+            continue;
+        }
+        match stored.pointer(path).filter(|v| !v.is_null()) {
+            Some(old) => *p = old.clone(),
+            None => {
+                return Err(kefu_core::ValidationError::new(
+                    format!("settings{}", path.replace('/', ".")),
+                    format!("{PASSWORD_MASK} stands for the stored password, and none is stored"),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A public widget token: short enough for a script tag, random enough that

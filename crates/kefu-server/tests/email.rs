@@ -1,0 +1,142 @@
+//! Email inboxes over HTTP, with kefu's mail channel running beside the
+//! server, on SQLite and PostgreSQL: mail passwords never leave the server
+//! (masked in every answer, kept when the mask comes back, absent from the
+//! logs).
+
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+both_backends!(mail_passwords_never_leave_the_server);
+
+const IMAP_PASSWORD: &str = "imap-秘密-7f3a9c";
+const SMTP_PASSWORD: &str = "smtp-秘密-b81d44";
+
+/// Everything this test binary logs, at every level.
+fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || Writer(sink.clone()))
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+struct Writer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Writer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn log_text() -> String {
+    String::from_utf8_lossy(&logs().lock().expect("log buffer")).into_owned()
+}
+
+fn email_settings(imap_password: &str, smtp_password: &str) -> Value {
+    json!({ "email": {
+        "address": "support@shop.example",
+        // Nothing listens on port 1: the poller fails and says so in the log.
+        "imap": { "host": "127.0.0.1", "port": 1, "security": "none",
+                  "username": "support", "password": imap_password },
+        "smtp": { "host": "127.0.0.1", "port": 1, "security": "none",
+                  "username": "support", "password": smtp_password } } })
+}
+
+async fn mail_passwords_never_leave_the_server(b: Backend) {
+    let logs = logs();
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let created = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
+                    "settings": email_settings(IMAP_PASSWORD, SMTP_PASSWORD) }),
+        )
+        .await;
+    let inbox = created.ok(201).clone();
+    let path = format!("/api/v1/inboxes/{}", id(&inbox));
+    let shown = [
+        inbox.clone(),
+        admin.get(&path).await.ok(200).clone(),
+        admin.get("/api/v1/inboxes").await.ok(200).clone(),
+    ];
+    for answer in &shown {
+        let text = answer.to_string();
+        assert!(
+            !text.contains(IMAP_PASSWORD) && !text.contains(SMTP_PASSWORD),
+            "{text}"
+        );
+    }
+    let email = &shown[1]["settings"]["email"];
+    assert_eq!(email["imap"]["password"], "********");
+    assert_eq!(email["smtp"]["password"], "********");
+    assert_eq!(email["imap"]["username"], "support");
+
+    // The console sends back what it was shown, with another name: kept.
+    let mut settings = shown[1]["settings"].clone();
+    settings["email"]["name"] = json!("示例商城客服");
+    let patched = admin
+        .patch(&path, json!({ "settings": settings.clone() }))
+        .await;
+    assert_eq!(
+        patched.ok(200)["settings"]["email"]["smtp"]["password"],
+        "********"
+    );
+    let stored = s.store.inbox(id(&inbox).parse().unwrap()).await.unwrap();
+    assert_eq!(stored.settings["email"]["name"], "示例商城客服");
+    assert_eq!(stored.settings["email"]["imap"]["password"], IMAP_PASSWORD);
+    assert_eq!(stored.settings["email"]["smtp"]["password"], SMTP_PASSWORD);
+
+    // A new password replaces the stored one, and is not shown either.
+    settings["email"]["smtp"]["password"] = json!("new-smtp-secret");
+    let patched = admin.patch(&path, json!({ "settings": settings })).await;
+    assert!(!patched.body.to_string().contains("new-smtp-secret"));
+    let stored = s.store.inbox(id(&inbox).parse().unwrap()).await.unwrap();
+    assert_eq!(
+        stored.settings["email"]["smtp"]["password"],
+        "new-smtp-secret"
+    );
+    assert_eq!(stored.settings["email"]["imap"]["password"], IMAP_PASSWORD);
+
+    // The mask where nothing is stored is refused, not saved as a password.
+    let res = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "email", "name": "另一个",
+                    "settings": email_settings("********", "x") }),
+        )
+        .await;
+    res.assert_error(422, "validation_failed");
+    assert!(res.message().contains("imap.password"), "{}", res.body);
+
+    // The channel uses the stored password (its IMAP poll fails against a
+    // closed port and logs it); no log line carries a password.
+    let _mail = mail::Mail::start(&s).await;
+    for _ in 0..200 {
+        if log_text().contains("IMAP poll failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = log_text();
+    assert!(text.contains("IMAP poll failed"), "the poller never ran");
+    for secret in [IMAP_PASSWORD, SMTP_PASSWORD, "new-smtp-secret"] {
+        assert!(!text.contains(secret), "{secret} in the log");
+    }
+    drop(logs);
+}
