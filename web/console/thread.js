@@ -1,7 +1,8 @@
 // The open conversation: its messages in real time, the reply/note composer
 // (sent over the socket with a client_id, shown pending until acknowledged),
-// canned responses on `/`, typing both ways, read receipts, and the actions
-// (assign, team, status, priority, tags) that go through the REST API.
+// canned responses on `/`, typing both ways, read receipts, the delivery state
+// of replies that go out by email, and the actions (assign, team, status,
+// priority, tags) that go through the REST API.
 
 import { get, patch, post, del, upload } from './api.js';
 import { h, fill, L, fmtTime, avatar, toast, STATUSES, PRIORITIES, statusName, priorityName } from './dom.js';
@@ -9,7 +10,7 @@ import { state, changed, remember, markRead, contact, contactName, agentName, lo
 import { setPreview } from './inbox.js';
 
 let sock = null;
-let cur = null; // {id, msgs: Map, maxSeq, loading, readSent}
+let cur = null; // {id, msgs: Map, maxSeq, loading, readSent, rev (bumped when a message changes in place)}
 let els = null;
 
 export function initThread(socket) { sock = socket; }
@@ -25,7 +26,7 @@ export function mountThread(root, { onBack }) {
 export async function openThread(id) {
   if (cur?.id === id) return;
   stopTyping();
-  cur = { id, msgs: new Map(), maxSeq: 0, loading: true, readSent: 0 };
+  cur = { id, msgs: new Map(), maxSeq: 0, loading: true, readSent: 0, rev: 0 };
   state.openId = id;
   build();
   try {
@@ -41,6 +42,7 @@ export async function openThread(id) {
     cur.loading = false;
     markRead(id, c.last_seq);
     sendRead();
+    watchDelivery();
   } catch (e) {
     if (cur?.id === id) cur.loading = false;
     toast(`${L('打开会话失败', 'Could not open the conversation')}: ${e.message}`, 'error');
@@ -50,6 +52,7 @@ export async function openThread(id) {
 
 export function closeThread() {
   stopTyping();
+  clearTimeout(deliveryTimer);
   cur = null;
   state.openId = null;
   if (els) mountThread(els.root, els);
@@ -69,6 +72,7 @@ export function onMessage(m) {
     markRead(cur.id, m.seq);
     sendRead();
   }
+  if (m.direction === 'outgoing') watchDelivery();
   return true;
 }
 
@@ -88,6 +92,53 @@ export function sendRead() {
   let top = 0;
   for (const m of cur.msgs.values()) if (m.direction === 'incoming' && m.seq > top) top = m.seq;
   if (top > cur.readSent && sock.send({ type: 'read', conversation_id: cur.id, seq: top })) cur.readSent = top;
+}
+
+// ----------------------------------------------------------- email delivery
+// An agent's reply in an email inbox (or in a form inbox that answers by mail)
+// is queued, then sent or failed, after it was created. Nothing announces that
+// over the socket, so while a reply of the last ten minutes is not sent or
+// failed yet, the open thread re-reads those messages every 3 s; it stops by
+// itself once every one has its final state.
+let deliveryTimer = 0;
+function mailsReplies(c) {
+  const inbox = state.inboxes.get(c.inbox_id);
+  if (inbox?.kind === 'email') return true;
+  return inbox?.kind === 'form' && !!inbox.settings?.form?.reply_email_inbox && !!contact(c.contact_id)?.email;
+}
+function watchDelivery() {
+  clearTimeout(deliveryTimer);
+  const c = cur && !cur.loading && state.convs.get(cur.id);
+  if (!c || !mailsReplies(c)) return;
+  const since = Date.now() - 10 * 60_000;
+  const waiting = [...cur.msgs.values()].filter((m) => m.direction === 'outgoing' && m.sender_kind === 'agent'
+    && Date.parse(m.created_at) > since && (!m.metadata?.email || m.metadata.email.status === 'queued'));
+  if (!waiting.length) return;
+  const id = cur.id;
+  const after = Math.min(...waiting.map((m) => m.seq)) - 1;
+  deliveryTimer = setTimeout(async () => {
+    try {
+      const page = await get(`/api/v1/conversations/${id}/messages?after_seq=${after}&limit=500`);
+      if (cur?.id !== id) return;
+      for (const m of page) {
+        const old = cur.msgs.get(m.id);
+        if (JSON.stringify(old?.metadata?.email) !== JSON.stringify(m.metadata?.email)) cur.rev++;
+        add(m);
+      }
+      changed();
+    } catch { /* the next round tries again */ }
+    if (cur?.id === id) watchDelivery();
+  }, 3000);
+}
+
+/** "Email sent" under a reply, or queued / failed with the reason. */
+function deliveryLine(e) {
+  const names = { queued: L('邮件排队中', 'Email queued'), sent: L('邮件已发送', 'Email sent'), failed: L('邮件发送失败', 'Email not delivered') };
+  const name = names[e.status] || e.status;
+  const reason = e.error ? String(e.error) : '';
+  const text = e.status === 'failed' && reason ? `${name}: ${reason}`
+    : e.status === 'queued' && reason ? `${name} · ${L('将重试', 'will retry')}` : name;
+  return h(`div.receipt.email-state.email-${e.status}`, { 'data-status': e.status, title: reason }, text);
 }
 
 // ------------------------------------------------------------------- typing
@@ -248,7 +299,7 @@ export function drawThread() {
   if (els.tagSig !== tagSig) { els.tagSig = tagSig; drawTags(c); }
   let pend = '';
   for (const p of sock.pending.values()) if (p.conversation_id === c.id) pend += `${p.client_id}${p.error ? '!' : ''},`;
-  const msgSig = [cur.msgs.size, cur.maxSeq, cur.loading, state.contactRead.get(c.id) || 0, who?.id, pend].join('|');
+  const msgSig = [cur.msgs.size, cur.maxSeq, cur.loading, state.contactRead.get(c.id) || 0, who?.id, pend, cur.rev].join('|');
   if (els.msgSig !== msgSig) { els.msgSig = msgSig; drawMessages(c); }
   const t = state.typing.get(c.id);
   els.typing.textContent = t && t.until > Date.now() ? `${t.name} ${L('正在输入…', 'is typing…')}` : '';
@@ -387,5 +438,6 @@ function message(m, who, readMark) {
   return h(`li.msg.${m.direction}`, { 'data-id': m.id, 'data-seq': m.seq },
     h('div.meta', h('b', name), m.direction === 'note' ? h('span.note-tag', L('内部备注', 'Private note')) : null, h('time', { title: m.created_at }, fmtTime(m.created_at))),
     h('div.bubble', m.text, (m.attachments || []).map(attachment)),
+    m.direction === 'outgoing' && m.metadata?.email?.status ? deliveryLine(m.metadata.email) : null,
     readMark ? h('div.receipt', L('已读', 'Read')) : null);
 }

@@ -1,7 +1,8 @@
 //! Email inboxes over HTTP, with kefu's mail channel running beside the
-//! server, on SQLite and PostgreSQL: mail passwords never leave the server
-//! (masked in every answer, kept when the mask comes back, absent from the
-//! logs).
+//! server and a real SMTP sink on loopback, on SQLite and PostgreSQL: mail
+//! passwords never leave the server (masked in every answer, kept when the
+//! mask comes back, absent from the logs), and each reply's delivery state
+//! (queued, sent, failed with the reason) is in the API.
 
 #[macro_use]
 mod common;
@@ -11,7 +12,10 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-both_backends!(mail_passwords_never_leave_the_server);
+both_backends!(
+    mail_passwords_never_leave_the_server,
+    replies_show_their_delivery_state,
+);
 
 const IMAP_PASSWORD: &str = "imap-秘密-7f3a9c";
 const SMTP_PASSWORD: &str = "smtp-秘密-b81d44";
@@ -139,4 +143,53 @@ async fn mail_passwords_never_leave_the_server(b: Backend) {
         assert!(!text.contains(secret), "{secret} in the log");
     }
     drop(logs);
+}
+
+/// A reply to a customer whose provider takes the mail is `sent`; one to an
+/// address the provider refuses is `failed` with the reason.
+async fn replies_show_their_delivery_state(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let (sink, sink_port) = mail::Sink::start().await;
+    let _mail = mail::Mail::start(&s).await;
+    let inbox = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
+                    "settings": { "email": { "address": "support@shop.example",
+                        "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" } } } }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let mut states = Vec::new();
+    for address in ["wang@customer.example", "refuse@customer.example"] {
+        let conv = admin
+            .post(
+                "/api/v1/conversations",
+                json!({ "inbox_id": id(&inbox), "subject": "退款进度",
+                        "contact": { "name": "王小明", "email": address },
+                        "message": { "direction": "incoming", "text": "退款到哪一步了？" } }),
+            )
+            .await
+            .ok(201)["conversation"]
+            .clone();
+        let path = format!("/api/v1/conversations/{}/messages", id(&conv));
+        let reply = admin
+            .post(
+                &path,
+                json!({ "direction": "outgoing", "text": "已在处理，三个工作日内到账。" }),
+            )
+            .await
+            .ok(201)
+            .clone();
+        states.push(mail::delivery_state(&admin, &path, &reply).await);
+    }
+    assert_eq!(states[0]["status"], "sent", "{}", states[0]);
+    assert_eq!(states[0]["attempts"], 1);
+    assert!(states[0]["error"].is_null());
+    assert_eq!(states[1]["status"], "failed", "{}", states[1]);
+    let reason = states[1]["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("550"), "{reason}");
+    assert_eq!(sink.got.lock().await.len(), 1);
 }

@@ -1051,7 +1051,10 @@ async fn customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail(b: B
     let (wang, li) = (by_number(0), by_number(1));
     let wang_path = format!("/api/v1/conversations/{}/messages", id(&wang));
     admin
-        .post(&wang_path, json!({ "direction": "note", "text": "内部：先查仓库" }))
+        .post(
+            &wang_path,
+            json!({ "direction": "note", "text": "内部：先查仓库" }),
+        )
         .await
         .ok(201);
     let reply = admin
@@ -1088,17 +1091,7 @@ async fn customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail(b: B
     assert!(!out.text.contains("先查仓库"));
     let our_id = out.message_id.clone().expect("Message-ID");
     // The reply's delivery state, through the API.
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        let messages = admin.get(&wang_path).await;
-        state = messages.ok(200).as_array().unwrap().iter().find(|m| m["id"] == reply["id"]).unwrap()
-            ["metadata"]["email"]
-            .clone();
-        if state["status"] == "sent" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let state = mail::delivery_state(&admin, &wang_path, &reply).await;
     assert_eq!(state["status"], "sent", "{state}");
     assert_eq!(state["message_id"], json!(our_id));
 
@@ -1110,13 +1103,20 @@ async fn customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail(b: B
          收到了，谢谢！\r\n\r\n> 您好，已为您补发，单号 SF123。\r\n"
     );
     mail.client()
-        .send_raw("wang@customer.example", &[reply_to.clone()], answer.as_bytes())
+        .send_raw(
+            "wang@customer.example",
+            &[reply_to.clone()],
+            answer.as_bytes(),
+        )
         .await
         .expect("kefu takes the answer");
     let messages = admin.get(&wang_path).await;
     let last = messages.ok(200).as_array().unwrap().last().unwrap().clone();
     assert_eq!(
-        (last["direction"].as_str(), last["text"].as_str().map(str::trim)),
+        (
+            last["direction"].as_str(),
+            last["text"].as_str().map(str::trim)
+        ),
         (Some("incoming"), Some("收到了，谢谢！"))
     );
     // No new conversation anywhere; the email inbox got none.

@@ -4,7 +4,7 @@
 //! sends (refusing recipients whose local part starts with `refuse`, so a
 //! test can see a permanent failure).
 
-use super::TestServer;
+use super::{Client, TestServer};
 use kefu_mail::channel::{MailService, MailServiceConfig};
 use kefu_mail::send::{SmtpConfig, SmtpSecurity, SmtpSender};
 use kefu_mail::smtp::{DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig};
@@ -63,6 +63,32 @@ impl Sink {
         }
         panic!("the sink received no mail #{n}");
     }
+}
+
+/// The message's `metadata.email` as the messages API shows it, once it is
+/// `sent` or `failed` (or after 10 s, whatever it is then).
+pub async fn delivery_state(
+    c: &Client,
+    messages_path: &str,
+    message: &serde_json::Value,
+) -> serde_json::Value {
+    let mut state = serde_json::Value::Null;
+    for _ in 0..200 {
+        let list = c.get(messages_path).await;
+        state = list
+            .ok(200)
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|m| m["id"] == message["id"])
+            .expect("the message is listed")["metadata"]["email"]
+            .clone();
+        if state["status"] == "sent" || state["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    state
 }
 
 /// kefu's email channel running on the test server's store.
