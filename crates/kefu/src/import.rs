@@ -83,7 +83,8 @@ pub struct WechatArgs {
     /// Who runs the import [default: the OS user].
     #[arg(long)]
     actor: Option<String>,
-    /// Records per transaction.
+    /// Records staged per transaction (placing into conversations takes
+    /// five times as many per transaction).
     #[arg(long, default_value_t = 2000)]
     batch: usize,
     /// Inbox for the imported conversations [default: "微信导入", created].
