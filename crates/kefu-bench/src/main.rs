@@ -5,6 +5,9 @@
 //! - `list`: GET the newest 50 conversations of one inbox, the same way.
 //! - `seed`: bulk-inserts conversations straight into the database (`seed`
 //!   module) so that `list` can be measured at a million.
+//! - `smtp`: mail into kefu's SMTP listener over many connections, then a
+//!   count through the API that all of it was stored (`smtp` module;
+//!   benches/mail.sh).
 //!
 //! Every measurement prints a line for people and one JSON line (the lines
 //! starting with `{`) for scripts. Modules: `load` (HTTP), `seed` (SQL),
@@ -12,6 +15,7 @@
 
 mod load;
 mod seed;
+mod smtp;
 mod stats;
 mod text;
 
@@ -41,6 +45,39 @@ enum Command {
     List(Load),
     /// Bulk-insert test conversations directly into the database.
     Seed(Seed),
+    /// Send mail to kefu's SMTP listener (loopback only) and check through
+    /// the API that each one became a conversation.
+    Smtp(Smtp),
+}
+
+#[derive(Args)]
+struct Smtp {
+    /// The listener, e.g. 127.0.0.1:2525 (loopback only).
+    #[arg(long)]
+    smtp: std::net::SocketAddr,
+    /// The email inbox's address.
+    #[arg(long)]
+    to: String,
+    #[arg(long, default_value_t = 2000)]
+    messages: usize,
+    /// Connections sending at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Size of each message in bytes.
+    #[arg(long, default_value_t = 50 * 1024)]
+    bytes: usize,
+    /// With --url, --token and --inbox: afterwards, wait until the inbox
+    /// holds this many conversations (what it held before plus --messages).
+    #[arg(long)]
+    expect_conversations: Option<usize>,
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long, env = "KEFU_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[arg(long)]
+    inbox: Option<Uuid>,
+    #[arg(long, default_value = "")]
+    label: String,
 }
 
 #[derive(Args)]
@@ -129,6 +166,34 @@ fn main() -> anyhow::Result<()> {
             Command::List(l) => {
                 load::preflight(&l.url, &l.token).await?;
                 load::list(l.into_args()).await?.print();
+            }
+            Command::Smtp(s) => {
+                let report = smtp::send(smtp::SmtpArgs {
+                    addr: s.smtp,
+                    to: s.to,
+                    messages: s.messages,
+                    concurrency: s.concurrency.max(1),
+                    bytes: s.bytes,
+                    label: s.label,
+                })
+                .await?;
+                report.print();
+                if let (Some(want), Some(url), Some(token), Some(inbox)) =
+                    (s.expect_conversations, s.url, s.token, s.inbox)
+                {
+                    let started = std::time::Instant::now();
+                    loop {
+                        let have = smtp::count_conversations(&url, &token, inbox).await?;
+                        if have >= want {
+                            println!("stored: {have} conversations in the inbox");
+                            break;
+                        }
+                        if started.elapsed() > std::time::Duration::from_secs(120) {
+                            anyhow::bail!("only {have} of {want} conversations after 120 s");
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
             }
             Command::Seed(s) => {
                 seed::run(seed::SeedArgs {
