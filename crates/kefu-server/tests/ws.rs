@@ -958,9 +958,8 @@ async fn files_unread_counts_and_ratings(backend: Backend) {
         .await
         .ok(200)
         .clone();
-    // One line: the one rated conversation, assigned to the admin. (A CI
-    // run once saw a first line with no agent here; the whole report is
-    // printed to tell what it held.)
+    // Asked in the same millisecond as the rating, the report counts it (the
+    // default end of the period once excluded it: an empty report).
     assert_eq!(by_agent["lines"][0]["id"], admin.agent_id(), "{by_agent}");
     assert_eq!(by_agent["lines"][0]["average"], 5.0);
     assert_eq!(by_agent["lines"][0]["distribution"], json!([0, 0, 0, 0, 1]));

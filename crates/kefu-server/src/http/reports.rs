@@ -21,7 +21,7 @@ struct CsatQuery {
     by: Option<String>,
     /// Start of the period (default: 30 days ago).
     from: Option<DateTime<Utc>>,
-    /// End of the period (default: now).
+    /// End of the period, exclusive (default: now, this millisecond included).
     to: Option<DateTime<Utc>>,
 }
 
@@ -56,7 +56,10 @@ async fn csat(
         "inbox" => true,
         _ => return Err(ApiError::BadRequest("by: `agent` or `inbox`".into())),
     };
-    let to = q.to.unwrap_or_else(Utc::now);
+    // Without `to`, everything rated so far: the window ends after this
+    // millisecond (times are stored in whole milliseconds, the end is
+    // exclusive), so a rating given in the same millisecond counts.
+    let to = q.to.unwrap_or_else(|| Utc::now() + Duration::milliseconds(1));
     let from = q.from.unwrap_or(to - Duration::days(30));
     let rows = state.store.csat_report(by_inbox, from, to).await?;
     let lines = rows
