@@ -179,7 +179,10 @@ async fn a_reply_arrives_threaded_at_a_third_party_server() {
         hello_name: Some("kefu.test".into()),
     })
     .expect("sender");
-    sender.send(&built).await.expect("aiosmtpd accepts the reply");
+    sender
+        .send(&built)
+        .await
+        .expect("aiosmtpd accepts the reply");
 
     let got = read_with_python(&delivered(&sink.maildir).await);
     assert_eq!(got["message_id"], format!("<{}>", built.message_id));

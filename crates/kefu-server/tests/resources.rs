@@ -65,9 +65,12 @@ async fn contacts_are_found_by_identity_text_and_tag(b: Backend) {
     assert!(res.body["language"].is_null());
     assert_eq!(res.body["name"], "王小明");
     assert_eq!(res.body["email"], "wang.xm@example.cn");
-    li.patch(&wang_path, json!({ "phone": "+86 138 0013 8000", "language": "zh-CN" }))
-        .await
-        .ok(200);
+    li.patch(
+        &wang_path,
+        json!({ "phone": "+86 138 0013 8000", "language": "zh-CN" }),
+    )
+    .await
+    .ok(200);
 
     // Lookup by identity: the importer's and the channels' way in.
     let found = li

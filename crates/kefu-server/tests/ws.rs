@@ -259,14 +259,25 @@ async fn presence_is_told_per_inbox(backend: Backend) {
         let base = server.base.clone();
         async move {
             let url = format!("{base}/api/widget/v1/config?inbox={public}");
-            let v: Value = reqwest::get(url).await.expect("config").json().await.expect("json");
+            let v: Value = reqwest::get(url)
+                .await
+                .expect("config")
+                .json()
+                .await
+                .expect("json");
             v["agents_online"].as_bool().expect("agents_online")
         }
     };
     assert!(config(li_public.clone()).await);
-    assert!(!config(other_public.clone()).await, "the config says the same");
+    assert!(
+        !config(other_public.clone()).await,
+        "the config says the same"
+    );
     let admin_console = agent(&server.base, &admin).await;
-    assert!(welcome(other_public.clone()).await, "an admin sees every inbox");
+    assert!(
+        welcome(other_public.clone()).await,
+        "an admin sees every inbox"
+    );
     assert!(config(other_public.clone()).await);
     drop((li_console, admin_console));
 }

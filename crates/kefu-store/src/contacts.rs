@@ -36,7 +36,8 @@ pub(crate) const CONTACT_BY_IDENTITY: &str =
     "SELECT contact_id FROM contact_identities WHERE kind = $1 AND value = $2";
 /// An identity for a contact found by another one; one that already belongs
 /// to someone stays theirs.
-pub(crate) const ADD_IDENTITY: &str = "INSERT INTO contact_identities (kind, value, contact_id, created_at)
+pub(crate) const ADD_IDENTITY: &str =
+    "INSERT INTO contact_identities (kind, value, contact_id, created_at)
      VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO NOTHING";
 
 /// Inside a transaction: inserts a validated contact with its identities and

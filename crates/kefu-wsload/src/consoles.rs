@@ -167,7 +167,11 @@ pub async fn child(
         let counters = Arc::new(Counters::default());
         let results: Vec<anyhow::Result<client::Ws>> = futures::stream::iter(0..count)
             .map(|i| {
-                let t = if tokens.is_empty() { token } else { &tokens[i % tokens.len()] };
+                let t = if tokens.is_empty() {
+                    token
+                } else {
+                    &tokens[i % tokens.len()]
+                };
                 client::agent(&target, None, t)
             })
             .buffer_unordered(connect_concurrency.max(1))

@@ -370,9 +370,15 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<bool> {
     for (i, inbox) in args.inboxes.iter().enumerate() {
         // Room r belongs to inbox r % n: inbox i gets every n-th room.
         let n = args.rooms / args.inboxes.len() + usize::from(i < args.rooms % args.inboxes.len());
-        let made =
-            client::sessions(&http, &target.base, inbox, n, args.session_concurrency, &throttled)
-                .await?;
+        let made = client::sessions(
+            &http,
+            &target.base,
+            inbox,
+            n,
+            args.session_concurrency,
+            &throttled,
+        )
+        .await?;
         tokens.extend(made);
     }
 
@@ -457,7 +463,9 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<bool> {
             tokio::spawn(list_load(
                 http.clone(),
                 target.base.clone(),
-                args.list_token.clone().unwrap_or_else(|| args.agent_token.clone()),
+                args.list_token
+                    .clone()
+                    .unwrap_or_else(|| args.agent_token.clone()),
                 every,
                 measured_start,
                 step.end(),

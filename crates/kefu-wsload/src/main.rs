@@ -68,7 +68,13 @@ struct ConsolesChild {
     url: String,
     #[arg(long, env = "KEFU_WSLOAD_TOKEN", hide_env_values = true)]
     agent_token: String,
-    #[arg(long, env = "KEFU_WSLOAD_CONSOLE_TOKENS", hide_env_values = true, value_delimiter = ',', default_value = "")]
+    #[arg(
+        long,
+        env = "KEFU_WSLOAD_CONSOLE_TOKENS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        default_value = ""
+    )]
     console_tokens: Vec<String>,
     #[arg(long)]
     count: usize,
@@ -279,10 +285,19 @@ fn main() -> anyhow::Result<()> {
                 .map(|_| ())
             }
             Command::ConsolesChild(a) => {
-                let tokens: Vec<String> =
-                    a.console_tokens.into_iter().filter(|t| !t.is_empty()).collect();
-                consoles::child(&a.url, &a.agent_token, &tokens, a.count, a.connect_concurrency)
-                    .await
+                let tokens: Vec<String> = a
+                    .console_tokens
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                consoles::child(
+                    &a.url,
+                    &a.agent_token,
+                    &tokens,
+                    a.count,
+                    a.connect_concurrency,
+                )
+                .await
             }
             Command::RelayServer(a) => relay::serve(a.listen).await,
         }

@@ -59,7 +59,8 @@ async fn csat(
     // Without `to`, everything rated so far: the window ends after this
     // millisecond (times are stored in whole milliseconds, the end is
     // exclusive), so a rating given in the same millisecond counts.
-    let to = q.to.unwrap_or_else(|| Utc::now() + Duration::milliseconds(1));
+    let to =
+        q.to.unwrap_or_else(|| Utc::now() + Duration::milliseconds(1));
     let from = q.from.unwrap_or(to - Duration::days(30));
     let rows = state.store.csat_report(by_inbox, from, to).await?;
     let lines = rows
