@@ -257,7 +257,7 @@ fn insert_contact(conn: &Connection, new: &NewContact, at: i64) -> Result<Uuid> 
     Ok(id)
 }
 
-fn ensure_tags(conn: &Connection, names: &[String], at: i64) -> Result<Vec<Uuid>> {
+pub(crate) fn ensure_tags(conn: &Connection, names: &[String], at: i64) -> Result<Vec<Uuid>> {
     let mut ids = Vec::with_capacity(names.len());
     for name in names {
         prepare(conn, INSERT_TAG)?.execute(params![Uuid::now_v7(), name, at])?;

@@ -34,8 +34,15 @@ pub async fn url(postgres: bool, dir: &Path) -> Option<String> {
     )
     .await
     .expect("create the test database");
-    Some(format!(
-        "{}/{name}",
-        admin.rsplit_once('/').expect("a database in the URL").0
-    ))
+    let _ = sqlx::Connection::close(conn).await;
+    // Swap the database name in the URL, keeping any ?options.
+    let (url, query) = match admin.split_once('?') {
+        Some((u, q)) => (u, format!("?{q}")),
+        None => (admin.as_str(), String::new()),
+    };
+    let (server, _) = url
+        .rsplit_once('/')
+        .filter(|(s, _)| s.contains("://") && !s.ends_with('/'))
+        .unwrap_or((url, ""));
+    Some(format!("{server}/{name}{query}"))
 }

@@ -67,33 +67,6 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
-/// Creates a fresh database on the test server and returns its URL.
-async fn fresh_postgres_database() -> String {
-    use sqlx::Connection;
-    let admin = postgres_url().expect("PostgreSQL variant without KEFU_TEST_POSTGRES_URL");
-    let name = format!("kefu_t_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("connect to KEFU_TEST_POSTGRES_URL");
-    sqlx::Executor::execute(
-        &mut conn,
-        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-    )
-    .await
-    .expect("create the test database");
-    let _ = conn.close().await;
-    // Swap the database name in the URL, keeping any ?options.
-    let (url, query) = match admin.split_once('?') {
-        Some((u, q)) => (u, format!("?{q}")),
-        None => (admin.as_str(), String::new()),
-    };
-    let (server, _) = url
-        .rsplit_once('/')
-        .filter(|(s, _)| s.contains("://") && !s.ends_with('/'))
-        .unwrap_or((url, ""));
-    format!("{server}/{name}{query}")
-}
-
 /// Every rate limit off: tests that want one set it.
 pub fn config() -> ServerConfig {
     ServerConfig {
@@ -143,10 +116,9 @@ impl TestServer {
 
     pub async fn start_with(backend: Backend, config: ServerConfig) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = match backend {
-            Backend::Sqlite => format!("sqlite://{}/kefu.db", dir.path().display()),
-            Backend::Postgres => fresh_postgres_database().await,
-        };
+        let url = kefu_testdb::url(backend == Backend::Postgres, dir.path())
+            .await
+            .expect("PostgreSQL variant without KEFU_TEST_POSTGRES_URL");
         let store = Store::open(&url).await.expect("open the store");
         assert_eq!(store.backend(), backend);
         let blobs = Blobs::new(dir.path().join("attachments"));

@@ -15,8 +15,7 @@ use super::{
 use crate::contacts::{CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_IDENTITY};
 use crate::conversations::INSERT_CONVERSATION_TAG;
 use crate::messages::INSERT_MESSAGE;
-use crate::rows::{INSERT_TAG, TAG_ID};
-use crate::sqlite_hot::prepare;
+use crate::sqlite_hot::{ensure_tags, prepare};
 use crate::{Backend, Result, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
@@ -149,15 +148,6 @@ fn known<'r>(conn: &Connection, rows: &'r [PendingRow]) -> Result<Known<'r>> {
         }
     }
     Ok(k)
-}
-
-fn ensure_tags(conn: &Connection, names: &[String], at: i64) -> Result<Vec<Uuid>> {
-    let mut ids = Vec::with_capacity(names.len());
-    for name in names {
-        prepare(conn, INSERT_TAG)?.execute(params![Uuid::now_v7(), name, at])?;
-        ids.push(prepare(conn, TAG_ID)?.query_row(params![name], |r| r.get(0))?);
-    }
-    Ok(ids)
 }
 
 /// `rowids[i]` is where the row of `p.messages[i]` is staged: the plan
