@@ -49,7 +49,13 @@ macro_rules! on_both {
     )*};
 }
 
-on_both!(mail_is_filed_threaded_and_answered);
+on_both!(
+    mail_is_filed_threaded_and_answered,
+    mail_over_starttls_is_filed
+);
+
+#[path = "support/tls.rs"]
+mod tls;
 
 /// A real SMTP server that keeps what it receives.
 #[derive(Default)]
@@ -406,6 +412,99 @@ async fn mail_is_filed_threaded_and_answered(env: Env) {
         .clone();
     assert_eq!(state["status"], "failed", "{state}");
     assert!(state["error"].as_str().unwrap_or("").contains("5.1.1"));
+
+    let _ = stop.send(true);
+    running.await.expect("join").expect("service");
+}
+
+/// With `tls` set the channel's listener offers STARTTLS; lettre, trusting
+/// only the test's certificate and requiring TLS, delivers a mail that
+/// becomes a conversation.
+async fn mail_over_starttls_is_filed(env: Env) {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = tls::make_cert(dir.path());
+    env.store
+        .create_inbox(&NewInbox {
+            kind: InboxKind::Email,
+            name: "加密邮箱".into(),
+            sla: SlaPolicy::default(),
+            settings: json!({ "email": { "address": "secure@shop.example" } }),
+            member_ids: vec![],
+        })
+        .await
+        .expect("inbox");
+    let service = MailService::new(env.store.clone(), env.blobs.clone());
+    let (stop, stopped) = watch::channel(false);
+    let (bound_tx, bound) = tokio::sync::oneshot::channel();
+    let config = MailServiceConfig {
+        smtp_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        tls: Some(kefu_mail::smtp::SmtpTls::from_pem_files(&cert, &key).expect("cert")),
+        ..MailServiceConfig::default()
+    };
+    let running = tokio::spawn(service.run(config, stopped, Some(bound_tx)));
+    let port = bound.await.expect("listener bound").port();
+
+    let pem = std::fs::read(&cert).expect("read cert");
+    let params = TlsParameters::builder("localhost".into())
+        .certificate_store(lettre::transport::smtp::client::CertificateStore::None)
+        .add_root_certificate(Certificate::from_pem(&pem).expect("pem"))
+        .build_rustls()
+        .expect("tls parameters");
+    let client = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .tls(Tls::Required(params))
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    let raw = mail(
+        "li@customer.example",
+        "secure@shop.example",
+        "发票抬头需要修改",
+        "tls1@customer.example",
+        "",
+        "请把抬头改成：示例科技有限公司",
+    );
+    let envelope = lettre::address::Envelope::new(
+        Some("li@customer.example".parse().expect("from")),
+        vec!["secure@shop.example".parse().expect("to")],
+    )
+    .expect("envelope");
+    client
+        .send_raw(&envelope, &raw)
+        .await
+        .expect("sent over STARTTLS");
+
+    let contact = env
+        .store
+        .contact_by_identity("email", "li@customer.example")
+        .await
+        .expect("contact");
+    let filter = kefu_store::ConversationFilter {
+        contact_id: Some(contact.id),
+        limit: 10,
+        ..Default::default()
+    };
+    let convs = env
+        .store
+        .list_conversations(kefu_store::Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0].subject.as_deref(), Some("发票抬头需要修改"));
+
+    // Trusting nothing but the system roots, the same client refuses the
+    // certificate: the handshake really checked it.
+    let strict = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .tls(Tls::Required(
+            TlsParameters::new_rustls("localhost".into()).expect("params"),
+        ))
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    assert!(strict.send_raw(&envelope, &raw).await.is_err());
 
     let _ = stop.send(true);
     running.await.expect("join").expect("service");

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use kefu_mail::send::{SendErrorKind, SmtpConfig, SmtpSecurity, SmtpSender};
 use kefu_mail::smtp::{
-    DeliveryError, InboundBody, InboundHandler, InboundMessage, SmtpServerConfig, serve,
+    DeliveryError, InboundBody, InboundHandler, InboundMessage, SmtpServerConfig, SmtpTls, serve,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, oneshot};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 /// Stores what it receives; fails on demand.
 #[derive(Default)]
@@ -293,4 +294,146 @@ async fn connection_limit() {
     let (_, read) = tokio::join!(stop, first.read_line(&mut line));
     read.expect("read");
     assert!(line.starts_with("421"), "{line}");
+}
+
+#[path = "support/tls.rs"]
+mod tls;
+
+/// Reads one reply (all its lines) and returns them.
+async fn reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).await.expect("read reply");
+        assert!(line.len() >= 4, "short reply {line:?}");
+        let more = line.as_bytes()[3] == b'-';
+        lines.push(line.trim_end().to_string());
+        if !more {
+            return lines;
+        }
+    }
+}
+
+async fn say<S>(s: &mut BufReader<S>, cmd: &str, code: &str) -> Vec<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    s.get_mut()
+        .write_all(format!("{cmd}\r\n").as_bytes())
+        .await
+        .expect("write");
+    let lines = reply(s).await;
+    assert!(
+        lines[0].starts_with(code),
+        "{cmd}: want {code}, got {lines:?}"
+    );
+    lines
+}
+
+fn offers_starttls(ehlo: &[String]) -> bool {
+    ehlo.iter().any(|l| l[4..].eq_ignore_ascii_case("STARTTLS"))
+}
+
+/// Without a certificate STARTTLS is neither offered nor accepted; with one it is
+/// offered before the handshake only, refused inside a transaction, and the session
+/// after the handshake starts afresh (RFC 3207 §4.2): no EHLO name, and a command
+/// pipelined behind STARTTLS in clear text is dropped rather than run.
+#[tokio::test]
+async fn starttls_upgrade_resets_the_session() {
+    let plain = Server::start(small_config()).await;
+    let stream = TcpStream::connect(("127.0.0.1", plain.port))
+        .await
+        .expect("connect");
+    let mut s = BufReader::new(stream);
+    reply(&mut s).await;
+    assert!(!offers_starttls(&say(&mut s, "EHLO x", "250").await));
+    say(&mut s, "STARTTLS", "502").await;
+    plain.stop().await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = tls::make_cert(dir.path());
+    let server = Server::start(SmtpServerConfig {
+        tls: Some(SmtpTls::from_pem_files(&cert, &key).expect("load cert")),
+        ..small_config()
+    })
+    .await;
+    let stream = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .expect("connect");
+    let mut s = BufReader::new(stream);
+    reply(&mut s).await;
+    assert!(offers_starttls(&say(&mut s, "EHLO x", "250").await));
+    say(&mut s, "MAIL FROM:<a@b.cn>", "250").await;
+    say(&mut s, "STARTTLS", "503").await;
+    say(&mut s, "RSET", "250").await;
+    // An injection attempt: a command behind STARTTLS in the same clear-text write.
+    say(
+        &mut s,
+        "STARTTLS\r\nMAIL FROM:<injected@evil.example>",
+        "220",
+    )
+    .await;
+    assert!(s.buffer().is_empty());
+
+    let pem = std::fs::read(&cert).expect("read cert");
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for c in tokio_rustls::rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(c.expect("pem")).expect("root");
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let client = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(name, s.into_inner())
+        .await
+        .expect("handshake");
+    let mut s = BufReader::new(tls);
+    // Forgotten: the EHLO name; the injected MAIL never ran (this would be 503 Nested).
+    say(&mut s, "MAIL FROM:<a@b.cn>", "503").await;
+    let ehlo = say(&mut s, "EHLO x", "250").await;
+    assert!(!offers_starttls(&ehlo), "{ehlo:?}");
+    say(&mut s, "STARTTLS", "503").await;
+    say(&mut s, "MAIL FROM:<a@b.cn>", "250").await;
+    say(&mut s, "RCPT TO:<support@kefu.example>", "250").await;
+    say(&mut s, "DATA", "354").await;
+    say(&mut s, "Subject: tls\r\n\r\n加密\r\n.", "250").await;
+    say(&mut s, "QUIT", "221").await;
+    let got = server.handler.received.lock().await;
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0.envelope.tls);
+    assert_eq!(got[0].0.envelope.mail_from, "a@b.cn");
+    assert_eq!(got[0].1, "Subject: tls\r\n\r\n加密\r\n".as_bytes());
+    drop(got);
+    server.stop().await;
+}
+
+/// Certificate problems are reported with the file they concern.
+#[test]
+fn bad_certificate_files_are_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = tls::make_cert(dir.path());
+    let missing = dir.path().join("missing.pem");
+    let e = SmtpTls::from_pem_files(&missing, &key).expect_err("missing");
+    assert!(e.to_string().contains("missing.pem"), "{e}");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a pem").expect("write");
+    let e = SmtpTls::from_pem_files(&junk, &key).expect_err("junk cert");
+    assert!(
+        e.to_string().contains("junk.pem holds no PEM certificate"),
+        "{e}"
+    );
+    let e = SmtpTls::from_pem_files(&cert, &junk).expect_err("junk key");
+    assert!(
+        e.to_string()
+            .contains("junk.pem holds no usable PEM private key"),
+        "{e}"
+    );
+    let other = tempfile::tempdir().expect("tempdir");
+    let (_, other_key) = tls::make_cert(other.path());
+    let e = SmtpTls::from_pem_files(&cert, &other_key).expect_err("mismatch");
+    assert!(e.to_string().contains("does not go with the key"), "{e}");
 }

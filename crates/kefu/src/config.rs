@@ -37,6 +37,23 @@ pub struct MailConfig {
     pub hostname: String,
     /// Largest message the listener accepts, in MiB.
     pub max_message_mb: u64,
+    /// PEM certificate chain (leaf first) for STARTTLS on the SMTP listener;
+    /// with `tls_key`, the listener offers STARTTLS, without it plain text only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) that goes with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl MailConfig {
+    /// Settings that cannot work; the certificate files themselves are read
+    /// when the listener starts.
+    pub fn problems(&self) -> Vec<String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => vec!["mail.tls_cert is set but mail.tls_key is not".into()],
+            (None, Some(_)) => vec!["mail.tls_key is set but mail.tls_cert is not".into()],
+            _ => vec![],
+        }
+    }
 }
 
 impl Default for MailConfig {
@@ -45,6 +62,8 @@ impl Default for MailConfig {
             smtp_listen: None,
             hostname: "localhost".into(),
             max_message_mb: 30,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -105,7 +124,8 @@ impl Config {
             config.listen = l;
         }
         config.database_url = config.database_url.filter(|u| !u.trim().is_empty());
-        let problems = config.server.problems();
+        let mut problems = config.server.problems();
+        problems.extend(config.mail.problems());
         if !problems.is_empty() {
             bail!("invalid configuration:\n  - {}", problems.join("\n  - "));
         }

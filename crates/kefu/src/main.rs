@@ -188,9 +188,20 @@ async fn start_mail(
     tokio::task::JoinHandle<std::io::Result<()>>,
 )> {
     use kefu_mail::channel::{MailService, MailServiceConfig};
+    let tls = match (&config.mail.tls_cert, &config.mail.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            kefu_mail::smtp::SmtpTls::from_pem_files(cert, key)
+                .map_err(|e| anyhow::anyhow!("mail.tls_cert / mail.tls_key: {e}"))?,
+        ),
+        _ => None,
+    };
+    if tls.is_some() && config.mail.smtp_listen.is_none() {
+        tracing::warn!("mail.tls_cert is set but mail.smtp_listen is not: no listener uses it");
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let mail_config = MailServiceConfig {
+        tls,
         smtp_listen: config.mail.smtp_listen,
         hostname: config.mail.hostname.clone(),
         max_message_bytes: config.mail.max_message_mb.saturating_mul(1024 * 1024),

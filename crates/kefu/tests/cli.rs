@@ -364,6 +364,53 @@ async fn served_smtp_listener_files_mail() {
     assert!(terminate(server).success());
 }
 
+/// `kefu serve` with a certificate path that cannot be read stops at once
+/// and names the setting and the file; a certificate without its key is a
+/// configuration problem.
+#[tokio::test]
+async fn serve_refuses_bad_tls_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(args) = db_args(false, dir.path()).await else {
+        return;
+    };
+    let run = |env: &[(&str, &str)]| {
+        Command::new(KEFU)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&args)
+            .env_remove("KEFU_DATABASE_URL")
+            .env("KEFU_MAIL__SMTP_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run kefu serve")
+    };
+    let missing = dir.path().join("no-such-cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("key");
+    let out = run(&[
+        ("KEFU_MAIL__TLS_CERT", missing.to_str().expect("utf-8")),
+        ("KEFU_MAIL__TLS_KEY", key.to_str().expect("utf-8")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("mail.tls_cert") && err.contains("no-such-cert.pem"),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("kefu is listening"));
+    let out = run(&[("KEFU_MAIL__TLS_CERT", missing.to_str().expect("utf-8"))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("mail.tls_cert is set but mail.tls_key is not"),
+        "{err}"
+    );
+}
+
 /// Sends each line (the greeting first is read), returning each reply's
 /// last line.
 fn smtp_dialogue(addr: &str, lines: &[&str]) -> Vec<String> {

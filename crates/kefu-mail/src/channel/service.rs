@@ -9,7 +9,7 @@ use super::outbound;
 use super::settings::{EmailSettings, ImapSettings, form_reply_inbox};
 use crate::imap::{Cursor, ImapHandler, ImapHandlerError, ImapSession};
 use crate::send::SmtpSender;
-use crate::smtp::{DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig};
+use crate::smtp::{DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig, SmtpTls};
 use kefu_core::time::{now, to_millis};
 use kefu_core::{Direction, Event, Inbox, InboxKind, SenderKind};
 use kefu_store::Store;
@@ -30,6 +30,8 @@ pub struct MailServiceConfig {
     pub max_message_bytes: u64,
     /// How often the outbox is looked at without a wake-up.
     pub outbox_interval: Duration,
+    /// The listener's certificate: STARTTLS is offered only with one.
+    pub tls: Option<SmtpTls>,
 }
 
 impl Default for MailServiceConfig {
@@ -39,6 +41,7 @@ impl Default for MailServiceConfig {
             hostname: "localhost".into(),
             max_message_bytes: 30 * 1024 * 1024,
             outbox_interval: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -80,6 +83,7 @@ impl MailService {
             let server = SmtpServerConfig {
                 hostname: config.hostname.clone(),
                 max_message_bytes: config.max_message_bytes,
+                tls: config.tls.clone(),
                 ..SmtpServerConfig::default()
             };
             let mut stop = shutdown.clone();

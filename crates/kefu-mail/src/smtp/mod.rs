@@ -4,5 +4,6 @@ pub mod proto;
 pub mod server;
 
 pub use server::{
-    DeliveryError, Envelope, InboundBody, InboundHandler, InboundMessage, SmtpServerConfig, serve,
+    DeliveryError, Envelope, InboundBody, InboundHandler, InboundMessage, SmtpServerConfig,
+    SmtpTls, TlsSetupError, serve,
 };

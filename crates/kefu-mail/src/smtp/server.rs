@@ -6,24 +6,38 @@
 //! a message is stored before the sender forgets it; 451 on a temporary failure makes
 //! the sending MTA retry later.
 //!
+//! STARTTLS (RFC 3207) is offered only when the listener has a certificate
+//! ([`SmtpTls`]); after the handshake the session forgets everything it knew (EHLO name,
+//! transaction) and drops any bytes the client sent behind the command in clear text, so
+//! nothing injected before the handshake survives into the encrypted session.
+//!
 //! Memory stays bounded whatever the client sends: command lines are capped, DATA is
 //! decoded chunk by chunk ([`DotDecoder`]) into a [`Spool`] that moves to a temporary file
 //! past `memory_threshold`, and the size limit (advertised as `SIZE`) is enforced while
 //! streaming. Connections are capped by a semaphore; every read has a timeout.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tempfile::TempPath;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::proto::{Command, DotDecoder, Reply, parse_command};
 
@@ -47,6 +61,77 @@ pub struct SmtpServerConfig {
     pub spool_dir: Option<PathBuf>,
     /// Bad commands tolerated before the connection is closed.
     pub max_errors: usize,
+    /// The certificate for STARTTLS; without one STARTTLS is neither advertised nor
+    /// accepted.
+    pub tls: Option<SmtpTls>,
+}
+
+/// The listener's certificate and key, ready for STARTTLS handshakes. `Debug` shows
+/// neither.
+#[derive(Clone)]
+pub struct SmtpTls(TlsAcceptor);
+
+impl fmt::Debug for SmtpTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SmtpTls(<certificate>)")
+    }
+}
+
+/// Why a certificate or key could not be used; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("{} holds no PEM certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{} holds no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {reason}", path.display())]
+    Key { path: PathBuf, reason: String },
+    #[error("the certificate in {} does not go with the key in {}: {reason}", cert.display(), key.display())]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+}
+
+impl SmtpTls {
+    /// Reads a PEM certificate chain (leaf first) and its private key. Uses rustls with
+    /// the `ring` provider explicitly, the one every other TLS user in the workspace
+    /// has, rather than the process default, which is ambiguous when two are linked.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<SmtpTls, TlsSetupError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| TlsSetupError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+            .filter_map(Result::ok)
+            .collect();
+        if chain.is_empty() {
+            return Err(TlsSetupError::NoCertificate {
+                path: cert.to_path_buf(),
+            });
+        }
+        let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsSetupError::Key {
+            path: key.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mismatch = |e: rustls::Error| TlsSetupError::Mismatch {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(mismatch)?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .map_err(mismatch)?;
+        Ok(SmtpTls(TlsAcceptor::from(Arc::new(config))))
+    }
 }
 
 impl Default for SmtpServerConfig {
@@ -61,6 +146,7 @@ impl Default for SmtpServerConfig {
             memory_threshold: 1024 * 1024,
             spool_dir: None,
             max_errors: 10,
+            tls: None,
         }
     }
 }
@@ -75,6 +161,8 @@ pub struct Envelope {
     pub mail_from: String,
     /// Accepted RCPT TO addresses, lower case.
     pub rcpt_to: Vec<String>,
+    /// Whether the message came over STARTTLS.
+    pub tls: bool,
 }
 
 /// A received message's bytes: in memory when small, otherwise in a temporary file that
@@ -287,9 +375,61 @@ impl Spool {
     }
 }
 
+/// The connection, before and after STARTTLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Only while the handshake runs, which owns the socket meanwhile.
+    Upgrading,
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Conn::Upgrading => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Conn::Upgrading => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Conn::Upgrading => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Conn::Upgrading => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
 /// One client connection. Fields hold the transaction in progress (RFC 5321 §3.3).
 struct Session {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Conn>,
     peer: SocketAddr,
     config: Arc<SmtpServerConfig>,
     stop: watch::Receiver<bool>,
@@ -309,7 +449,7 @@ impl Session {
         stop: watch::Receiver<bool>,
     ) -> Self {
         Session {
-            reader: BufReader::new(stream),
+            reader: BufReader::new(Conn::Plain(stream)),
             peer,
             config,
             stop,
@@ -374,8 +514,13 @@ impl Session {
         match cmd {
             Command::Ehlo(name) => {
                 self.reset(Some(name));
+                let starttls = if self.can_starttls() {
+                    "\nSTARTTLS"
+                } else {
+                    ""
+                };
                 let text = format!(
-                    "{}\nSIZE {}\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES",
+                    "{}\nSIZE {}\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES{starttls}",
                     self.config.hostname, self.config.max_message_bytes
                 );
                 self.reply(250, text).await?;
@@ -394,13 +539,55 @@ impl Session {
             }
             Command::Noop => self.reply(250, "2.0.0 OK").await?,
             Command::Vrfy => self.reply(252, "2.5.0 Cannot verify, send mail").await?,
-            Command::StartTls => self.error(502, "5.5.1 STARTTLS not available").await?,
+            Command::StartTls => return self.starttls().await,
             Command::Quit => {
                 self.reply(221, "2.0.0 Bye").await?;
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    fn can_starttls(&self) -> bool {
+        self.config.tls.is_some() && matches!(self.reader.get_ref(), Conn::Plain(_))
+    }
+
+    /// RFC 3207: `220`, the handshake, then a session that knows nothing from before it.
+    /// `false` ends the session (failed handshake).
+    async fn starttls(&mut self) -> io::Result<bool> {
+        let Some(tls) = self.config.tls.clone() else {
+            self.error(502, "5.5.1 STARTTLS not available").await?;
+            return Ok(true);
+        };
+        if !matches!(self.reader.get_ref(), Conn::Plain(_)) {
+            self.error(503, "5.5.1 TLS already active").await?;
+            return Ok(true);
+        }
+        if self.mail_from.is_some() {
+            self.error(503, "5.5.1 STARTTLS not allowed inside a transaction")
+                .await?;
+            return Ok(true);
+        }
+        self.reply(220, "2.0.0 Ready to start TLS").await?;
+        // into_inner drops whatever the client pipelined behind STARTTLS in clear text
+        // (the CVE-2011-0411 injection): RFC 3207 forbids it and it must not be
+        // taken as coming over TLS.
+        let reader = std::mem::replace(&mut self.reader, BufReader::new(Conn::Upgrading));
+        let Conn::Plain(tcp) = reader.into_inner() else {
+            return Ok(false);
+        };
+        match timeout(self.config.command_timeout, tls.0.accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                self.reader = BufReader::new(Conn::Tls(Box::new(stream)));
+                self.reset(None);
+                Ok(true)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "STARTTLS handshake failed");
+                Ok(false)
+            }
+            Err(_) => Ok(false),
+        }
     }
 
     fn reset(&mut self, helo: Option<String>) {
@@ -458,6 +645,7 @@ impl Session {
                 helo: self.helo.clone().unwrap_or_default(),
                 mail_from: self.mail_from.clone().unwrap_or_default(),
                 rcpt_to: std::mem::take(&mut self.rcpt_to),
+                tls: matches!(self.reader.get_ref(), Conn::Tls(_)),
             },
         };
         self.reset(self.helo.clone());
