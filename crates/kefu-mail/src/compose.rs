@@ -114,15 +114,86 @@ impl std::fmt::Debug for DkimSigner {
 /// Which DKIM key type the configured key is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DkimAlgorithm {
-    /// `private_key`: PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`).
+    /// `private_key`: PEM, PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`, `openssl genrsa
+    /// -traditional`) or PKCS#8 (`-----BEGIN PRIVATE KEY-----`, what `openssl genrsa` and
+    /// `genpkey` write); at least 1024 bits (RFC 8301), 2048 recommended.
     Rsa,
-    /// `private_key`: base64 of the 32-byte seed.
+    /// `private_key`: base64 of the 32-byte seed, or PKCS#8 PEM (`openssl genpkey
+    /// -algorithm ed25519`).
     Ed25519,
+}
+
+/// DER prefix of a PKCS#8 Ed25519 private key (RFC 8410): the 32-byte seed follows.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The key in the form lettre takes: PKCS#1 PEM for RSA, the base64 seed for Ed25519.
+/// lettre reads only those; operators mostly have PKCS#8 files.
+fn lettre_key(private_key: &str, algorithm: DkimAlgorithm) -> Result<String, ComposeError> {
+    use base64::Engine as _;
+    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let key = private_key.trim();
+    let bad = |why: &str| ComposeError::Dkim(why.to_string());
+    match algorithm {
+        DkimAlgorithm::Rsa => {
+            let rsa = if key.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+                rsa::RsaPrivateKey::from_pkcs1_pem(key)
+                    .map_err(|e| bad(&format!("not a PKCS#1 RSA key: {e}")))?
+            } else if key.starts_with("-----BEGIN PRIVATE KEY-----") {
+                rsa::RsaPrivateKey::from_pkcs8_pem(key)
+                    .map_err(|e| bad(&format!("not a PKCS#8 RSA key: {e}")))?
+            } else {
+                return Err(bad(
+                    "an RSA key must be PEM (BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)",
+                ));
+            };
+            if rsa.size() * 8 < 1024 {
+                return Err(bad("an RSA key must have at least 1024 bits (RFC 8301)"));
+            }
+            let pem = rsa
+                .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+                .map_err(|e| bad(&e.to_string()))?;
+            Ok(pem.to_string())
+        }
+        DkimAlgorithm::Ed25519 => {
+            let b64 = base64::engine::general_purpose::STANDARD;
+            if let Some(body) = key.strip_prefix("-----BEGIN PRIVATE KEY-----") {
+                let body = body
+                    .split("-----END PRIVATE KEY-----")
+                    .next()
+                    .unwrap_or_default();
+                let clean: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+                let der = b64
+                    .decode(clean)
+                    .map_err(|_| bad("the PEM body is not base64"))?;
+                match der.strip_prefix(&ED25519_PKCS8_PREFIX[..]) {
+                    Some(seed) if seed.len() == 32 => Ok(b64.encode(seed)),
+                    _ => Err(bad("not a PKCS#8 Ed25519 key")),
+                }
+            } else {
+                let seed = b64.decode(key).map_err(|_| {
+                    bad("an Ed25519 key must be base64 of its 32-byte seed or PKCS#8 PEM")
+                })?;
+                if seed.len() != 32 {
+                    return Err(bad("an Ed25519 seed must be 32 bytes"));
+                }
+                Ok(key.to_string())
+            }
+        }
+    }
 }
 
 impl DkimSigner {
     /// Signs as `d=domain; s=selector` over the headers that threading depends on, with
     /// relaxed canonicalisation (survives relays that re-fold headers).
+    ///
+    /// Not `Content-Type`: lettre 0.11 hashes the message's own headers, and a multipart
+    /// message's top-level `Content-Type` belongs to its body part there, so listing it
+    /// in `h=` produced signatures that no verifier accepted (dkimpy said so). The body
+    /// hash still covers every part with its headers and boundaries.
     pub fn new(
         selector: &str,
         domain: &str,
@@ -133,8 +204,20 @@ impl DkimSigner {
             DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
             DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
         };
-        let key =
-            DkimSigningKey::new(private_key, alg).map_err(|e| ComposeError::Dkim(e.to_string()))?;
+        let valid_name = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        };
+        if !valid_name(selector) {
+            return Err(ComposeError::Dkim(format!("bad selector {selector:?}")));
+        }
+        if !valid_name(domain) || !domain.contains('.') {
+            return Err(ComposeError::Dkim(format!("bad domain {domain:?}")));
+        }
+        let private_key = lettre_key(private_key, algorithm)?;
+        let key = DkimSigningKey::new(&private_key, alg)
+            .map_err(|e| ComposeError::Dkim(e.to_string()))?;
         let headers = [
             "From",
             "To",
@@ -146,7 +229,6 @@ impl DkimSigner {
             "References",
             "Reply-To",
             "MIME-Version",
-            "Content-Type",
         ]
         .into_iter()
         .map(HeaderName::new_from_ascii_str)

@@ -212,3 +212,122 @@ async fn a_reply_arrives_threaded_at_a_third_party_server() {
         "{got}"
     );
 }
+
+/// An Ed25519 key as `openssl genpkey` writes it (PKCS#8 PEM) signs the
+/// reply; aiosmtpd stores it and dkimpy (python3-dkim, with python3-nacl
+/// for Ed25519) verifies it against the public key, given as the DNS record
+/// of RFC 8463 instead of a DNS lookup.
+#[tokio::test]
+async fn an_ed25519_signed_reply_verifies_at_a_third_party() {
+    let dkim_found = Command::new(python())
+        .args(["-c", "import dkim, nacl"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !dkim_found {
+        assert!(
+            std::env::var("KEFU_REQUIRE_SMTP_SINK").is_err(),
+            "KEFU_REQUIRE_SMTP_SINK is set but python3-dkim / python3-nacl are missing"
+        );
+        return;
+    }
+    if start_aiosmtpd().is_none() {
+        return;
+    }
+    // aiosmtpd again, keeping the received bytes as they are (the Maildir
+    // handler re-serialises bodies, which breaks any body hash).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let received = dir.path().join("received");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/raw_sink.py"))
+        .arg(&received)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start aiosmtpd");
+    let _sink = Aiosmtpd {
+        child,
+        port,
+        maildir: received.clone(),
+        _dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let key = dir.path().join("ed.pem");
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let key_path = key.to_str().expect("utf-8");
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", key_path]);
+    let spki = openssl(&["pkey", "-in", key_path, "-pubout", "-outform", "DER"]);
+    use base64::Engine as _;
+    let public = base64::engine::general_purpose::STANDARD.encode(&spki[spki.len() - 32..]);
+    let pem = std::fs::read_to_string(&key).expect("read key");
+    let signer = kefu_mail::compose::DkimSigner::new(
+        "ed2026",
+        "kefu.example",
+        &pem,
+        kefu_mail::compose::DkimAlgorithm::Ed25519,
+    )
+    .expect("signer");
+    let built = build(&answer(), Some(&signer)).expect("build");
+    let sender = SmtpSender::new(&SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        security: SmtpSecurity::None,
+        username: None,
+        password: None,
+        timeout: Duration::from_secs(10),
+        hello_name: Some("kefu.test".into()),
+    })
+    .expect("sender");
+    let mut sent = Err(None);
+    for _ in 0..100 {
+        match sender.send(&built).await {
+            Ok(()) => {
+                sent = Ok(());
+                break;
+            }
+            // Until the controller listens.
+            Err(e) => sent = Err(Some(e)),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sent.expect("aiosmtpd accepts");
+    let file = received.join("000000.eml");
+    const VERIFY: &str = r#"
+import dkim, sys
+raw = open(sys.argv[1], 'rb').read()
+rec = ('v=DKIM1; k=ed25519; p=' + sys.argv[2]).encode()
+asked = []
+def dns(name, timeout=5):
+    asked.append(name)
+    return rec
+ok = dkim.DKIM(raw).verify(dnsfunc=dns)
+print('ok' if ok else 'bad', asked[0].decode() if asked else '')
+"#;
+    let out = Command::new(python())
+        .args(["-c", VERIFY])
+        .arg(&file)
+        .arg(&public)
+        .output()
+        .expect("python");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        said.trim(),
+        "ok ed2026._domainkey.kefu.example.",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

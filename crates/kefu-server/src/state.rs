@@ -34,7 +34,15 @@ pub struct Inner {
     /// Signs visitor tokens; made once per organisation and kept in the
     /// database so every node and every restart agrees on it.
     visitor_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// A channel's check of inbox settings the API saves (the email
+    /// channel's refuses a DKIM key it cannot sign with). Installed by the
+    /// binary, so the server does not depend on the channel crates.
+    inbox_settings_check: std::sync::OnceLock<InboxSettingsCheck>,
 }
+
+/// See [`AppState::set_inbox_settings_check`].
+pub type InboxSettingsCheck =
+    fn(kefu_core::InboxKind, &serde_json::Value) -> Result<(), kefu_core::ValidationError>;
 
 impl AppState {
     pub fn new(store: Store, blobs: Blobs, config: ServerConfig) -> AppState {
@@ -62,6 +70,7 @@ impl AppState {
             ),
             hub: kefu_hub::Hub::start(store.clone()),
             visitor_key: tokio::sync::OnceCell::new(),
+            inbox_settings_check: std::sync::OnceLock::new(),
             metrics: Arc::new(Metrics::new()),
             store,
             blobs,
@@ -75,6 +84,24 @@ impl AppState {
             .get_or_try_init(|| crate::visitor::stored_key(&self.store))
             .await?;
         Ok(key.clone())
+    }
+
+    /// Installs the check the inbox API runs on settings before saving them
+    /// (once; later calls are ignored).
+    pub fn set_inbox_settings_check(&self, check: InboxSettingsCheck) {
+        let _ = self.inbox_settings_check.set(check);
+    }
+
+    /// Runs the installed settings check, if any.
+    pub fn check_inbox_settings(
+        &self,
+        kind: kefu_core::InboxKind,
+        settings: &serde_json::Value,
+    ) -> Result<(), kefu_core::ValidationError> {
+        match self.inbox_settings_check.get() {
+            Some(check) => check(kind, settings),
+            None => Ok(()),
+        }
     }
 
     pub fn prune_limiters(&self) {

@@ -15,6 +15,7 @@ use std::time::Duration;
 both_backends!(
     mail_passwords_never_leave_the_server,
     replies_show_their_delivery_state,
+    replies_are_dkim_signed,
 );
 
 const IMAP_PASSWORD: &str = "imap-秘密-7f3a9c";
@@ -192,4 +193,202 @@ async fn replies_show_their_delivery_state(b: Backend) {
     let reason = states[1]["error"].as_str().unwrap_or_default();
     assert!(reason.contains("550"), "{reason}");
     assert_eq!(sink.got.lock().await.len(), 1);
+}
+
+/// A PKCS#8 RSA key made by `openssl genpkey` and its public half as the
+/// base64 DER that goes in the DNS record's `p=`.
+fn rsa_key() -> (String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("dkim.pem");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let path = key.to_str().expect("utf-8 path");
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        path,
+    ]);
+    let der = run(&["pkey", "-in", path, "-pubout", "-outform", "DER"]);
+    use base64::Engine as _;
+    (
+        std::fs::read_to_string(&key).expect("read key"),
+        base64::engine::general_purpose::STANDARD.encode(der),
+    )
+}
+
+/// An email inbox with a DKIM key: the key is never shown (masked like the
+/// passwords, kept when the mask comes back), a key that cannot sign is
+/// refused with the field named, and an agent's reply arrives at a
+/// third-party server (aiosmtpd) with a DKIM-Signature that dkimpy verifies
+/// against the public key.
+async fn replies_are_dkim_signed(b: Backend) {
+    if !mail::python_has("aiosmtpd, dkim") {
+        return;
+    }
+    let (private_pem, public_b64) = rsa_key();
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let sink = mail::Aiosmtpd::start();
+    let settings = |key: &str| {
+        json!({ "email": { "address": "support@shop.example", "name": "示例商城客服",
+            "smtp": { "host": "127.0.0.1", "port": sink.port, "security": "none" },
+            "dkim": { "domain": "shop.example", "selector": "kefu2026",
+                      "private_key": key, "algorithm": "rsa" } } })
+    };
+    for (bad, field) in [
+        (
+            settings("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            "private_key",
+        ),
+        (settings("not a key"), "private_key"),
+        (settings("********"), "private_key"),
+        (
+            {
+                let mut v = settings(&private_pem);
+                v["email"]["dkim"]["algorithm"] = json!("dsa");
+                v
+            },
+            "algorithm",
+        ),
+        (
+            {
+                let mut v = settings(&private_pem);
+                v["email"]["dkim"]["selector"] = json!("bad selector;");
+                v
+            },
+            "selector",
+        ),
+    ] {
+        let res = admin
+            .post(
+                "/api/v1/inboxes",
+                json!({ "kind": "email", "name": "坏钥匙", "settings": bad }),
+            )
+            .await;
+        res.assert_error(422, "validation_failed");
+        assert!(
+            res.body
+                .to_string()
+                .contains(&format!("settings.email.dkim.{field}")),
+            "{}",
+            res.body
+        );
+    }
+
+    let inbox = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
+                    "settings": settings(&private_pem) }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    assert!(!inbox.to_string().contains("PRIVATE KEY"), "{inbox}");
+    let path = format!("/api/v1/inboxes/{}", id(&inbox));
+    let shown = admin.get(&path).await.ok(200).clone();
+    assert_eq!(
+        shown["settings"]["email"]["dkim"]["private_key"],
+        "********"
+    );
+    assert_eq!(shown["settings"]["email"]["dkim"]["selector"], "kefu2026");
+    let listed = admin.get("/api/v1/inboxes").await.ok(200).to_string();
+    assert!(!listed.contains("PRIVATE KEY"));
+    // Sent back masked with another name: the key is kept.
+    let mut back = shown["settings"].clone();
+    back["email"]["name"] = json!("示例商城售后");
+    let patched = admin.patch(&path, json!({ "settings": back })).await;
+    assert_eq!(
+        patched.ok(200)["settings"]["email"]["dkim"]["private_key"],
+        "********"
+    );
+    let stored = s
+        .store
+        .inbox(id(&inbox).parse().expect("uuid"))
+        .await
+        .expect("inbox");
+    assert_eq!(stored.settings["email"]["dkim"]["private_key"], private_pem);
+    // A broken key in a PATCH is refused and the stored one stays.
+    let res = admin
+        .patch(
+            &path,
+            json!({ "settings": settings("-----BEGIN RSA PRIVATE KEY-----\n") }),
+        )
+        .await;
+    res.assert_error(422, "validation_failed");
+    assert!(
+        res.body
+            .to_string()
+            .contains("settings.email.dkim.private_key")
+    );
+
+    let _mail = mail::Mail::start(&s).await;
+    let conv = admin
+        .post(
+            "/api/v1/conversations",
+            json!({ "inbox_id": id(&inbox), "subject": "发票",
+                    "contact": { "name": "王小明", "email": "wang@customer.example" },
+                    "message": { "direction": "incoming", "text": "发票开好了吗？" } }),
+        )
+        .await
+        .ok(201)["conversation"]
+        .clone();
+    let messages = format!("/api/v1/conversations/{}/messages", id(&conv));
+    let reply = admin
+        .post(
+            &messages,
+            json!({ "direction": "outgoing", "text": "已开好，请查收附件。" }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let state = mail::delivery_state(&admin, &messages, &reply).await;
+    assert_eq!(state["status"], "sent", "{state}");
+    let raw = sink.message(0).await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.contains("DKIM-Signature:"), "{text}");
+
+    let record = format!("v=DKIM1; k=rsa; p={public_b64}");
+    let verdict = mail::dkim_verify(&raw, &record);
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["domain"], "shop.example");
+    assert_eq!(verdict["selector"], "kefu2026");
+    assert_eq!(
+        verdict["asked"],
+        json!(["kefu2026._domainkey.shop.example."])
+    );
+    for h in ["from", "subject", "message-id", "reply-to"] {
+        assert!(
+            verdict["signed"]
+                .as_array()
+                .is_some_and(|l| l.contains(&json!(h))),
+            "{verdict}"
+        );
+    }
+    // The check is real: the same mail with its body changed fails.
+    let tampered = text.replacen("Content-Type: text/plain", "Content-Type: text/html", 1);
+    assert_ne!(tampered, text);
+    let verdict = mail::dkim_verify(tampered.as_bytes(), &record);
+    assert_eq!(verdict["ok"], false, "{verdict}");
+    assert!(
+        verdict["why"]
+            .as_str()
+            .unwrap_or("")
+            .contains("body hash mismatch"),
+        "{verdict}"
+    );
 }

@@ -163,6 +163,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut server_config = config.server.clone();
     server_config.public_url = Some(public_url);
     let state = AppState::new(store.clone(), blobs, server_config);
+    state.set_inbox_settings_check(kefu_mail::channel::check_inbox_settings);
     kefu_server::serve(listener, state, shutdown).await?;
     let _ = stop_mail.send(true);
     match tokio::time::timeout(std::time::Duration::from_secs(5), mail).await {

@@ -19,7 +19,7 @@ pub mod settings;
 
 pub use ingest::{Filed, ingest};
 pub use service::{MailService, MailServiceConfig};
-pub use settings::EmailSettings;
+pub use settings::{EmailSettings, check_inbox_settings};
 
 /// What can go wrong filing or sending mail.
 #[derive(Debug, thiserror::Error)]

@@ -58,7 +58,16 @@ pub async fn queue_reply(
         attachments,
         ..envelope(store, settings, &conversation, &thread).await?
     };
-    enqueue(store, blobs, inbox, &conversation, Some(message.id), &email).await
+    enqueue(
+        store,
+        blobs,
+        inbox,
+        settings,
+        &conversation,
+        Some(message.id),
+        &email,
+    )
+    .await
 }
 
 /// Queues the acknowledgement of a new ticket, in the inbox's language.
@@ -86,7 +95,7 @@ pub async fn queue_auto_ack(
         auto_submitted: true,
         ..envelope(store, settings, &conversation, &thread).await?
     };
-    enqueue(store, blobs, inbox, &conversation, None, &email).await
+    enqueue(store, blobs, inbox, settings, &conversation, None, &email).await
 }
 
 /// The thread of an email conversation; one is made for a conversation an
@@ -148,11 +157,22 @@ async fn enqueue(
     store: &Store,
     blobs: &Blobs,
     inbox: &Inbox,
+    settings: &EmailSettings,
     c: &Conversation,
     message_id: Option<Uuid>,
     email: &OutgoingEmail,
 ) -> Result<(), ChannelError> {
-    let built = build(email, None)?;
+    // Signed once, here: every retry sends these bytes, signature included.
+    // A key that stopped working (the API refuses bad ones) sends unsigned
+    // rather than not at all; the log says why.
+    let signer = settings.dkim.as_ref().and_then(|d| match d.signer() {
+        Ok(s) => Some(s),
+        Err((field, why)) => {
+            tracing::warn!(inbox = %inbox.id, "settings.email.dkim.{field}: {why}; sending unsigned");
+            None
+        }
+    });
+    let built = build(email, signer.as_ref())?;
     let sha256 = blobs.put(&built.bytes).await?;
     store
         .enqueue_email(NewOutboxEmail {

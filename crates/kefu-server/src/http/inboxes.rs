@@ -40,6 +40,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, axum::Json<Inbox>)> {
     body.validate()?;
     keep_stored_passwords(&mut body.settings, &serde_json::Value::Null)?;
+    state.check_inbox_settings(body.kind, &body.settings)?;
     let slug = crate::form::prepare_inbox(&state, body.kind, &mut body.settings, None).await?;
     let inbox = state.store.create_inbox(&body).await?;
     if let Some(slug) = slug {
@@ -86,6 +87,7 @@ async fn update(
     if let Some(settings) = &mut patch.settings {
         let stored = state.store.inbox(id).await?;
         keep_stored_passwords(settings, &stored.settings)?;
+        state.check_inbox_settings(stored.kind, settings)?;
         slug = crate::form::prepare_inbox(&state, stored.kind, settings, Some(id)).await?;
     }
     let inbox = state.store.update_inbox(id, &patch).await?;
@@ -103,13 +105,17 @@ async fn update(
     Ok(axum::Json(masked(inbox)))
 }
 
-/// What the API shows instead of a stored mail password. Sent back in a
-/// PATCH (the console sends back the settings it was shown), it keeps the
-/// stored password; any other value replaces it. Passwords are never shown
-/// again once saved: the API is read by every member of an inbox and by
-/// read-scope tokens, and a password is for the server only.
+/// What the API shows instead of a stored mail password or DKIM private
+/// key. Sent back in a PATCH (the console sends back the settings it was
+/// shown), it keeps the stored secret; any other value replaces it. Secrets
+/// are never shown again once saved: the API is read by every member of an
+/// inbox and by read-scope tokens, and a secret is for the server only.
 pub const PASSWORD_MASK: &str = "********";
-const PASSWORDS: [&str; 2] = ["/email/imap/password", "/email/smtp/password"];
+const PASSWORDS: [&str; 3] = [
+    "/email/imap/password",
+    "/email/smtp/password",
+    "/email/dkim/private_key",
+];
 
 fn masked(mut inbox: Inbox) -> Inbox {
     for path in PASSWORDS {
@@ -136,7 +142,7 @@ fn keep_stored_passwords(new: &mut serde_json::Value, stored: &serde_json::Value
             None => {
                 return Err(kefu_core::ValidationError::new(
                     format!("settings{}", path.replace('/', ".")),
-                    format!("{PASSWORD_MASK} stands for the stored password, and none is stored"),
+                    format!("{PASSWORD_MASK} stands for the stored secret, and none is stored"),
                 )
                 .into());
             }

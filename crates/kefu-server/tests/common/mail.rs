@@ -135,3 +135,136 @@ impl Drop for Mail {
         let _ = self.stop.send(true);
     }
 }
+
+fn python() -> &'static str {
+    // Debian's python sees the apt-installed modules; another one first on
+    // PATH (pyenv and the like) may not.
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Whether Debian's python has these modules; when not, the test is skipped
+/// unless KEFU_REQUIRE_SMTP_SINK is set (scripts/test installs them).
+pub fn python_has(modules: &str) -> bool {
+    let found = std::process::Command::new(python())
+        .args(["-c", &format!("import {modules}")])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("KEFU_REQUIRE_SMTP_SINK").is_err(),
+            "KEFU_REQUIRE_SMTP_SINK is set but python3 lacks {modules} \
+             (apt-get install python3-aiosmtpd python3-dkim python3-nacl)"
+        );
+        eprintln!("skipping: python3 lacks {modules}");
+    }
+    found
+}
+
+/// aiosmtpd (a third-party SMTP server) on a free loopback port, keeping
+/// the bytes of each message as they arrived (kefu-mail's
+/// tests/raw_sink.py); stopped when dropped.
+pub struct Aiosmtpd {
+    child: std::process::Child,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Aiosmtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Aiosmtpd {
+    pub fn start() -> Aiosmtpd {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("received");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../kefu-mail/tests/raw_sink.py"
+        );
+        let child = std::process::Command::new(python())
+            .arg(script)
+            .arg(&dir)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let sink = Aiosmtpd {
+            child,
+            port,
+            dir,
+            _dir: tmp,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return sink;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("aiosmtpd did not listen on 127.0.0.1:{port}");
+    }
+
+    /// The bytes of the `n`th message (from 0) as they arrived; waits up
+    /// to 10 s.
+    pub async fn message(&self, n: usize) -> Vec<u8> {
+        let path = self.dir.join(format!("{n:06}.eml"));
+        for _ in 0..100 {
+            if let Ok(bytes) = std::fs::read(&path) {
+                return bytes;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no mail #{n} arrived in {}", self.dir.display());
+    }
+}
+
+/// Verifies a message's DKIM signature with dkimpy (python3-dkim, not kefu
+/// code), answering the key lookup of `selector._domainkey.domain` with
+/// `record` instead of DNS. Returns dkimpy's verdict and the tags it read.
+pub fn dkim_verify(message: &[u8], record: &str) -> serde_json::Value {
+    const VERIFY: &str = r#"
+import dkim, json, sys
+raw = open(sys.argv[1], 'rb').read()
+record = sys.argv[2].encode()
+asked = []
+def dns(name, timeout=5):
+    asked.append(name.decode() if isinstance(name, bytes) else name)
+    return record
+def text(v):
+    return v.decode() if isinstance(v, bytes) else (v or '')
+d = dkim.DKIM(raw)
+try:
+    ok, why = d.verify(dnsfunc=dns), ''
+except dkim.ValidationError as e:
+    ok, why = False, str(e)
+print(json.dumps({'ok': bool(ok), 'why': why, 'asked': asked,
+                  'domain': text(d.domain), 'selector': text(d.selector),
+                  'signed': [text(h).lower() for h in (d.include_headers or [])]}))
+"#;
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), message).expect("write");
+    let out = std::process::Command::new(python())
+        .args(["-c", VERIFY])
+        .arg(file.path())
+        .arg(record)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json from python")
+}

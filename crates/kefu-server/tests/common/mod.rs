@@ -123,6 +123,8 @@ impl TestServer {
         assert_eq!(store.backend(), backend);
         let blobs = Blobs::new(dir.path().join("attachments"));
         let state = AppState::new(store.clone(), blobs, config);
+        // As `kefu serve` does: the email channel checks inbox settings.
+        state.set_inbox_settings_check(kefu_mail::channel::check_inbox_settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
