@@ -11,7 +11,7 @@ import { $, h, fill, L } from './dom.js';
 import { AgentSocket } from './socket.js';
 import { state, onChange, changed, loadDirectory, remember, conversation, markRead, countUnread, contact, contactName, totalUnread } from './state.js';
 import { mountInbox, drawInbox, reload, setPreview } from './inbox.js';
-import { initThread, mountThread, openThread, closeThread, drawThread, onMessage, onAck, sendRead, threadResume } from './thread.js';
+import { initThread, mountThread, openThread, closeThread, drawThread, onMessage, onMessageUpdated, refreshDelivery, onAck, sendRead, threadResume } from './thread.js';
 import { mountContact, drawContact } from './contact.js';
 import { drawAdmin } from './admin.js';
 import { drawSessions } from './sessions.js';
@@ -64,7 +64,11 @@ async function onFrame(f) {
       if (f.reconnected) {
         reload();
         loadDirectory().catch(() => {});
+        refreshDelivery();
       }
+      break;
+    case 'message_updated':
+      onMessageUpdated(f.message);
       break;
     case 'message': {
       const m = f.message;

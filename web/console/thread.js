@@ -42,7 +42,6 @@ export async function openThread(id) {
     cur.loading = false;
     markRead(id, c.last_seq);
     sendRead();
-    watchDelivery();
   } catch (e) {
     if (cur?.id === id) cur.loading = false;
     toast(`${L('打开会话失败', 'Could not open the conversation')}: ${e.message}`, 'error');
@@ -52,7 +51,6 @@ export async function openThread(id) {
 
 export function closeThread() {
   stopTyping();
-  clearTimeout(deliveryTimer);
   cur = null;
   state.openId = null;
   if (els) mountThread(els.root, els);
@@ -72,7 +70,6 @@ export function onMessage(m) {
     markRead(cur.id, m.seq);
     sendRead();
   }
-  if (m.direction === 'outgoing') watchDelivery();
   return true;
 }
 
@@ -95,40 +92,32 @@ export function sendRead() {
 }
 
 // ----------------------------------------------------------- email delivery
-// An agent's reply in an email inbox (or in a form inbox that answers by mail)
-// is queued, then sent or failed, after it was created. Nothing announces that
-// over the socket, so while a reply of the last ten minutes is not sent or
-// failed yet, the open thread re-reads those messages every 3 s; it stops by
-// itself once every one has its final state.
-let deliveryTimer = 0;
-function mailsReplies(c) {
-  const inbox = state.inboxes.get(c.inbox_id);
-  if (inbox?.kind === 'email') return true;
-  return inbox?.kind === 'form' && !!inbox.settings?.form?.reply_email_inbox && !!contact(c.contact_id)?.email;
+// An agent's reply that leaves by email (an email inbox, or a form inbox that
+// answers by mail) is queued, then sent or failed, after it was created. The
+// server announces each change in a `message_updated` frame. Frames missed
+// while the socket was down are not replayed, so after a reconnect the open
+// thread re-reads, once, its replies of the last week that were still queued.
+export function onMessageUpdated(m) {
+  if (!cur || m.conversation_id !== cur.id || !cur.msgs.has(m.id)) return false;
+  if (JSON.stringify(cur.msgs.get(m.id).metadata) !== JSON.stringify(m.metadata)) cur.rev++;
+  add(m);
+  return true;
 }
-function watchDelivery() {
-  clearTimeout(deliveryTimer);
-  const c = cur && !cur.loading && state.convs.get(cur.id);
-  if (!c || !mailsReplies(c)) return;
-  const since = Date.now() - 10 * 60_000;
+
+export async function refreshDelivery() {
+  if (!cur || cur.loading) return;
+  const since = Date.now() - 7 * 86_400_000;
   const waiting = [...cur.msgs.values()].filter((m) => m.direction === 'outgoing' && m.sender_kind === 'agent'
     && Date.parse(m.created_at) > since && (!m.metadata?.email || m.metadata.email.status === 'queued'));
   if (!waiting.length) return;
   const id = cur.id;
   const after = Math.min(...waiting.map((m) => m.seq)) - 1;
-  deliveryTimer = setTimeout(async () => {
-    try {
-      const page = await get(`/api/v1/conversations/${id}/messages?after_seq=${after}&limit=500`);
-      if (cur?.id !== id) return;
-      for (const m of page) {
-        const old = cur.msgs.get(m.id);
-        if (JSON.stringify(old?.metadata?.email) !== JSON.stringify(m.metadata?.email)) cur.rev++;
-        add(m);
-      }
-      changed();
-    } catch { /* the next round tries again */ }
-    if (cur?.id === id) watchDelivery();
-  }, 3000);
+  try {
+    const page = await get(`/api/v1/conversations/${id}/messages?after_seq=${after}&limit=500`);
+    if (cur?.id !== id) return;
+    for (const m of page) if (!onMessageUpdated(m)) add(m);
+    changed();
+  } catch { /* the next reconnect tries again */ }
 }
 
 /** "Email sent" under a reply, or queued / failed with the reason. */

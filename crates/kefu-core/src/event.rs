@@ -20,6 +20,13 @@ pub enum Event {
         contact_id: Uuid,
         message: Message,
     },
+    /// A message changed after it was created; today only its
+    /// `metadata` (an email reply's delivery state: queued, sent, failed).
+    MessageUpdated {
+        inbox_id: Uuid,
+        contact_id: Uuid,
+        message: Message,
+    },
     ContactUpdated {
         contact: Contact,
     },
@@ -31,7 +38,9 @@ impl Event {
         match self {
             Event::ConversationCreated { conversation }
             | Event::ConversationUpdated { conversation } => Some(conversation.inbox_id),
-            Event::MessageCreated { inbox_id, .. } => Some(*inbox_id),
+            Event::MessageCreated { inbox_id, .. } | Event::MessageUpdated { inbox_id, .. } => {
+                Some(*inbox_id)
+            }
             Event::ContactUpdated { .. } => None,
         }
     }

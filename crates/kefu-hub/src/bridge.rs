@@ -19,6 +19,10 @@ pub const CHANNEL: &str = "kefu_hub";
 pub(crate) enum Wire {
     Message {
         message_id: Uuid,
+        /// A change to a message that exists (`MessageUpdated`); absent in
+        /// wires from nodes that predate it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        updated: bool,
     },
     Conversation {
         conversation_id: Uuid,
@@ -41,6 +45,11 @@ fn wire_of(event: &Event) -> Wire {
     match event {
         Event::MessageCreated { message, .. } => Wire::Message {
             message_id: message.id,
+            updated: false,
+        },
+        Event::MessageUpdated { message, .. } => Wire::Message {
+            message_id: message.id,
+            updated: true,
         },
         Event::ConversationCreated { conversation } => Wire::Conversation {
             conversation_id: conversation.id,
@@ -184,13 +193,24 @@ async fn materialize(hub: &Hub, wire: Wire) -> Option<HubMsg> {
     let store = &hub.store;
     let event = match wire {
         Wire::Signal(s) => return Some(HubMsg::Signal(s)),
-        Wire::Message { message_id } => {
+        Wire::Message {
+            message_id,
+            updated,
+        } => {
             let message = store.message(message_id).await.ok()?;
             let c = store.conversation(message.conversation_id).await.ok()?;
-            Event::MessageCreated {
-                inbox_id: c.inbox_id,
-                contact_id: c.contact_id,
-                message,
+            if updated {
+                Event::MessageUpdated {
+                    inbox_id: c.inbox_id,
+                    contact_id: c.contact_id,
+                    message,
+                }
+            } else {
+                Event::MessageCreated {
+                    inbox_id: c.inbox_id,
+                    contact_id: c.contact_id,
+                    message,
+                }
             }
         }
         Wire::Conversation {
@@ -221,6 +241,7 @@ mod tests {
         let wires: Vec<Wire> = (0..500)
             .map(|_| Wire::Message {
                 message_id: Uuid::now_v7(),
+                updated: false,
             })
             .collect();
         let payloads = pack(node, wires);

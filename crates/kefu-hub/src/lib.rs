@@ -262,11 +262,18 @@ fn topics_of(msg: &HubMsg) -> Vec<Topic> {
             Event::ConversationCreated { conversation }
             | Event::ConversationUpdated { conversation },
         ) => conversation_topics(conversation),
-        HubMsg::Event(Event::MessageCreated {
-            inbox_id,
-            contact_id,
-            ..
-        }) => {
+        HubMsg::Event(
+            Event::MessageCreated {
+                inbox_id,
+                contact_id,
+                ..
+            }
+            | Event::MessageUpdated {
+                inbox_id,
+                contact_id,
+                ..
+            },
+        ) => {
             vec![Topic::Inbox(*inbox_id), Topic::Contact(*contact_id)]
         }
         HubMsg::Event(Event::ContactUpdated { contact }) => vec![Topic::Contact(contact.id)],

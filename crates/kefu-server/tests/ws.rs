@@ -32,6 +32,7 @@ both_backends!(
     files_unread_counts_and_ratings,
     continuity_links_open_an_imported_history,
     presence_is_told_per_inbox,
+    email_delivery_state_is_pushed,
 );
 
 mod two_nodes {
@@ -1087,4 +1088,80 @@ async fn continuity_links_open_an_imported_history(backend: Backend) {
     let old_token = old[0].rsplit("/c/").next().expect("token");
     let (status, _) = session(&server, json!({ "inbox": public, "link": old_token })).await;
     assert_eq!(status, 401);
+}
+
+/// An email reply's delivery state reaches open consoles as
+/// `message_updated` frames (queued, then sent or failed with the relay's
+/// reason) without polling; with PostgreSQL, a console on another node
+/// gets them too.
+async fn email_delivery_state_is_pushed(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    server.state.hub.listening().await;
+    let admin = server.admin().await;
+    let (_sink, sink_port) = common::mail::Sink::start().await;
+    let _mail = common::mail::Mail::start(&server).await;
+    let inbox = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
+                    "settings": { "email": { "address": "support@shop.example",
+                        "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" } } } }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let mut console = agent(&server.base, &admin).await;
+    let mut other_node = None;
+    if backend == Backend::Postgres {
+        let (node_b, state_b) =
+            serve_node(Store::open(&server.url).await.expect("second store")).await;
+        other_node = Some((agent(&node_b, &admin).await, state_b));
+    }
+    for (address, last) in [
+        ("wang@customer.example", "sent"),
+        ("refuse@customer.example", "failed"),
+    ] {
+        let conv = admin
+            .post(
+                "/api/v1/conversations",
+                json!({ "inbox_id": id(&inbox), "subject": "退款进度",
+                        "contact": { "name": "王小明", "email": address },
+                        "message": { "direction": "incoming", "text": "退款到哪一步了？" } }),
+            )
+            .await
+            .ok(201)["conversation"]
+            .clone();
+        let reply = admin
+            .post(
+                &format!("/api/v1/conversations/{}/messages", id(&conv)),
+                json!({ "direction": "outgoing", "text": "已在处理，三个工作日内到账。" }),
+            )
+            .await
+            .ok(201)
+            .clone();
+        let mut consoles = vec![&mut console];
+        if let Some((ws, _)) = other_node.as_mut() {
+            consoles.push(ws);
+        }
+        for ws in consoles {
+            let mut seen = Vec::new();
+            while seen.last().map(String::as_str) != Some(last) {
+                let f = ws.expect("message_updated").await;
+                if f["message"]["id"] != reply["id"] {
+                    continue;
+                }
+                assert_eq!(f["inbox_id"], inbox["id"]);
+                assert_eq!(f["message"]["text"], "已在处理，三个工作日内到账。");
+                let state = &f["message"]["metadata"]["email"];
+                if state["status"] == "failed" {
+                    assert!(
+                        state["error"].as_str().unwrap_or("").contains("550"),
+                        "{state}"
+                    );
+                }
+                seen.push(state["status"].as_str().unwrap_or("").to_string());
+            }
+            assert_eq!(seen, ["queued", last], "{address}");
+        }
+    }
 }

@@ -333,6 +333,15 @@ impl Store {
         on_db!(self.db.writer(), p =>
             sqlx::query("UPDATE messages SET metadata = $2 WHERE id = $1")
                 .bind(message_id).bind(&metadata).execute(p).await?.rows_affected());
+        // Consoles show an email reply's delivery state from the metadata:
+        // announce the change instead of making them poll.
+        let message = self.message(message_id).await?;
+        let conversation = self.conversation(message.conversation_id).await?;
+        self.publish(kefu_core::Event::MessageUpdated {
+            inbox_id: conversation.inbox_id,
+            contact_id: conversation.contact_id,
+            message,
+        });
         Ok(())
     }
 }

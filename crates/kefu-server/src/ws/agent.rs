@@ -381,6 +381,12 @@ fn agent_frame(msg: &HubMsg) -> Option<Outbound> {
         ) => Outbound::Conversation {
             conversation: conversation.clone(),
         },
+        HubMsg::Event(Event::MessageUpdated {
+            inbox_id, message, ..
+        }) => Outbound::MessageUpdated {
+            inbox_id: *inbox_id,
+            message: message.clone(),
+        },
         HubMsg::Event(Event::ContactUpdated { .. }) => return None,
         HubMsg::Signal(Signal::Typing {
             conversation_id,

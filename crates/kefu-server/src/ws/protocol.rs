@@ -134,6 +134,12 @@ pub enum Outbound {
         inbox_id: Uuid,
         message: Message,
     },
+    /// A message already sent in a `message` frame changed (an email
+    /// reply's delivery state in `metadata.email`).
+    MessageUpdated {
+        inbox_id: Uuid,
+        message: Message,
+    },
     WidgetConversation {
         conversation: WidgetConversation,
     },
