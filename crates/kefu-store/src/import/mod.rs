@@ -470,7 +470,7 @@ impl Store {
                 done: progress.done,
             };
             return writer
-                .write(move |conn| sqlite::stage(conn, &rows, &p, at))
+                .write_alone(move |conn| sqlite::stage(conn, &rows, &p, at))
                 .await;
         }
         let mut counts = StageCounts::default();
@@ -511,7 +511,7 @@ impl Store {
         if let Some(writer) = self.db.fast_writer() {
             let opts = opts.clone();
             return writer
-                .write(move |conn| sqlite::place(conn, &opts, limit, at))
+                .write_alone(move |conn| sqlite::place(conn, &opts, limit, at))
                 .await;
         }
         let rows: Vec<PendingRow> = on_db!(self.db.reader(), p =>
@@ -651,6 +651,16 @@ impl Store {
             )
             .bind(limit as i64).fetch_all(p).await?);
         Ok(rows.into_iter().map(ImportRun::from).collect())
+    }
+
+    /// Whether any staged row waits to be placed (an earlier run stopped
+    /// before placing all it staged).
+    pub async fn import_has_pending(&self) -> Result<bool> {
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM import_staged WHERE message_id IS NULL)",
+            )
+            .fetch_one(p).await?))
     }
 
     /// The agent references of staged rows not placed yet: the importer maps
