@@ -338,13 +338,30 @@ function drawHead(c) {
     type: 'button', class: resolved ? 'secondary' : 'primary',
     onclick: () => update(c.id, { status: resolved ? 'open' : 'resolved' }),
   }, resolved ? L('重新打开', 'Reopen') : L('解决', 'Resolve'));
+  // A form ticket's customer reads it through a status link: revoking gives a
+  // new link to pass on (by email or phone) and stops the old ones at once.
+  const revoke = inbox?.kind === 'form' ? h('button.secondary', {
+    type: 'button', 'data-action': 'revoke-status-link',
+    title: L('让客户手中的状态链接立即失效，并生成新链接', "Turn off the customer's status links now and make a new one"),
+    onclick: () => revokeStatusLink(c),
+  }, L('重置状态链接', 'Reset status link')) : null;
   fill(els.head,
     h('button.back', { type: 'button', 'aria-label': L('返回', 'Back'), onclick: els.onBack }, '‹'),
     avatar(contactName(who), who?.avatar_url),
     h('div.thread-title',
       h('h2', contactName(who)),
       h('div.sub', `#${c.number}`, inbox ? ` · ${inbox.name}` : '', ` · ${fmtTime(c.created_at, true)}`, c.csat_score ? ` · ${L('评分', 'CSAT')} ${'★'.repeat(c.csat_score)}` : '')),
-    h('div.actions', assignee, team, priority, status, resolve));
+    h('div.actions', assignee, team, priority, status, resolve, revoke));
+}
+
+async function revokeStatusLink(c) {
+  if (!confirm(L('客户现有的状态链接将立即失效。继续？', "The customer's current status links stop working now. Go on?"))) return;
+  try {
+    const r = await post(`/api/v1/conversations/${c.id}/status-link`, {});
+    prompt(L('新的状态链接（旧链接已失效），请发给客户：', 'New status link (the old ones no longer work); send it to the customer:'), r.status_url);
+  } catch (e) {
+    toast(e.message, 'error');
+  }
 }
 
 function drawTags(c) {

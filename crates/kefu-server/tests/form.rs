@@ -22,6 +22,7 @@ both_backends!(
     uploads_are_limited_by_count_size_and_sniffed_type,
     the_status_link_shows_public_messages_and_takes_replies,
     customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail,
+    status_links_expire_and_agents_can_revoke_them,
 );
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
@@ -1126,4 +1127,184 @@ async fn customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail(b: B
     // Li gave no email: his reply stays on the status page; the sink got one mail.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(sink.got.lock().await.len(), 1);
+}
+
+/// The claims inside a status link (its middle part, base64url JSON).
+fn link_claims(path: &str) -> Value {
+    use base64::Engine as _;
+    let body = path
+        .trim_start_matches("/s/s1.")
+        .split('.')
+        .next()
+        .expect("a body");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// A status link lasts `settings.form.status_link_days`; past that it shows
+/// a page saying it expired (410, not an error). An agent revokes a
+/// conversation's links through the API: the old link stops at once (page
+/// and replies), the new one it answers works.
+async fn status_links_expire_and_agents_can_revoke_them(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let res = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "form", "name": "坏设置",
+                    "settings": { "form": { "slug": "bad", "status_link_days": 0 } } }),
+        )
+        .await;
+    res.assert_error(422, "validation_failed");
+    assert!(res.message().contains("status_link_days"), "{}", res.body);
+    let inbox = form_inbox(&admin, json!({ "slug": "help", "status_link_days": 30 })).await;
+    let customer = s.client();
+    let (t, a) = page_challenge(&customer, "help").await;
+    let res = post_form(
+        &customer,
+        "help",
+        &[
+            ("name", "王小明"),
+            ("email", "wang@example.cn"),
+            ("message", "发票抬头写错了"),
+            ("challenge_token", &t),
+            ("challenge_answer", &a),
+        ],
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let old = status_path(html(&res));
+    let now = chrono::Utc::now().timestamp();
+    let expires = link_claims(&old)["e"].as_i64().expect("an expiry");
+    assert!(
+        (expires - (now + 30 * 86_400)).abs() < 300,
+        "30 days from now: {expires} vs {now}"
+    );
+    assert_eq!(customer.get(&old).await.status, 200);
+    let conv = conversations_in(&admin, &inbox).await[0].clone();
+    let messages = format!("/api/v1/conversations/{}/messages", id(&conv));
+
+    // Revoked: the old link is refused at once, page and reply alike.
+    let fresh = admin
+        .post(
+            &format!("/api/v1/conversations/{}/status-link", id(&conv)),
+            json!({}),
+        )
+        .await
+        .ok(200)
+        .clone();
+    let url = fresh["status_url"].as_str().expect("a url");
+    assert!(url.starts_with(&format!("{}/s/s1.", s.base)), "{url}");
+    assert!(
+        fresh["expires_at"]
+            .as_str()
+            .is_some_and(|e| e.starts_with('2'))
+    );
+    let new = url[s.base.len()..].to_string();
+    assert_ne!(new, old);
+    let page = customer.get(&old).await;
+    assert_eq!(page.status, 410);
+    assert!(
+        html(&page).contains("这个链接已被客服停用"),
+        "{}",
+        html(&page)
+    );
+    let before = admin.get(&messages).await.ok(200).as_array().unwrap().len();
+    let res = customer
+        .send(
+            customer
+                .request(reqwest::Method::POST, &old)
+                .form(&[("text", "还在吗？")]),
+        )
+        .await;
+    assert_eq!(res.status, 410);
+    assert_eq!(
+        admin.get(&messages).await.ok(200).as_array().unwrap().len(),
+        before
+    );
+    // The new link works, and takes a reply.
+    let page = customer.get(&new).await;
+    assert_eq!(page.status, 200);
+    assert!(html(&page).contains("发票抬头写错了"));
+    let res = customer
+        .send(
+            customer
+                .request(reqwest::Method::POST, &new)
+                .form(&[("text", "新链接可以用")]),
+        )
+        .await;
+    assert!(matches!(res.status, 200 | 303), "{}", res.status);
+    assert_eq!(
+        admin.get(&messages).await.ok(200).as_array().unwrap().len(),
+        before + 1
+    );
+
+    // Expired: the same link signed with a past expiry shows the expiry
+    // page; signed with a future one it works (so the signature is right).
+    let key = kefu_server::form::status::key(&s.state.visitor_key().await.unwrap());
+    let spec = |expires_at| kefu_server::form::status::LinkSpec {
+        conversation: id(&conv).parse().unwrap(),
+        contact: conv["contact_id"].as_str().unwrap().parse().unwrap(),
+        generation: link_claims(&new)["g"].as_i64().unwrap(),
+        expires_at,
+    };
+    let live = kefu_server::form::status::path(&key, spec(now + 600));
+    assert_eq!(customer.get(&live).await.status, 200);
+    let expired = kefu_server::form::status::path(&key, spec(now - 1));
+    let page = customer.get(&expired).await;
+    assert_eq!(page.status, 410);
+    assert!(html(&page).contains("这个链接已过期"), "{}", html(&page));
+    let res = customer
+        .send(
+            customer
+                .request(reqwest::Method::POST, &expired)
+                .form(&[("text", "过期了吗")]),
+        )
+        .await;
+    assert_eq!(res.status, 410);
+
+    // Only form conversations have status links; other agents' rights hold.
+    let email = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "email", "name": "邮件", "member_ids": [admin.agent_id()],
+                    "settings": { "email": { "address": "help@shop.example" } } }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let other = admin
+        .post(
+            "/api/v1/conversations",
+            json!({ "inbox_id": id(&email), "subject": "x",
+                    "contact": { "name": "李雷", "email": "li@example.cn" } }),
+        )
+        .await
+        .ok(201)["conversation"]
+        .clone();
+    admin
+        .post(
+            &format!("/api/v1/conversations/{}/status-link", id(&other)),
+            json!({}),
+        )
+        .await
+        .assert_error(422, "validation_failed");
+    let outsider = s.agent_client("zhao@kefu.test", "小赵", Role::Agent).await;
+    assert_eq!(
+        outsider
+            .post(
+                &format!("/api/v1/conversations/{}/status-link", id(&conv)),
+                json!({})
+            )
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        customer.get(&new).await.status,
+        200,
+        "a refused revoke changes nothing"
+    );
 }

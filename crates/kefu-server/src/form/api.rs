@@ -25,6 +25,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(form_schema, submit_form))
+        .routes(routes!(super::status::new_link))
         .route("/api/form/v1/{slug}", options(preflight))
         .layer(axum::extract::DefaultBodyLimit::disable())
 }
@@ -225,6 +226,7 @@ fn error(e: FormError, lang: Lang) -> Response {
     };
     let (status, code) = match &e {
         FormError::NotFound | FormError::BadLink => (StatusCode::NOT_FOUND, "not_found"),
+        FormError::ExpiredLink | FormError::RevokedLink => (StatusCode::GONE, "gone"),
         FormError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         FormError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         FormError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

@@ -21,7 +21,7 @@ pub mod api;
 pub mod challenge;
 mod page;
 pub mod settings;
-mod status;
+pub mod status;
 pub mod submit;
 mod ticket;
 mod upload;
@@ -47,6 +47,10 @@ pub enum FormError {
     NotFound,
     #[error("this link is not valid")]
     BadLink,
+    #[error("this link has expired")]
+    ExpiredLink,
+    #[error("this link was revoked")]
+    RevokedLink,
     #[error("some fields need correcting")]
     Invalid {
         problems: Problems,
@@ -102,6 +106,24 @@ impl FormError {
                     "这个链接无效或已失效。请使用提交表单后得到的链接。".to_string()
                 } else {
                     "This link is not valid. Use the link you were given after sending the form."
+                        .into()
+                },
+            ),
+            FormError::ExpiredLink => (
+                StatusCode::GONE,
+                if zh {
+                    "这个链接已过期。如需继续，请回复我们的邮件，或重新提交表单。".to_string()
+                } else {
+                    "This link has expired. To carry on, answer our email or send the form again."
+                        .into()
+                },
+            ),
+            FormError::RevokedLink => (
+                StatusCode::GONE,
+                if zh {
+                    "这个链接已被客服停用。如果客服给了您新的链接，请使用新链接。".to_string()
+                } else {
+                    "This link was turned off by the support team. If they gave you a new link, use that one."
                         .into()
                 },
             ),
@@ -260,7 +282,7 @@ fn receipt(state: &AppState, headers: &HeaderMap, outcome: Outcome) -> (i64, Str
 
 /// Where customers reach kefu: the configured public URL, else the Host
 /// the request came to.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(u) = &state.config.public_url {
         return u.trim_end_matches('/').to_string();
     }

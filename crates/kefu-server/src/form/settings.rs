@@ -55,6 +55,15 @@ pub struct FormSettings {
     /// An email inbox whose address sends agents' replies to customers who
     /// gave an email address.
     pub reply_email_inbox: Option<Uuid>,
+    /// Days a status link works after it was made (1–3650, default 180);
+    /// an agent can revoke a conversation's links sooner.
+    #[serde(default = "default_status_link_days")]
+    pub status_link_days: u32,
+}
+
+pub const DEFAULT_STATUS_LINK_DAYS: u32 = 180;
+fn default_status_link_days() -> u32 {
+    DEFAULT_STATUS_LINK_DAYS
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -211,6 +220,12 @@ impl FormSettings {
             return Err(invalid(
                 "settings.form.max_file_mb",
                 format!("between 1 and {MAX_FILE_MB}"),
+            ));
+        }
+        if !(1..=3650).contains(&self.status_link_days) {
+            return Err(invalid(
+                "settings.form.status_link_days",
+                "between 1 and 3650",
             ));
         }
         Ok(())

@@ -4,6 +4,15 @@
 //! (so it is no other kind of token) and names the conversation and its
 //! contact; it is checked on every request, and a conversation that moved
 //! to another contact (merged contacts) refuses the old link.
+//!
+//! A link also carries its expiry (`settings.form.status_link_days` after it
+//! was made, 180 by default) and the conversation's link generation. An
+//! agent revokes a conversation's links by bumping the generation
+//! (`POST /api/v1/conversations/{id}/status-link`, which answers a new link);
+//! it lives in the settings table (`status_link_generation:{id}`) rather than
+//! a column, since few conversations ever have one and the check is one
+//! keyed read. Links made before expiry existed carry neither and keep
+//! working until revoked.
 
 use super::FormError;
 use super::page::{self, Lang};
@@ -17,6 +26,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use kefu_core::{Conversation, Direction, NewMessage};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 const PREFIX: &str = "s1.";
@@ -31,35 +41,152 @@ struct Claims {
     v: Uuid,
     /// Its contact when the link was made.
     c: Uuid,
+    /// Expires at, Unix seconds (absent in links made before expiry existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<i64>,
+    /// The conversation's link generation when the link was made.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    g: i64,
+}
+
+fn is_zero(g: &i64) -> bool {
+    *g == 0
+}
+
+/// What a status link says about itself, for [`path`].
+#[derive(Debug, Clone, Copy)]
+pub struct LinkSpec {
+    pub conversation: Uuid,
+    pub contact: Uuid,
+    pub generation: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
 }
 
 pub fn key(visitor_key: &[u8]) -> Vec<u8> {
     visitor::mac(visitor_key, b"kefu form status link")
 }
 
-pub fn path(key: &[u8], conversation: Uuid, contact: Uuid) -> String {
+pub fn path(key: &[u8], spec: LinkSpec) -> String {
     format!(
         "/s/{}",
         visitor::sign_as(
             PREFIX,
             key,
             &Claims {
-                v: conversation,
-                c: contact
+                v: spec.conversation,
+                c: spec.contact,
+                e: Some(spec.expires_at),
+                g: spec.generation,
             }
         )
     )
+}
+
+fn generation_key(conversation: Uuid) -> String {
+    format!("status_link_generation:{conversation}")
+}
+
+/// The conversation's current link generation (0 until first revoked).
+async fn generation(state: &AppState, conversation: Uuid) -> Result<i64, ApiError> {
+    Ok(state
+        .store
+        .setting(&generation_key(conversation))
+        .await?
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0))
+}
+
+/// A fresh link to `c`, valid for its form's `status_link_days`.
+pub async fn link(state: &AppState, c: &Conversation) -> Result<(String, i64), ApiError> {
+    let inbox = state.store.inbox(c.inbox_id).await?;
+    let days = inbox
+        .settings
+        .get("form")
+        .and_then(|f| serde_json::from_value::<super::settings::FormSettings>(f.clone()).ok())
+        .map_or(super::settings::DEFAULT_STATUS_LINK_DAYS, |f| {
+            f.status_link_days
+        });
+    let expires_at = chrono::Utc::now().timestamp() + i64::from(days) * 86_400;
+    let spec = LinkSpec {
+        conversation: c.id,
+        contact: c.contact_id,
+        generation: generation(state, c.id).await?,
+        expires_at,
+    };
+    let key = key(&state.visitor_key().await?);
+    Ok((path(&key, spec), expires_at))
 }
 
 /// The conversation a token names, if the token is ours and still fits.
 async fn conversation(state: &AppState, token: &str) -> Result<Conversation, FormError> {
     let key = key(&state.visitor_key().await?);
     let claims: Claims = visitor::verify_as(PREFIX, &key, token).ok_or(FormError::BadLink)?;
-    match state.store.conversation(claims.v).await {
-        Ok(c) if c.contact_id == claims.c => Ok(c),
-        Ok(_) | Err(kefu_store::StoreError::NotFound) => Err(FormError::BadLink),
-        Err(e) => Err(e.into()),
+    let c = match state.store.conversation(claims.v).await {
+        Ok(c) if c.contact_id == claims.c => c,
+        Ok(_) | Err(kefu_store::StoreError::NotFound) => return Err(FormError::BadLink),
+        Err(e) => return Err(e.into()),
+    };
+    if claims.g != generation(state, c.id).await? {
+        return Err(FormError::RevokedLink);
     }
+    if claims
+        .e
+        .is_some_and(|e| e <= chrono::Utc::now().timestamp())
+    {
+        return Err(FormError::ExpiredLink);
+    }
+    Ok(c)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewStatusLink {
+    /// The customer's new private link to the ticket.
+    status_url: String,
+    /// When it stops working (RFC 3339).
+    expires_at: String,
+}
+
+/// Revokes every status link of a form conversation (pages open on them
+/// stop working at their next request) and answers a new one to give the
+/// customer instead.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/status-link", tag = "conversations", params(("id" = Uuid, Path)), responses((status = 200, body = NewStatusLink), (status = 404), (status = 422)))]
+#[tracing::instrument(skip_all, fields(conversation = %id))]
+pub async fn new_link(
+    State(state): State<AppState>,
+    who: crate::auth::Principal,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<axum::Json<NewStatusLink>, ApiError> {
+    let c = state
+        .store
+        .visible_conversation(id, who.visibility())
+        .await?;
+    if state.store.inbox(c.inbox_id).await?.kind != kefu_core::InboxKind::Form {
+        return Err(ApiError::Unprocessable(
+            "only form conversations have status links".into(),
+        ));
+    }
+    let next = generation(&state, id).await? + 1;
+    state
+        .store
+        .set_setting(&generation_key(id), &next.to_string())
+        .await?;
+    let (path, expires_at) = link(&state, &c).await?;
+    crate::http::audit(
+        &state,
+        Some(&who),
+        "conversation.status_link_revoked",
+        Some(id.to_string()),
+        serde_json::json!({ "generation": next }),
+    )
+    .await;
+    Ok(axum::Json(NewStatusLink {
+        status_url: format!("{}{path}", super::base_url(&state, &headers)),
+        expires_at: chrono::DateTime::from_timestamp(expires_at, 0)
+            .unwrap_or_default()
+            .to_rfc3339(),
+    }))
 }
 
 async fn show(
@@ -195,11 +322,22 @@ mod tests {
         let visitor_key = b"0123456789abcdef0123456789abcdef";
         let k = key(visitor_key);
         let (v, c) = (Uuid::now_v7(), Uuid::now_v7());
-        let p = path(&k, v, c);
+        let spec = LinkSpec {
+            conversation: v,
+            contact: c,
+            generation: 2,
+            expires_at: 1_800_000_000,
+        };
+        let p = path(&k, spec);
         let token = p.strip_prefix("/s/").unwrap();
         assert_eq!(
             visitor::verify_as::<Claims>(PREFIX, &k, token),
-            Some(Claims { v, c })
+            Some(Claims {
+                v,
+                c,
+                e: Some(1_800_000_000),
+                g: 2
+            })
         );
         assert_eq!(
             visitor::verify_as::<Claims>(PREFIX, visitor_key, token),

@@ -48,10 +48,9 @@ pub async fn create(
     };
     new.validate()?;
     let (conversation, _) = state.store.create_conversation(&new, None).await?;
-    let key = status::key(&state.visitor_key().await?);
     Ok(Ticket {
         number: conversation.number,
-        status_path: status::path(&key, conversation.id, conversation.contact_id),
+        status_path: status::link(state, &conversation).await?.0,
     })
 }
 
