@@ -16,6 +16,7 @@ both_backends!(
     mail_passwords_never_leave_the_server,
     replies_show_their_delivery_state,
     replies_are_dkim_signed,
+    replies_without_an_address_fail_once,
 );
 
 const IMAP_PASSWORD: &str = "imap-秘密-7f3a9c";
@@ -391,4 +392,64 @@ async fn replies_are_dkim_signed(b: Backend) {
             .contains("body hash mismatch"),
         "{verdict}"
     );
+}
+
+/// A reply in an email inbox to a customer without any email address fails
+/// at once with the reason, and the outbox does not take it up again (it
+/// used to re-mark it on every round for a week, and a pile of such
+/// replies could crowd out real ones); the next reply to a customer with an
+/// address goes out as usual.
+async fn replies_without_an_address_fail_once(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let (sink, sink_port) = mail::Sink::start().await;
+    let _mail = mail::Mail::start(&s).await;
+    let inbox = admin
+        .post(
+            "/api/v1/inboxes",
+            json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
+                    "settings": { "email": { "address": "support@shop.example",
+                        "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" } } } }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    let inbox_id: uuid::Uuid = id(&inbox).parse().expect("uuid");
+    let mut states = Vec::new();
+    for contact in [
+        json!({ "name": "电话客户", "phone": "13800138000" }),
+        json!({ "name": "王小明", "email": "wang@customer.example" }),
+    ] {
+        let conv = admin
+            .post(
+                "/api/v1/conversations",
+                json!({ "inbox_id": id(&inbox), "subject": "回电", "contact": contact,
+                        "message": { "direction": "incoming", "text": "请回电" } }),
+            )
+            .await
+            .ok(201)["conversation"]
+            .clone();
+        let path = format!("/api/v1/conversations/{}/messages", id(&conv));
+        let reply = admin
+            .post(
+                &path,
+                json!({ "direction": "outgoing", "text": "好的，马上回电。" }),
+            )
+            .await
+            .ok(201)
+            .clone();
+        states.push(mail::delivery_state(&admin, &path, &reply).await);
+    }
+    assert_eq!(states[0]["status"], "failed", "{}", states[0]);
+    assert_eq!(states[0]["error"], "the customer has no email address");
+    assert_eq!(states[1]["status"], "sent", "{}", states[1]);
+    assert_eq!(sink.got.lock().await.len(), 1);
+    // Nothing is left for the outbox to take up.
+    let week_ago = chrono::Utc::now().timestamp_millis() - 7 * 86_400_000;
+    let left = s
+        .store
+        .unqueued_email_replies(&[inbox_id], week_ago, 200)
+        .await
+        .expect("query");
+    assert!(left.is_empty(), "{left:?}");
 }

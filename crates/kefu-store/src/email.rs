@@ -219,6 +219,29 @@ impl Store {
         Ok(id)
     }
 
+    /// Records that an agent's reply cannot go out by mail at all (no
+    /// address to send it to): a failed outbox row without a message, so
+    /// the outbox never picks the reply up again. Once per message.
+    pub async fn record_unsendable_email(
+        &self,
+        inbox_id: Uuid,
+        conversation_id: Uuid,
+        message_id: Uuid,
+        reason: &str,
+    ) -> Result<()> {
+        let at = to_millis(now());
+        on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "INSERT INTO email_outbox (id, inbox_id, conversation_id, message_id, header_id, envelope_from,
+                   recipients, sha256, status, next_attempt_at, last_error, created_at)
+                 VALUES ($1, $2, $3, $4, '', '', '[]', '', 'failed', $5, $6, $5)
+                 ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(Uuid::now_v7()).bind(inbox_id).bind(conversation_id).bind(message_id).bind(at).bind(reason)
+            .execute(p).await?.rows_affected());
+        Ok(())
+    }
+
     /// Queued mail whose time has come, oldest first.
     pub async fn due_emails(&self, limit: usize) -> Result<Vec<OutboxEmail>> {
         let sql = format!(
@@ -231,6 +254,10 @@ impl Store {
 
     /// The mail sent with this Message-ID (bounces name it).
     pub async fn outbox_email_by_header(&self, header_id: &str) -> Result<Option<OutboxEmail>> {
+        // Rows of replies that could not be sent have no Message-ID.
+        if header_id.is_empty() {
+            return Ok(None);
+        }
         let sql = format!("SELECT {OUTBOX_COLUMNS} FROM email_outbox WHERE header_id = $1");
         Ok(on_db!(self.db.reader(), p =>
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(header_id).fetch_optional(p).await?))

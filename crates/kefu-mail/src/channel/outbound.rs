@@ -30,7 +30,12 @@ pub async fn queue_reply(
 ) -> Result<(), ChannelError> {
     let conversation = store.conversation(message.conversation_id).await?;
     let Some(thread) = thread_of(store, &conversation).await? else {
+        // Nothing to retry: say so once and keep the outbox from picking
+        // the reply up again on every round (it used to, for a week).
         let reason = "the customer has no email address";
+        store
+            .record_unsendable_email(inbox.id, conversation.id, message.id, reason)
+            .await?;
         store
             .set_message_metadata(
                 message.id,
