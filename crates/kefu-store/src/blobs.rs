@@ -3,6 +3,7 @@
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -28,7 +29,13 @@ impl Blobs {
             tokio::fs::create_dir_all(parent).await?;
         }
         let tmp = path.with_extension(format!("tmp{}", uuid::Uuid::now_v7().simple()));
-        tokio::fs::write(&tmp, bytes).await?;
+        // Not tokio::fs::write: it copies the whole buffer before writing
+        // (a 30 MB mail would be held twice); File::write_all hands the
+        // blocking writer a bounded chunk at a time.
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        file.write_all(bytes).await?;
+        file.flush().await?;
+        drop(file);
         tokio::fs::rename(&tmp, &path).await?;
         Ok(hash)
     }

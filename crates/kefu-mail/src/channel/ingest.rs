@@ -16,6 +16,7 @@ use kefu_core::{
 use kefu_store::blobs::Blobs;
 use kefu_store::{EmailThread, NewAttachment, NewInbound, Store};
 use serde_json::json;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Above this many messages from one sender in [`FLOOD_WINDOW_MS`], more
@@ -47,11 +48,12 @@ pub async fn ingest(
     blobs: &Blobs,
     inbox: &Inbox,
     settings: &EmailSettings,
-    raw: &[u8],
+    raw: Arc<Vec<u8>>,
 ) -> Result<Filed, ChannelError> {
-    let sha256 = blobs.put(raw).await?;
-    let owned = raw.to_vec();
-    let parsed = tokio::task::spawn_blocking(move || parse(&owned))
+    let sha256 = blobs.put(&raw).await?;
+    let size = raw.len() as i64;
+    // Shared, not copied: a big message stays in memory once.
+    let parsed = tokio::task::spawn_blocking(move || parse(&raw))
         .await
         .map_err(|e| ChannelError::Invalid(format!("parser stopped: {e}")))?;
     let sender = parsed.from.as_ref().map(|m| m.address.clone());
@@ -59,7 +61,7 @@ pub async fn ingest(
         .record_inbound_email(NewInbound {
             inbox_id: inbox.id,
             sha256: &sha256,
-            size: raw.len() as i64,
+            size,
             header_id: parsed.message_id.as_deref(),
             sender: sender.as_deref(),
             status: "received",

@@ -369,7 +369,8 @@ struct Filer {
 impl ImapHandler for Filer {
     async fn handle(&self, _uid: u32, raw: Vec<u8>) -> Result<(), ImapHandlerError> {
         let s = &self.service;
-        match ingest::ingest(&s.store, &s.blobs, &self.inbox, &self.settings, &raw).await {
+        let raw = Arc::new(raw);
+        match ingest::ingest(&s.store, &s.blobs, &self.inbox, &self.settings, raw).await {
             Ok(_) => Ok(()),
             // The raw bytes are stored before anything can fail but the
             // database: try again on the next poll.
@@ -385,13 +386,18 @@ impl InboundHandler for MailService {
     }
 
     async fn deliver(&self, message: InboundMessage) -> Result<(), DeliveryError> {
-        let raw = message
-            .read_all()
-            .await
-            .map_err(|e| DeliveryError::Temporary(e.to_string()))?;
+        // One copy of the message in memory, shared by the blob store and the
+        // parser (a 30 MB mail was held three times: read, copied for the
+        // parser, copied again by tokio::fs::write).
+        let InboundMessage { envelope, body, .. } = message;
+        let raw = Arc::new(
+            body.into_bytes()
+                .await
+                .map_err(|e| DeliveryError::Temporary(e.to_string()))?,
+        );
         let inboxes = self.inboxes().await;
         let mut done = Vec::new();
-        for rcpt in &message.envelope.rcpt_to {
+        for rcpt in &envelope.rcpt_to {
             let base = base_address(rcpt);
             let Some((inbox, settings)) = inboxes.iter().find(|(_, s)| s.address == base) else {
                 continue;
@@ -400,7 +406,7 @@ impl InboundHandler for MailService {
                 continue;
             }
             done.push(inbox.id);
-            match ingest::ingest(&self.store, &self.blobs, inbox, settings, &raw).await {
+            match ingest::ingest(&self.store, &self.blobs, inbox, settings, raw.clone()).await {
                 Ok(
                     Filed::Message { .. }
                     | Filed::Duplicate

@@ -183,11 +183,24 @@ pub struct InboundMessage {
 }
 
 impl InboundMessage {
-    /// The whole message in memory (reads the file if it was spooled).
+    /// A copy of the whole message in memory (reads the file if it was spooled). A
+    /// handler that owns the message should use [`InboundBody::into_bytes`] instead,
+    /// which never holds the bytes twice.
     pub async fn read_all(&self) -> io::Result<Vec<u8>> {
         match &self.body {
             InboundBody::Memory(v) => Ok(v.clone()),
             InboundBody::File(path) => tokio::fs::read(path).await,
+        }
+    }
+}
+
+impl InboundBody {
+    /// The whole message in memory: the buffer itself when it was small, the spooled
+    /// file read once (and then deleted) when it was not.
+    pub async fn into_bytes(self) -> io::Result<Vec<u8>> {
+        match self {
+            InboundBody::Memory(v) => Ok(v),
+            InboundBody::File(path) => tokio::fs::read(&path).await,
         }
     }
 }
