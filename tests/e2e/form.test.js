@@ -1,7 +1,8 @@
 // The H5 form in a phone's browser: a customer fills /f/{slug} and sends it,
 // sees the ticket number; the agent sees the ticket arrive in the console and
 // answers; the customer's status link shows the answer, and their reply from
-// the status page reaches the console.
+// the status page reaches the console. The agent resets the status link:
+// the old one stops, the new one works.
 //
 //   node --test tests/e2e/          (scripts/test runs it after cargo test)
 
@@ -108,6 +109,24 @@ test('a customer sends the form from a phone, the agent answers, the status link
   // A link with a changed signature is refused with a clear page.
   await phone.goto(statusUrl.slice(0, -2) + 'xx');
   await phone.locator('#error-message').filter({ hasText: '这个链接无效' }).waitFor(T);
+
+  // The agent resets the ticket's status link from the console: the old one
+  // stops at once, the new one (shown to the agent to pass on) works.
+  let newUrl = '';
+  const onDialog = async (d) => {
+    if (d.type() === 'prompt') newUrl = d.defaultValue();
+    await d.accept();
+  };
+  agent.on('dialog', onDialog);
+  await agent.locator('button[data-action="revoke-status-link"]').click();
+  for (let i = 0; i < 100 && !newUrl; i++) await new Promise((r) => setTimeout(r, 100));
+  agent.off('dialog', onDialog);
+  assert.match(newUrl, /\/s\/s1\./);
+  assert.notEqual(newUrl, statusUrl);
+  await phone.goto(statusUrl);
+  await phone.locator('#error-message').filter({ hasText: '这个链接已被客服停用' }).waitFor(T);
+  await phone.goto(newUrl);
+  await phone.locator('.msg.theirs .text').filter({ hasText: '您好，已联系快递，明天送达。' }).waitFor(T);
 
   // The admin sees the form's public address and edits its settings as
   // JSON; a mistake is named under the editor and nothing changes.
