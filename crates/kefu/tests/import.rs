@@ -121,12 +121,7 @@ async fn killed_import_resumes_to_the_same_result() {
         "SELECT COUNT(*) FROM import_files WHERE line > 0 AND NOT done",
     )
     .await;
-    let placing = kill_when(
-        &killed,
-        &input,
-        "SELECT COUNT(*) FROM import_staged WHERE message_id IS NOT NULL",
-    )
-    .await;
+    let placing = kill_when(&killed, &input, "SELECT COUNT(*) FROM messages").await;
     eprintln!("killed while staging: {staging}, while placing: {placing}");
     assert!(staging, "the first run was killed before it finished");
     finish(&killed, &input);

@@ -8,8 +8,10 @@
 //! 2. **Place**: staged rows are taken in order of customer, account and
 //!    time, and become messages of conversations. A customer's next message
 //!    continues the conversation in `import_tails` unless that one ended or
-//!    the gap is too long. Marking a row placed commits with its message, so
-//!    placing also resumes exactly.
+//!    the gap is too long. Placing walks one pass of staged rows with a
+//!    cursor (`import_placing`, the last row placed) that commits with each
+//!    batch, so placing also resumes exactly; rows staged once a pass is
+//!    being placed go to the next pass.
 //!
 //! Nothing here knows WeChat: the caller decides keys, texts and metadata.
 
@@ -114,6 +116,67 @@ pub struct PlaceCounts {
     pub recalls_missing: u64,
 }
 
+/// The last row placed: (customer kind, customer value, account, sent at,
+/// key), the placing order.
+type After = (String, String, String, i64, String);
+
+/// The pass being placed, and the last row placed in it (`None` while the
+/// pass is not begun).
+#[derive(Debug, Clone)]
+pub(super) struct Cursor {
+    pass: i64,
+    after: Option<After>,
+}
+
+impl Cursor {
+    /// New rows join the pass being placed only while its placing has not
+    /// begun: none may sort behind the cursor.
+    fn staging_pass(&self) -> i64 {
+        self.pass + i64::from(self.after.is_some())
+    }
+
+    /// The cursor once `rows` (a batch, in placing order) are placed.
+    fn past(&self, rows: &[PendingRow]) -> Cursor {
+        Cursor {
+            pass: self.pass,
+            after: rows.last().map(|r| {
+                (
+                    r.customer_kind.clone(),
+                    r.customer_value.clone(),
+                    r.account.clone(),
+                    r.sent_at,
+                    r.key.clone(),
+                )
+            }),
+        }
+    }
+
+    fn next_pass(&self) -> Cursor {
+        Cursor {
+            pass: self.pass + 1,
+            after: None,
+        }
+    }
+}
+
+type CursorRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+fn cursor_of(r: CursorRow) -> Cursor {
+    let (pass, kind, value, account, sent_at, key) = r;
+    let after = match (kind, value, account, sent_at, key) {
+        (Some(k), Some(v), Some(a), Some(t), Some(key)) => Some((k, v, a, t, key)),
+        _ => None,
+    };
+    Cursor { pass, after }
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct PendingRow {
     key: String,
@@ -129,12 +192,26 @@ pub(super) struct PendingRow {
 /// parameter limit.
 const CHUNK: usize = 100;
 
-/// The next rows to place, in placing order.
-const PENDING: &str = "SELECT key, customer_kind, customer_value, account, sent_at, agent_ref, body
-     FROM import_staged WHERE message_id IS NULL
-     ORDER BY customer_kind, customer_value, account, sent_at, key LIMIT $1";
-const STAGE_ROW: &str = "INSERT INTO import_staged (key, customer_kind, customer_value, account, sent_at, agent_ref, body)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING";
+/// Where placing stands.
+const PLACING: &str = "SELECT pass, customer_kind, customer_value, account, sent_at, key FROM import_placing WHERE id = 1";
+/// The first rows of a pass, in placing order.
+const PENDING_FIRST: &str =
+    "SELECT key, customer_kind, customer_value, account, sent_at, agent_ref, body
+     FROM import_staged WHERE pass = $1
+     ORDER BY pass, customer_kind, customer_value, account, sent_at, key LIMIT $2";
+/// The rows of a pass after the cursor, in placing order. (`pass` is not
+/// in the row value: SQLite then uses only `pass = $1` of the index.)
+const PENDING_AFTER: &str =
+    "SELECT key, customer_kind, customer_value, account, sent_at, agent_ref, body
+     FROM import_staged WHERE pass = $1
+       AND (customer_kind, customer_value, account, sent_at, key) > ($2, $3, $4, $5, $6)
+     ORDER BY pass, customer_kind, customer_value, account, sent_at, key LIMIT $7";
+const SAVE_CURSOR: &str =
+    "UPDATE import_placing SET pass = $1, customer_kind = $2, customer_value = $3,
+       account = $4, sent_at = $5, key = $6 WHERE id = 1";
+const LATER_PASS: &str = "SELECT EXISTS (SELECT 1 FROM import_staged WHERE pass > $1)";
+const STAGE_ROW: &str = "INSERT INTO import_staged (pass, key, customer_kind, customer_value, account, sent_at, agent_ref, body)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING";
 const SAVE_PROGRESS: &str =
     "INSERT INTO import_files (fingerprint, path, format, byte_offset, line, done, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -152,7 +229,10 @@ const UPSERT_TAIL: &str = "INSERT INTO import_tails (customer_kind, customer_val
 const FINISH_CONVERSATION: &str =
     "UPDATE conversations SET last_seq = $2, last_activity_at = $3, resolved_at = $3,
        first_response_at = COALESCE(first_response_at, $4), updated_at = $5 WHERE id = $1";
-const RECALL_FIND: &str = "SELECT m.id, m.metadata FROM import_staged s JOIN messages m ON m.id = s.message_id WHERE s.key = $1";
+/// A message placed earlier, by its contact and key (its `external_id`).
+const RECALL_FIND: &str = "SELECT m.id, m.metadata FROM messages m
+     JOIN conversations c ON c.id = m.conversation_id
+     WHERE c.contact_id = $1 AND m.external_id = $2";
 const RECALL_SET: &str = "UPDATE messages SET metadata = $2 WHERE id = $1";
 
 /// An imported conversation, inserted once as it ends up: resolved at its
@@ -217,6 +297,34 @@ macro_rules! upsert_contact {
                 false
             }
         }
+    }};
+}
+
+/// Inside a transaction: where placing stands.
+macro_rules! cursor_sqlx {
+    ($tx:expr) => {{
+        let row: CursorRow = sqlx::query_as(PLACING).fetch_one(&mut *$tx).await?;
+        cursor_of(row)
+    }};
+}
+
+/// Inside a transaction: records where placing stands.
+macro_rules! save_cursor_sqlx {
+    ($tx:expr, $cursor:expr) => {{
+        let c: Cursor = $cursor;
+        let (kind, value, account, sent_at, key) = match c.after {
+            Some((k, v, a, t, key)) => (Some(k), Some(v), Some(a), Some(t), Some(key)),
+            None => (None, None, None, None, None),
+        };
+        sqlx::query(SAVE_CURSOR)
+            .bind(c.pass)
+            .bind(kind)
+            .bind(value)
+            .bind(account)
+            .bind(sent_at)
+            .bind(key)
+            .execute(&mut *$tx)
+            .await?;
     }};
 }
 
@@ -319,9 +427,7 @@ macro_rules! write_plan_sqlx {
                 .execute(&mut *$tx).await?;
         }
         for chunk in p.messages.chunks(CHUNK) {
-            let (messages, marks) = message_sql(chunk)?;
-            run_sql!($tx, messages);
-            run_sql!($tx, marks);
+            run_sql!($tx, message_sql(chunk)?);
         }
         for m in p.messages.iter().filter(|m| !m.attachments.is_empty()) {
             let mut sql = Sql::new("UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id IN ");
@@ -329,9 +435,9 @@ macro_rules! write_plan_sqlx {
             sql.bind_list(&m.attachments);
             run_sql!($tx, sql);
         }
-        for key in &p.recall_in_db {
+        for (key, contact) in &p.recall_in_db {
             let found: Option<(Uuid, Value)> = sqlx::query_as(RECALL_FIND)
-                .bind(key).fetch_optional(&mut *$tx).await?;
+                .bind(contact).bind(key).fetch_optional(&mut *$tx).await?;
             match found {
                 Some((id, mut metadata)) => {
                     if let Value::Object(map) = &mut metadata {
@@ -367,14 +473,11 @@ macro_rules! write_plan_sqlx {
     }};
 }
 
-/// A chunk of planned messages as one multi-row INSERT, and the marks of
-/// their staged rows as one UPDATE.
-fn message_sql(chunk: &[plan::Msg<'_>]) -> Result<(Sql, Sql)> {
+/// A chunk of planned messages as one multi-row INSERT.
+fn message_sql(chunk: &[plan::Msg<'_>]) -> Result<Sql> {
     let mut m = Sql::new(
         "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, sender_id, text, html, external_id, metadata, created_at) VALUES ",
     );
-    // A CTE rather than UPDATE … FROM: SQLite names no VALUES columns.
-    let mut k = Sql::new("WITH v (key, mid) AS (VALUES ");
     for (i, msg) in chunk.iter().enumerate() {
         let sep = if i == 0 { "(" } else { ", (" };
         let metadata: Value = serde_json::from_str(&msg.metadata)
@@ -400,17 +503,8 @@ fn message_sql(chunk: &[plan::Msg<'_>]) -> Result<(Sql, Sql)> {
             .push(", ")
             .bind(Arg::I64(msg.sent_at))
             .push(")");
-        k.push(sep)
-            .bind(Arg::Text(msg.key.into()))
-            .push(", ")
-            .bind(Arg::Uuid(msg.id))
-            .push(")");
     }
-    k.push(
-        ") UPDATE import_staged SET message_id = (SELECT v.mid FROM v WHERE v.key = import_staged.key)
-         WHERE key IN (SELECT v.key FROM v)",
-    );
-    Ok((m, k))
+    Ok(m)
 }
 
 impl Store {
@@ -482,8 +576,9 @@ impl Store {
                     false => counts.contacts_updated += 1,
                 }
             }
+            let pass = cursor_sqlx!(tx).staging_pass();
             for (chunk, bodies) in messages.chunks(CHUNK).zip(bodies.chunks(CHUNK)) {
-                let sql = stage_sql(chunk, bodies);
+                let sql = stage_sql(pass, chunk, bodies);
                 let n = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
                     .execute(&mut *tx).await?.rows_affected();
                 counts.messages_staged += n;
@@ -514,30 +609,55 @@ impl Store {
                 .write_alone(move |conn| sqlite::place(conn, &opts, limit, at))
                 .await;
         }
-        let rows: Vec<PendingRow> = on_db!(self.db.reader(), p =>
-            sqlx::query_as(PENDING).bind(limit as i64).fetch_all(p).await?);
-        if rows.is_empty() {
-            return Ok(None);
-        }
         let backend = self.db.backend();
         let counts = on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
-            let known = known_sqlx!(tx, &rows);
-            let plan = plan::plan(opts, &rows, &known)?;
-            let counts = write_plan_sqlx!(tx, backend, opts, plan, at);
+            let mut cursor = cursor_sqlx!(tx);
+            let mut rows: Vec<PendingRow>;
+            loop {
+                rows = match &cursor.after {
+                    None => sqlx::query_as(PENDING_FIRST)
+                        .bind(cursor.pass).bind(limit as i64)
+                        .fetch_all(&mut *tx).await?,
+                    Some((kind, value, account, sent_at, key)) => sqlx::query_as(PENDING_AFTER)
+                        .bind(cursor.pass).bind(kind).bind(value).bind(account).bind(sent_at)
+                        .bind(key).bind(limit as i64)
+                        .fetch_all(&mut *tx).await?,
+                };
+                let later: bool = match rows.is_empty() {
+                    true => sqlx::query_scalar(LATER_PASS)
+                        .bind(cursor.pass).fetch_one(&mut *tx).await?,
+                    false => false,
+                };
+                if !later {
+                    break;
+                }
+                cursor = cursor.next_pass();
+                save_cursor_sqlx!(tx, cursor.clone());
+            }
+            let counts = if rows.is_empty() {
+                None
+            } else {
+                let known = known_sqlx!(tx, &rows);
+                let plan = plan::plan(opts, &rows, &known)?;
+                let counts = write_plan_sqlx!(tx, backend, opts, plan, at);
+                save_cursor_sqlx!(tx, cursor.past(&rows));
+                Some(counts)
+            };
             tx.commit().await?;
             counts
         });
-        Ok(Some(counts))
+        Ok(counts)
     }
 }
 
-fn stage_sql(chunk: &[StagedMessage], bodies: &[String]) -> Sql {
+fn stage_sql(pass: i64, chunk: &[StagedMessage], bodies: &[String]) -> Sql {
     let mut sql = Sql::new(
-        "INSERT INTO import_staged (key, customer_kind, customer_value, account, sent_at, agent_ref, body) VALUES ",
+        "INSERT INTO import_staged (pass, key, customer_kind, customer_value, account, sent_at, agent_ref, body) VALUES ",
     );
     for (i, (m, body)) in chunk.iter().zip(bodies).enumerate() {
         sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind(Arg::I64(pass)).push(", ");
         sql.bind(Arg::Text(m.key.clone())).push(", ");
         sql.bind(Arg::Text(m.customer.kind.clone())).push(", ");
         sql.bind(Arg::Text(m.customer.value.clone())).push(", ");
@@ -656,20 +776,33 @@ impl Store {
     /// Whether any staged row waits to be placed (an earlier run stopped
     /// before placing all it staged).
     pub async fn import_has_pending(&self) -> Result<bool> {
-        Ok(on_db!(self.db.reader(), p =>
-            sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM import_staged WHERE message_id IS NULL)",
-            )
-            .fetch_one(p).await?))
+        Ok(on_db!(self.db.reader(), p => {
+            let mut c = p.acquire().await?;
+            let cursor = cursor_sqlx!(c);
+            let first: bool = match &cursor.after {
+                None => sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM import_staged WHERE pass = $1)")
+                    .bind(cursor.pass).fetch_one(&mut *c).await?,
+                Some((kind, value, account, sent_at, key)) => sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM import_staged WHERE pass = $1
+                       AND (customer_kind, customer_value, account, sent_at, key) > ($2, $3, $4, $5, $6))")
+                    .bind(cursor.pass).bind(kind).bind(value).bind(account).bind(sent_at).bind(key)
+                    .fetch_one(&mut *c).await?,
+            };
+            let later: bool = sqlx::query_scalar(LATER_PASS).bind(cursor.pass).fetch_one(&mut *c).await?;
+            first || later
+        }))
     }
 
-    /// The agent references of staged rows not placed yet: the importer maps
-    /// them to agents before placing, even when a resumed run staged nothing.
+    /// The agent references of staged rows not placed yet (and of those of
+    /// the pass being placed): the importer maps them to agents before
+    /// placing, even when a resumed run staged nothing.
     pub async fn import_pending_agent_refs(&self) -> Result<Vec<String>> {
         Ok(on_db!(self.db.reader(), p =>
             sqlx::query_scalar(
                 "SELECT DISTINCT agent_ref FROM import_staged
-                 WHERE message_id IS NULL AND agent_ref IS NOT NULL ORDER BY agent_ref",
+                 WHERE pass >= (SELECT pass FROM import_placing WHERE id = 1)
+                   AND agent_ref IS NOT NULL ORDER BY agent_ref",
             )
             .fetch_all(p).await?))
     }

@@ -82,9 +82,9 @@ pub(super) struct Plan<'r> {
     pub new_conversations: Vec<Conv>,
     pub continued: Vec<Conv>,
     pub messages: Vec<Msg<'r>>,
-    /// Recalls of messages placed by earlier batches: marked in the
-    /// database (and counted) by the writer.
-    pub recall_in_db: Vec<String>,
+    /// Recalls of messages placed by earlier batches, by key and contact:
+    /// marked in the database (and counted) by the writer.
+    pub recall_in_db: Vec<(String, Uuid)>,
     pub tails: Vec<TailRow<'r>>,
     pub counts: PlaceCounts,
 }
@@ -224,7 +224,7 @@ pub(super) fn plan<'r>(
                         p.counts.recalls_marked += 1;
                     }
                     None if in_batch.contains(key.as_str()) => p.counts.recalls_missing += 1,
-                    None => p.recall_in_db.push(key),
+                    None => p.recall_in_db.push((key, contact)),
                 }
             }
             placed.insert(&row.key, p.messages.len());

@@ -9,8 +9,9 @@
 
 use super::plan::{self, Known, Plan, Tail};
 use super::{
-    FINISH_CONVERSATION, PENDING, PendingRow, PlaceCounts, PlaceOptions, RECALL_FIND, RECALL_SET,
-    SAVE_PROGRESS, STAGE_ROW, StageCounts, TAIL, UPSERT_TAIL, insert_imported_conversation,
+    Cursor, CursorRow, FINISH_CONVERSATION, LATER_PASS, PENDING_AFTER, PENDING_FIRST, PLACING,
+    PendingRow, PlaceCounts, PlaceOptions, RECALL_FIND, RECALL_SET, SAVE_CURSOR, SAVE_PROGRESS,
+    STAGE_ROW, StageCounts, TAIL, UPSERT_TAIL, cursor_of, insert_imported_conversation,
 };
 use crate::contacts::{CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_IDENTITY};
 use crate::conversations::INSERT_CONVERSATION_TAG;
@@ -50,9 +51,11 @@ pub(super) fn stage(
     at: i64,
 ) -> Result<StageCounts> {
     let mut counts = StageCounts::default();
+    let pass = cursor(conn)?.staging_pass();
     let mut insert = prepare(conn, STAGE_ROW)?;
     for r in rows {
         let n = insert.execute(params![
+            pass,
             r.key,
             r.customer_kind,
             r.customer_value,
@@ -83,39 +86,76 @@ pub(super) fn place(
     limit: usize,
     at: i64,
 ) -> Result<Option<PlaceCounts>> {
-    let (rowids, rows) = pending(conn, limit)?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
+    let mut cursor = cursor(conn)?;
+    let rows = loop {
+        let rows = pending(conn, &cursor, limit)?;
+        if !rows.is_empty() {
+            break rows;
+        }
+        let later: bool =
+            prepare(conn, LATER_PASS)?.query_row(params![cursor.pass], |r| r.get(0))?;
+        if !later {
+            return Ok(None);
+        }
+        cursor = cursor.next_pass();
+        save_cursor(conn, cursor.clone())?;
+    };
     let known = known(conn, &rows)?;
     let plan = plan::plan(opts, &rows, &known)?;
-    let counts = write(conn, opts, plan, &rowids, at)?;
+    let counts = write(conn, opts, plan, at)?;
+    save_cursor(conn, cursor.past(&rows))?;
     Ok(Some(counts))
 }
 
-/// The rows to place, and where each is stored: marking a row placed by
-/// its rowid skips a search of the key index for every message.
-fn pending(conn: &Connection, limit: usize) -> Result<(Vec<i64>, Vec<PendingRow>)> {
-    let sql = PENDING.replacen("SELECT key", "SELECT rowid, key", 1);
-    let mut stmt = prepare(conn, &sql)?;
-    let rows = stmt.query_map(params![limit as i64], |r| {
+fn cursor(conn: &Connection) -> Result<Cursor> {
+    let row: CursorRow = prepare(conn, PLACING)?.query_row([], |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            PendingRow {
-                key: r.get(1)?,
-                customer_kind: r.get(2)?,
-                customer_value: r.get(3)?,
-                account: r.get(4)?,
-                sent_at: r.get(5)?,
-                agent_ref: r.get(6)?,
-                body: r.get(7)?,
-            },
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
         ))
     })?;
-    Ok(rows
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .unzip())
+    Ok(cursor_of(row))
+}
+
+fn save_cursor(conn: &Connection, c: Cursor) -> Result<()> {
+    let (kind, value, account, sent_at, key) = match c.after {
+        Some((k, v, a, t, key)) => (Some(k), Some(v), Some(a), Some(t), Some(key)),
+        None => (None, None, None, None, None),
+    };
+    prepare(conn, SAVE_CURSOR)?.execute(params![c.pass, kind, value, account, sent_at, key])?;
+    Ok(())
+}
+
+/// The next rows of the pass after the cursor, in placing order.
+fn pending(conn: &Connection, c: &Cursor, limit: usize) -> Result<Vec<PendingRow>> {
+    let row = |r: &rusqlite::Row<'_>| {
+        Ok(PendingRow {
+            key: r.get(0)?,
+            customer_kind: r.get(1)?,
+            customer_value: r.get(2)?,
+            account: r.get(3)?,
+            sent_at: r.get(4)?,
+            agent_ref: r.get(5)?,
+            body: r.get(6)?,
+        })
+    };
+    let limit = limit as i64;
+    let rows = match &c.after {
+        None => prepare(conn, PENDING_FIRST)?
+            .query_map(params![c.pass, limit], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        Some((kind, value, account, sent_at, key)) => prepare(conn, PENDING_AFTER)?
+            .query_map(
+                params![c.pass, kind, value, account, sent_at, key, limit],
+                row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    Ok(rows)
 }
 
 fn known<'r>(conn: &Connection, rows: &'r [PendingRow]) -> Result<Known<'r>> {
@@ -150,18 +190,7 @@ fn known<'r>(conn: &Connection, rows: &'r [PendingRow]) -> Result<Known<'r>> {
     Ok(k)
 }
 
-/// `rowids[i]` is where the row of `p.messages[i]` is staged: the plan
-/// places every row, in order.
-fn write(
-    conn: &Connection,
-    opts: &PlaceOptions,
-    p: Plan<'_>,
-    rowids: &[i64],
-    at: i64,
-) -> Result<PlaceCounts> {
-    if rowids.len() != p.messages.len() {
-        return Err(StoreError::Invalid("a staged row was not placed".into()));
-    }
+fn write(conn: &Connection, opts: &PlaceOptions, p: Plan<'_>, at: i64) -> Result<PlaceCounts> {
     let mut counts = p.counts;
     let empty = serde_json::to_string(&kefu_core::NewContact::default().attributes)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -202,12 +231,8 @@ fn write(
     }
     {
         let mut insert = prepare(conn, INSERT_MESSAGE)?;
-        let mut mark = prepare(
-            conn,
-            "UPDATE import_staged SET message_id = $2 WHERE rowid = $1",
-        )?;
         let none: Option<&str> = None;
-        for (m, rowid) in p.messages.iter().zip(rowids) {
+        for m in &p.messages {
             insert.execute(params![
                 m.id,
                 m.conversation,
@@ -221,7 +246,6 @@ fn write(
                 m.metadata,
                 m.sent_at
             ])?;
-            mark.execute(params![rowid, m.id])?;
         }
     }
     for m in p.messages.iter().filter(|m| !m.attachments.is_empty()) {
@@ -233,9 +257,9 @@ fn write(
             link.execute(params![m.id, a])?;
         }
     }
-    for key in &p.recall_in_db {
+    for (key, contact) in &p.recall_in_db {
         let found: Option<(Uuid, String)> = prepare(conn, RECALL_FIND)?
-            .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![contact, key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         match found {
             Some((id, metadata)) => {
