@@ -115,6 +115,8 @@ pub enum ImportError {
     AgentMap(String),
     #[error("reader thread failed: {0}")]
     Reader(String),
+    #[error("writing a batch failed: {0}")]
+    Writer(String),
 }
 
 impl ImportError {

@@ -60,6 +60,9 @@ pub async fn run(store: &Store, blobs: &Blobs, opts: &Options) -> Result<Report,
     result.map(|()| job.report)
 }
 
+/// A batch being written.
+type Staging = tokio::task::JoinHandle<kefu_store::Result<kefu_store::StageCounts>>;
+
 /// What a run carries from file to file.
 struct Job<'a> {
     store: &'a Store,
@@ -313,6 +316,10 @@ impl<'a> Job<'a> {
             );
             tokio::task::spawn_blocking(move || files::read(&input, skip, batch, &ctx, tx))
         };
+        // One batch is written while the next is converted: the writer and
+        // this task each take about half of staging's time. Batches still
+        // commit in order, each with the progress up to its end.
+        let mut writing: Option<Staging> = None;
         while let Some(batch) = rx.recv().await {
             file.records += batch.consumed - progress.line;
             progress.line = batch.consumed;
@@ -320,9 +327,15 @@ impl<'a> Job<'a> {
             self.report.pii.merge(&batch.pii);
             let (contacts, messages) = self.take(&path, batch.items).await?;
             if !self.opts.dry_run {
-                self.stage(&contacts, &messages, &progress).await?;
+                if let Some(w) = writing.take() {
+                    self.staged(w).await?;
+                }
+                writing = Some(self.stage(contacts, messages, progress.clone()));
             }
             self.progress.at(batch.bytes);
+        }
+        if let Some(w) = writing.take() {
+            self.staged(w).await?;
         }
         let opened = reader
             .await
@@ -332,28 +345,35 @@ impl<'a> Job<'a> {
             self.report.reject(&path, 0, e.to_string());
         } else if !self.opts.dry_run {
             progress.done = true;
-            self.stage(&[], &[], &progress).await?;
+            let last = self.stage(Vec::new(), Vec::new(), progress);
+            self.staged(last).await?;
         }
         self.report.files.push(file);
         self.progress.file_done(input.size);
         Ok(())
     }
 
-    async fn stage(
+    /// Starts writing a batch; [`Job::staged`] waits for it.
+    fn stage(
         &mut self,
-        contacts: &[ImportContact],
-        messages: &[StagedMessage],
-        progress: &FileProgress,
-    ) -> Result<(), ImportError> {
+        contacts: Vec<ImportContact>,
+        messages: Vec<StagedMessage>,
+        progress: FileProgress,
+    ) -> Staging {
         for a in messages.iter().filter_map(|m| m.agent_ref.as_ref()) {
             if !self.staged_refs.contains(a) {
                 self.staged_refs.insert(a.clone());
             }
         }
-        let c = self
-            .store
-            .import_stage(contacts, messages, progress)
-            .await?;
+        let store = self.store.clone();
+        tokio::spawn(async move { store.import_stage(&contacts, &messages, &progress).await })
+    }
+
+    /// Waits for a batch to be written and counts it.
+    async fn staged(&mut self, writing: Staging) -> Result<(), ImportError> {
+        let c = writing
+            .await
+            .map_err(|e| ImportError::Writer(e.to_string()))??;
         self.report.contacts_created += c.contacts_created;
         self.report.contacts_updated += c.contacts_updated;
         self.report.messages += c.messages_staged;
