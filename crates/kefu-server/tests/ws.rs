@@ -1143,7 +1143,7 @@ async fn email_delivery_state_is_pushed(backend: Backend) {
         if let Some((ws, _)) = other_node.as_mut() {
             consoles.push(ws);
         }
-        for ws in consoles {
+        for (node, ws) in consoles.into_iter().enumerate() {
             let mut seen = Vec::new();
             while seen.last().map(String::as_str) != Some(last) {
                 let f = ws.expect("message_updated").await;
@@ -1161,7 +1161,16 @@ async fn email_delivery_state_is_pushed(backend: Backend) {
                 }
                 seen.push(state["status"].as_str().unwrap_or("").to_string());
             }
-            assert_eq!(seen, ["queued", last], "{address}");
+            // Another node rebuilds each update from its database when the
+            // notification arrives, so it may find the reply already past
+            // `queued`: it shows the current state, never an older one.
+            match node {
+                0 => assert_eq!(seen, ["queued", last], "{address}"),
+                _ => assert!(
+                    seen == ["queued", last] || seen == [last],
+                    "{address}: {seen:?}"
+                ),
+            }
         }
     }
 }
