@@ -154,37 +154,20 @@ async fn replies_show_their_delivery_state(b: Backend) {
     let admin = s.admin().await;
     let (sink, sink_port) = mail::Sink::start().await;
     let _mail = mail::Mail::start(&s).await;
-    let inbox = admin
-        .post(
-            "/api/v1/inboxes",
-            json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
-                    "settings": { "email": { "address": "support@shop.example",
-                        "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" } } } }),
-        )
-        .await
-        .ok(201)
-        .clone();
+    let inbox = mail::email_inbox(&admin, sink_port).await;
     let mut states = Vec::new();
     for address in ["wang@customer.example", "refuse@customer.example"] {
-        let conv = admin
-            .post(
-                "/api/v1/conversations",
-                json!({ "inbox_id": id(&inbox), "subject": "退款进度",
-                        "contact": { "name": "王小明", "email": address },
-                        "message": { "direction": "incoming", "text": "退款到哪一步了？" } }),
-            )
-            .await
-            .ok(201)["conversation"]
-            .clone();
-        let path = format!("/api/v1/conversations/{}/messages", id(&conv));
-        let reply = admin
-            .post(
-                &path,
-                json!({ "direction": "outgoing", "text": "已在处理，三个工作日内到账。" }),
-            )
-            .await
-            .ok(201)
-            .clone();
+        let (path, reply) = mail::ticket_with_reply(
+            &admin,
+            &inbox,
+            json!({ "name": "王小明", "email": address }),
+            (
+                "退款进度",
+                "退款到哪一步了？",
+                "已在处理，三个工作日内到账。",
+            ),
+        )
+        .await;
         states.push(mail::delivery_state(&admin, &path, &reply).await);
     }
     assert_eq!(states[0]["status"], "sent", "{}", states[0]);
@@ -404,40 +387,20 @@ async fn replies_without_an_address_fail_once(b: Backend) {
     let admin = s.admin().await;
     let (sink, sink_port) = mail::Sink::start().await;
     let _mail = mail::Mail::start(&s).await;
-    let inbox = admin
-        .post(
-            "/api/v1/inboxes",
-            json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
-                    "settings": { "email": { "address": "support@shop.example",
-                        "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" } } } }),
-        )
-        .await
-        .ok(201)
-        .clone();
+    let inbox = mail::email_inbox(&admin, sink_port).await;
     let inbox_id: uuid::Uuid = id(&inbox).parse().expect("uuid");
     let mut states = Vec::new();
     for contact in [
         json!({ "name": "电话客户", "phone": "13800138000" }),
         json!({ "name": "王小明", "email": "wang@customer.example" }),
     ] {
-        let conv = admin
-            .post(
-                "/api/v1/conversations",
-                json!({ "inbox_id": id(&inbox), "subject": "回电", "contact": contact,
-                        "message": { "direction": "incoming", "text": "请回电" } }),
-            )
-            .await
-            .ok(201)["conversation"]
-            .clone();
-        let path = format!("/api/v1/conversations/{}/messages", id(&conv));
-        let reply = admin
-            .post(
-                &path,
-                json!({ "direction": "outgoing", "text": "好的，马上回电。" }),
-            )
-            .await
-            .ok(201)
-            .clone();
+        let (path, reply) = mail::ticket_with_reply(
+            &admin,
+            &inbox,
+            contact,
+            ("回电", "请回电", "好的，马上回电。"),
+        )
+        .await;
         states.push(mail::delivery_state(&admin, &path, &reply).await);
     }
     assert_eq!(states[0]["status"], "failed", "{}", states[0]);

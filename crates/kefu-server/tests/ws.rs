@@ -1100,16 +1100,7 @@ async fn email_delivery_state_is_pushed(backend: Backend) {
     let admin = server.admin().await;
     let (_sink, sink_port) = common::mail::Sink::start().await;
     let _mail = common::mail::Mail::start(&server).await;
-    let inbox = admin
-        .post(
-            "/api/v1/inboxes",
-            json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
-                    "settings": { "email": { "address": "support@shop.example",
-                        "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" } } } }),
-        )
-        .await
-        .ok(201)
-        .clone();
+    let inbox = common::mail::email_inbox(&admin, sink_port).await;
     let mut console = agent(&server.base, &admin).await;
     let mut other_node = None;
     if backend == Backend::Postgres {
@@ -1121,24 +1112,17 @@ async fn email_delivery_state_is_pushed(backend: Backend) {
         ("wang@customer.example", "sent"),
         ("refuse@customer.example", "failed"),
     ] {
-        let conv = admin
-            .post(
-                "/api/v1/conversations",
-                json!({ "inbox_id": id(&inbox), "subject": "退款进度",
-                        "contact": { "name": "王小明", "email": address },
-                        "message": { "direction": "incoming", "text": "退款到哪一步了？" } }),
-            )
-            .await
-            .ok(201)["conversation"]
-            .clone();
-        let reply = admin
-            .post(
-                &format!("/api/v1/conversations/{}/messages", id(&conv)),
-                json!({ "direction": "outgoing", "text": "已在处理，三个工作日内到账。" }),
-            )
-            .await
-            .ok(201)
-            .clone();
+        let (_, reply) = common::mail::ticket_with_reply(
+            &admin,
+            &inbox,
+            json!({ "name": "王小明", "email": address }),
+            (
+                "退款进度",
+                "退款到哪一步了？",
+                "已在处理，三个工作日内到账。",
+            ),
+        )
+        .await;
         let mut consoles = vec![&mut console];
         if let Some((ws, _)) = other_node.as_mut() {
             consoles.push(ws);

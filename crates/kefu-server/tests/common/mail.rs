@@ -65,6 +65,50 @@ impl Sink {
     }
 }
 
+/// An email inbox `support@shop.example` (the admin a member) whose replies
+/// go out through the relay on 127.0.0.1:`relay_port`.
+pub async fn email_inbox(admin: &Client, relay_port: u16) -> serde_json::Value {
+    admin
+        .post(
+            "/api/v1/inboxes",
+            serde_json::json!({ "kind": "email", "name": "邮件客服", "member_ids": [admin.agent_id()],
+                "settings": { "email": { "address": "support@shop.example",
+                    "smtp": { "host": "127.0.0.1", "port": relay_port, "security": "none" } } } }),
+        )
+        .await
+        .ok(201)
+        .clone()
+}
+
+/// Opens a ticket from `contact` (its first message `question`) in `inbox`
+/// and posts the agent's `answer`: the ticket's messages path and the reply.
+pub async fn ticket_with_reply(
+    admin: &Client,
+    inbox: &serde_json::Value,
+    contact: serde_json::Value,
+    (subject, question, answer): (&str, &str, &str),
+) -> (String, serde_json::Value) {
+    let conv = admin
+        .post(
+            "/api/v1/conversations",
+            serde_json::json!({ "inbox_id": super::id(inbox), "subject": subject, "contact": contact,
+                "message": { "direction": "incoming", "text": question } }),
+        )
+        .await
+        .ok(201)["conversation"]
+        .clone();
+    let path = format!("/api/v1/conversations/{}/messages", super::id(&conv));
+    let reply = admin
+        .post(
+            &path,
+            serde_json::json!({ "direction": "outgoing", "text": answer }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    (path, reply)
+}
+
 /// The message's `metadata.email` as the messages API shows it, once it is
 /// `sent` or `failed` (or after 10 s, whatever it is then).
 pub async fn delivery_state(

@@ -151,6 +151,22 @@ impl Cursor {
         }
     }
 
+    /// The cursor's columns as stored: all NULL before the pass begins.
+    fn columns(
+        &self,
+    ) -> (
+        Option<&str>,
+        Option<&str>,
+        Option<&str>,
+        Option<i64>,
+        Option<&str>,
+    ) {
+        match &self.after {
+            Some((k, v, a, t, key)) => (Some(k), Some(v), Some(a), Some(*t), Some(key)),
+            None => (None, None, None, None, None),
+        }
+    }
+
     fn next_pass(&self) -> Cursor {
         Cursor {
             pass: self.pass + 1,
@@ -311,11 +327,8 @@ macro_rules! cursor_sqlx {
 /// Inside a transaction: records where placing stands.
 macro_rules! save_cursor_sqlx {
     ($tx:expr, $cursor:expr) => {{
-        let c: Cursor = $cursor;
-        let (kind, value, account, sent_at, key) = match c.after {
-            Some((k, v, a, t, key)) => (Some(k), Some(v), Some(a), Some(t), Some(key)),
-            None => (None, None, None, None, None),
-        };
+        let c: &Cursor = $cursor;
+        let (kind, value, account, sent_at, key) = c.columns();
         sqlx::query(SAVE_CURSOR)
             .bind(c.pass)
             .bind(kind)
@@ -325,6 +338,36 @@ macro_rules! save_cursor_sqlx {
             .bind(key)
             .execute(&mut *$tx)
             .await?;
+    }};
+}
+
+/// Up to `limit` rows of the cursor's pass after it, in placing order.
+macro_rules! pending_sqlx {
+    ($conn:expr, $cursor:expr, $limit:expr) => {{
+        let c: &Cursor = $cursor;
+        let limit = $limit as i64;
+        let rows: Vec<PendingRow> = match &c.after {
+            None => {
+                sqlx::query_as(PENDING_FIRST)
+                    .bind(c.pass)
+                    .bind(limit)
+                    .fetch_all(&mut *$conn)
+                    .await?
+            }
+            Some((kind, value, account, sent_at, key)) => {
+                sqlx::query_as(PENDING_AFTER)
+                    .bind(c.pass)
+                    .bind(kind)
+                    .bind(value)
+                    .bind(account)
+                    .bind(sent_at)
+                    .bind(key)
+                    .bind(limit)
+                    .fetch_all(&mut *$conn)
+                    .await?
+            }
+        };
+        rows
     }};
 }
 
@@ -615,15 +658,7 @@ impl Store {
             let mut cursor = cursor_sqlx!(tx);
             let mut rows: Vec<PendingRow>;
             loop {
-                rows = match &cursor.after {
-                    None => sqlx::query_as(PENDING_FIRST)
-                        .bind(cursor.pass).bind(limit as i64)
-                        .fetch_all(&mut *tx).await?,
-                    Some((kind, value, account, sent_at, key)) => sqlx::query_as(PENDING_AFTER)
-                        .bind(cursor.pass).bind(kind).bind(value).bind(account).bind(sent_at)
-                        .bind(key).bind(limit as i64)
-                        .fetch_all(&mut *tx).await?,
-                };
+                rows = pending_sqlx!(tx, &cursor, limit);
                 let later: bool = match rows.is_empty() {
                     true => sqlx::query_scalar(LATER_PASS)
                         .bind(cursor.pass).fetch_one(&mut *tx).await?,
@@ -633,7 +668,7 @@ impl Store {
                     break;
                 }
                 cursor = cursor.next_pass();
-                save_cursor_sqlx!(tx, cursor.clone());
+                save_cursor_sqlx!(tx, &cursor);
             }
             let counts = if rows.is_empty() {
                 None
@@ -641,7 +676,7 @@ impl Store {
                 let known = known_sqlx!(tx, &rows);
                 let plan = plan::plan(opts, &rows, &known)?;
                 let counts = write_plan_sqlx!(tx, backend, opts, plan, at);
-                save_cursor_sqlx!(tx, cursor.past(&rows));
+                save_cursor_sqlx!(tx, &cursor.past(&rows));
                 Some(counts)
             };
             tx.commit().await?;
@@ -779,18 +814,9 @@ impl Store {
         Ok(on_db!(self.db.reader(), p => {
             let mut c = p.acquire().await?;
             let cursor = cursor_sqlx!(c);
-            let first: bool = match &cursor.after {
-                None => sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM import_staged WHERE pass = $1)")
-                    .bind(cursor.pass).fetch_one(&mut *c).await?,
-                Some((kind, value, account, sent_at, key)) => sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM import_staged WHERE pass = $1
-                       AND (customer_kind, customer_value, account, sent_at, key) > ($2, $3, $4, $5, $6))")
-                    .bind(cursor.pass).bind(kind).bind(value).bind(account).bind(sent_at).bind(key)
-                    .fetch_one(&mut *c).await?,
-            };
+            let next = pending_sqlx!(c, &cursor, 1);
             let later: bool = sqlx::query_scalar(LATER_PASS).bind(cursor.pass).fetch_one(&mut *c).await?;
-            first || later
+            !next.is_empty() || later
         }))
     }
 

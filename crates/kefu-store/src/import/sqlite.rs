@@ -98,12 +98,12 @@ pub(super) fn place(
             return Ok(None);
         }
         cursor = cursor.next_pass();
-        save_cursor(conn, cursor.clone())?;
+        save_cursor(conn, &cursor)?;
     };
     let known = known(conn, &rows)?;
     let plan = plan::plan(opts, &rows, &known)?;
     let counts = write(conn, opts, plan, at)?;
-    save_cursor(conn, cursor.past(&rows))?;
+    save_cursor(conn, &cursor.past(&rows))?;
     Ok(Some(counts))
 }
 
@@ -121,11 +121,8 @@ fn cursor(conn: &Connection) -> Result<Cursor> {
     Ok(cursor_of(row))
 }
 
-fn save_cursor(conn: &Connection, c: Cursor) -> Result<()> {
-    let (kind, value, account, sent_at, key) = match c.after {
-        Some((k, v, a, t, key)) => (Some(k), Some(v), Some(a), Some(t), Some(key)),
-        None => (None, None, None, None, None),
-    };
+fn save_cursor(conn: &Connection, c: &Cursor) -> Result<()> {
+    let (kind, value, account, sent_at, key) = c.columns();
     prepare(conn, SAVE_CURSOR)?.execute(params![c.pass, kind, value, account, sent_at, key])?;
     Ok(())
 }
