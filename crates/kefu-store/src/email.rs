@@ -317,12 +317,9 @@ impl Store {
                AND m.created_at >= ",
         );
         sql.bind(crate::rows::Arg::I64(since_ms))
-            .push(" AND c.inbox_id IN (");
-        for (n, id) in inbox_ids.iter().enumerate() {
-            sql.push(if n == 0 { "" } else { ", " })
-                .bind(crate::rows::Arg::Uuid(*id));
-        }
-        sql.push(") ORDER BY m.created_at LIMIT ")
+            .push(" AND c.inbox_id IN ")
+            .bind_list(inbox_ids)
+            .push(" ORDER BY m.created_at LIMIT ")
             .bind(crate::rows::Arg::I64(limit as i64));
         Ok(on_db!(self.db.reader(), p =>
             bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_all(p).await?))
@@ -348,21 +345,19 @@ impl Store {
         key: &str,
         value: Value,
     ) -> Result<()> {
-        let mut metadata: Value = on_db!(self.db.reader(), p =>
-            sqlx::query_scalar("SELECT metadata FROM messages WHERE id = $1").bind(message_id).fetch_optional(p).await?)
-        .ok_or(StoreError::NotFound)?;
-        if !metadata.is_object() {
-            metadata = Value::Object(Default::default());
+        // The message as it will be announced, changed in place.
+        let mut message = self.message(message_id).await?;
+        if !message.metadata.is_object() {
+            message.metadata = Value::Object(Default::default());
         }
-        if let Value::Object(map) = &mut metadata {
+        if let Value::Object(map) = &mut message.metadata {
             map.insert(key.into(), value);
         }
         on_db!(self.db.writer(), p =>
             sqlx::query("UPDATE messages SET metadata = $2 WHERE id = $1")
-                .bind(message_id).bind(&metadata).execute(p).await?.rows_affected());
+                .bind(message_id).bind(&message.metadata).execute(p).await?.rows_affected());
         // Consoles show an email reply's delivery state from the metadata:
         // announce the change instead of making them poll.
-        let message = self.message(message_id).await?;
         let conversation = self.conversation(message.conversation_id).await?;
         self.publish(kefu_core::Event::MessageUpdated {
             inbox_id: conversation.inbox_id,
