@@ -1,5 +1,5 @@
 //! Runs an import: files → `kefu-wechat` parsers → PII policy → store
-//! (`Store::import_stage`, then `Store::import_place`), with a progress bar
+//! (`Store::import_stage` into sorted runs, then `Store::import_place`), with a progress bar
 //! and a report. The `kefu import wechat` command only parses flags and calls
 //! [`run`].
 //!
@@ -58,9 +58,13 @@ pub struct Options {
     /// file names (reads the whole directory once).
     pub hash_media: bool,
     pub pii: PiiPolicy,
-    /// Records per `import_stage` transaction; placing takes five times as
-    /// many rows per transaction.
+    /// Messages per staging transaction (one sorted run) at most; placing
+    /// takes as many per transaction, up to 10,000.
     pub batch: usize,
+    /// Where staged messages wait, as sorted runs, until they are placed; a
+    /// killed import resumes from there. Default: `import` beside the
+    /// attachments directory (the data directory).
+    pub work_dir: Option<PathBuf>,
     /// Who runs the import, for `import_runs`.
     pub actor: String,
     /// Inbox of the imported conversations; default: one named "微信导入",
@@ -92,7 +96,8 @@ impl Options {
                 bank_card: PiiMode::Mask,
                 email: PiiMode::Keep,
             },
-            batch: 2000,
+            batch: 100_000,
+            work_dir: None,
             actor: "unknown".into(),
             inbox: None,
             progress: false,

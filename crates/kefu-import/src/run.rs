@@ -8,7 +8,10 @@ use crate::tags::TagBook;
 use crate::{ImportError, Options, agents};
 use kefu_core::{InboxKind, NewInbox, SlaPolicy};
 use kefu_store::blobs::Blobs;
-use kefu_store::{FileProgress, ImportContact, NewAttachment, PlaceOptions, StagedMessage, Store};
+use kefu_store::{
+    EncodedMessage, FileProgress, ImportContact, ImportWork, NewAttachment, PlaceOptions,
+    StagedMessage, Store,
+};
 use kefu_wechat::media::{MediaIndex, Resolution};
 use kefu_wechat::{Format, MessageSource, SessionChangeKind};
 use serde_json::{Value, json};
@@ -20,12 +23,22 @@ use uuid::Uuid;
 /// The inbox imported conversations go to unless `--inbox` names one.
 const INBOX_NAME: &str = "微信导入";
 
-/// A placing transaction takes this many staging batches' worth of rows:
-/// a staged row is a few hundred bytes where a parsed record in a staging
-/// batch is several kilobytes, and larger placing transactions write each
-/// page of the staged table and the message indexes fewer times (2,000 →
-/// 10,000 rows: about a fifth less time placing).
-const PLACE_BATCHES: usize = 5;
+/// Records the reader thread parses and converts per batch.
+const READ_BATCH: usize = 1000;
+
+/// A staging batch (one sorted run, one transaction) is cut at this many
+/// bytes of encoded messages, or at `Options::batch` messages, whichever
+/// comes first. Two are in memory at a time: one written while the next
+/// fills.
+const RUN_BYTES: usize = 64 << 20;
+
+/// Contacts upserted per transaction: each is a few statements.
+const CONTACT_BATCH: usize = 2000;
+
+/// Messages placed per transaction at most: larger ones write each page of
+/// the message and conversation indexes fewer times, and hold more in
+/// memory.
+const PLACE_ROWS: usize = 10_000;
 
 /// Runs the import described by `opts`. Lines and files that cannot be read
 /// are rejected in the report; only store and I/O failures end the run.
@@ -34,6 +47,11 @@ pub async fn run(store: &Store, blobs: &Blobs, opts: &Options) -> Result<Report,
     let mut job = Job::new(store, blobs, opts)?;
     let inputs = job.inputs()?;
     if !opts.dry_run {
+        let dir = opts.work_dir.clone().unwrap_or_else(|| {
+            let data = blobs.dir().parent().unwrap_or(std::path::Path::new("."));
+            data.join("import")
+        });
+        job.work = Some(store.import_work(&dir).await?);
         let files = json!(
             inputs
                 .iter()
@@ -82,6 +100,24 @@ struct Job<'a> {
     leftovers: bool,
     /// The agent references of the rows this run staged and has not placed.
     staged_refs: std::collections::BTreeSet<String>,
+    /// Where staged messages wait for placing (`None` in a dry run).
+    work: Option<ImportWork>,
+}
+
+/// What is read from a file and not yet staged.
+#[derive(Default)]
+struct Pending {
+    contacts: Vec<ImportContact>,
+    messages: Vec<EncodedMessage>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn is_full(&self, max_messages: usize) -> bool {
+        self.contacts.len() >= CONTACT_BATCH
+            || self.messages.len() >= max_messages
+            || self.bytes >= RUN_BYTES
+    }
 }
 
 /// Dry runs count what placing would do. Memory grows with customers, not
@@ -160,6 +196,7 @@ impl<'a> Job<'a> {
             dry: DryCounts::default(),
             leftovers: false,
             staged_refs: Default::default(),
+            work: None,
         })
     }
 
@@ -308,29 +345,26 @@ impl<'a> Job<'a> {
         };
         let (tx, mut rx) = mpsc::channel::<Batch>(2);
         let reader = {
-            let (input, ctx, skip, batch) = (
-                input.clone(),
-                ctx.clone(),
-                file.resumed_at,
-                self.opts.batch.max(1),
-            );
-            tokio::task::spawn_blocking(move || files::read(&input, skip, batch, &ctx, tx))
+            let (input, ctx, skip) = (input.clone(), ctx.clone(), file.resumed_at);
+            tokio::task::spawn_blocking(move || files::read(&input, skip, READ_BATCH, &ctx, tx))
         };
-        // One batch is written while the next is converted: the writer and
-        // this task each take about half of staging's time. Batches still
-        // commit in order, each with the progress up to its end.
+        // A batch is written (sorted, its keys checked, the run file and the
+        // file's progress recorded) while the next one is read and
+        // converted. Batches commit in order, each with the progress up to
+        // its end.
+        let mut pending = Pending::default();
         let mut writing: Option<Staging> = None;
         while let Some(batch) = rx.recv().await {
             file.records += batch.consumed - progress.line;
             progress.line = batch.consumed;
             progress.byte_offset = batch.bytes;
             self.report.pii.merge(&batch.pii);
-            let (contacts, messages) = self.take(&path, batch.items).await?;
-            if !self.opts.dry_run {
+            self.take(&path, batch.items, &mut pending).await?;
+            if !self.opts.dry_run && pending.is_full(self.opts.batch.max(1)) {
                 if let Some(w) = writing.take() {
                     self.staged(w).await?;
                 }
-                writing = Some(self.stage(contacts, messages, progress.clone()));
+                writing = Some(self.stage(std::mem::take(&mut pending), progress.clone()));
             }
             self.progress.at(batch.bytes);
         }
@@ -345,7 +379,7 @@ impl<'a> Job<'a> {
             self.report.reject(&path, 0, e.to_string());
         } else if !self.opts.dry_run {
             progress.done = true;
-            let last = self.stage(Vec::new(), Vec::new(), progress);
+            let last = self.stage(pending, progress);
             self.staged(last).await?;
         }
         self.report.files.push(file);
@@ -354,19 +388,17 @@ impl<'a> Job<'a> {
     }
 
     /// Starts writing a batch; [`Job::staged`] waits for it.
-    fn stage(
-        &mut self,
-        contacts: Vec<ImportContact>,
-        messages: Vec<StagedMessage>,
-        progress: FileProgress,
-    ) -> Staging {
-        for a in messages.iter().filter_map(|m| m.agent_ref.as_ref()) {
-            if !self.staged_refs.contains(a) {
-                self.staged_refs.insert(a.clone());
-            }
-        }
+    fn stage(&mut self, batch: Pending, progress: FileProgress) -> Staging {
         let store = self.store.clone();
-        tokio::spawn(async move { store.import_stage(&contacts, &messages, &progress).await })
+        let work = self.work.clone();
+        tokio::spawn(async move {
+            let Some(work) = work else {
+                return Ok(Default::default());
+            };
+            store
+                .import_stage(&work, &batch.contacts, batch.messages, &progress)
+                .await
+        })
     }
 
     /// Waits for a batch to be written and counts it.
@@ -381,13 +413,14 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
-    /// Sorts a batch into contacts and messages, counting the rest.
+    /// Sorts a batch into contacts and messages (added to `pending`),
+    /// counting the rest.
     async fn take(
         &mut self,
         path: &str,
         items: Vec<Item>,
-    ) -> Result<(Vec<ImportContact>, Vec<StagedMessage>), ImportError> {
-        let (mut contacts, mut messages) = (Vec::new(), Vec::new());
+        pending: &mut Pending,
+    ) -> Result<(), ImportError> {
         for it in items {
             match it {
                 Item::Rejected(r) => self.report.reject(path, r.line, r.reason),
@@ -397,15 +430,28 @@ impl<'a> Job<'a> {
                 Item::Skipped(Skip::TagGroup) => {}
                 Item::Contact(c) => {
                     self.tag_names.extend(c.tags.iter().cloned());
-                    if self.opts.dry_run {
-                        self.count_person(&c);
+                    match self.opts.dry_run {
+                        true => self.count_person(&c),
+                        false => pending.contacts.push(*c),
                     }
-                    contacts.push(*c);
                 }
-                Item::Message(m) => messages.push(self.message(*m).await?),
+                Item::Message(m) => {
+                    let staged = self.message(*m).await?;
+                    if self.opts.dry_run {
+                        continue;
+                    }
+                    if let Some(a) = &staged.agent_ref
+                        && !self.staged_refs.contains(a)
+                    {
+                        self.staged_refs.insert(a.clone());
+                    }
+                    let encoded = staged.encode()?;
+                    pending.bytes += encoded.size();
+                    pending.messages.push(encoded);
+                }
             }
         }
-        Ok((contacts, messages))
+        Ok(())
     }
 
     fn count_person(&mut self, c: &ImportContact) {
@@ -559,11 +605,11 @@ impl<'a> Job<'a> {
             gap_ms: self.gap_ms(),
             tags,
         };
-        while let Some(c) = self
-            .store
-            .import_place(&opts, self.opts.batch.max(1) * PLACE_BATCHES)
-            .await?
-        {
+        let Some(work) = &self.work else {
+            return Ok(());
+        };
+        let limit = self.opts.batch.clamp(1, PLACE_ROWS);
+        while let Some(c) = self.store.import_place(work, &opts, limit).await? {
             let r = &mut self.report;
             r.conversations += c.conversations;
             r.messages_placed += c.messages;

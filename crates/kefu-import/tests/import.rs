@@ -477,7 +477,8 @@ async fn dry_run_writes_nothing(db: Db) {
         "inboxes",
         "tags",
         "import_files",
-        "import_staged",
+        "import_keys",
+        "import_sort_runs",
         "import_runs",
     ];
     let mut before = Vec::new();

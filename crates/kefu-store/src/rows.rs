@@ -11,7 +11,6 @@ pub(crate) enum Arg {
     I64(i64),
     Text(String),
     OptUuid(Option<Uuid>),
-    OptText(Option<String>),
     /// JSONB in PostgreSQL, text in SQLite.
     Json(serde_json::Value),
 }
@@ -70,7 +69,6 @@ macro_rules! bind_args {
                 $crate::rows::Arg::I64(v) => q.bind(v),
                 $crate::rows::Arg::Text(v) => q.bind(v),
                 $crate::rows::Arg::OptUuid(v) => q.bind(v),
-                $crate::rows::Arg::OptText(v) => q.bind(v),
                 $crate::rows::Arg::Json(v) => q.bind(v),
             };
         }

@@ -7,8 +7,8 @@ use kefu_core::{
     NewConversation, NewInbox, NewMessage, Priority, SlaPolicy,
 };
 use kefu_store::{
-    ConversationFilter, FileProgress, ImportContact, PlaceCounts, PlaceOptions, StagedBody,
-    StagedMessage, Store, StoreError, Visibility,
+    ConversationFilter, EncodedMessage, FileProgress, ImportContact, PlaceCounts, PlaceOptions,
+    StagedBody, StagedMessage, Store, StoreError, Visibility,
 };
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 struct Db {
     store: Store,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn open(postgres: bool) -> Option<Db> {
@@ -25,7 +25,7 @@ async fn open(postgres: bool) -> Option<Db> {
     Some(Db {
         store: Store::open(&url).await.expect("open store"),
         url,
-        _dir: dir,
+        dir,
     })
 }
 
@@ -572,13 +572,22 @@ async fn imports_place_history_once(db: Db) {
         line: 7,
         done: true,
     };
+    let work = store
+        .import_work(&db.dir.path().join("import"))
+        .await
+        .expect("work dir");
+    let encode = |m: &[StagedMessage]| -> Vec<EncodedMessage> {
+        m.iter()
+            .map(|m| m.clone().encode().expect("encode"))
+            .collect()
+    };
     let first = store
-        .import_stage(&[contact.clone()], &messages, &progress)
+        .import_stage(&work, &[contact.clone()], encode(&messages), &progress)
         .await
         .expect("stage");
     assert_eq!((first.contacts_created, first.messages_staged), (1, 7));
     let again = store
-        .import_stage(&[contact], &messages, &progress)
+        .import_stage(&work, &[contact], encode(&messages), &progress)
         .await
         .expect("restage");
     assert_eq!(
@@ -601,7 +610,7 @@ async fn imports_place_history_once(db: Db) {
         tags: vec!["imported".into()],
     };
     let mut total = PlaceCounts::default();
-    while let Some(c) = store.import_place(&opts, 3).await.expect("place") {
+    while let Some(c) = store.import_place(&work, &opts, 3).await.expect("place") {
         total.conversations += c.conversations;
         total.messages += c.messages;
         total.contacts_created += c.contacts_created;
@@ -666,14 +675,25 @@ async fn imports_place_history_once(db: Db) {
         ..store.import_progress("f1").await.expect("p").expect("f1")
     };
     store
-        .import_stage(&[], &later, &p2)
+        .import_stage(&work, &[], encode(&later), &p2)
         .await
         .expect("stage later");
-    store.import_place(&opts, 100).await.expect("place later");
+    store
+        .import_place(&work, &opts, 100)
+        .await
+        .expect("place later");
     assert_eq!(
-        store.import_place(&opts, 100).await.expect("nothing left"),
+        store
+            .import_place(&work, &opts, 100)
+            .await
+            .expect("nothing left"),
         None
     );
+    let files: Vec<_> = std::fs::read_dir(work.dir())
+        .expect("work dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(files, vec!["lock"], "placed runs are removed");
     let last = texts(convs[2].id).await;
     assert_eq!(
         last.iter().map(|m| m.seq).collect::<Vec<_>>(),

@@ -83,9 +83,10 @@ pub struct WechatArgs {
     /// Who runs the import [default: the OS user].
     #[arg(long)]
     actor: Option<String>,
-    /// Records staged per transaction (placing into conversations takes
-    /// five times as many per transaction).
-    #[arg(long, default_value_t = 2000)]
+    /// Messages staged per transaction (one sorted run in the data
+    /// directory's `import/`) at most; placing takes as many per
+    /// transaction, up to 10,000.
+    #[arg(long, default_value_t = 100_000)]
     batch: usize,
     /// Inbox for the imported conversations [default: "微信导入", created].
     #[arg(long)]

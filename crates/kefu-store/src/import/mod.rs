@@ -1,31 +1,38 @@
 //! Bulk import of another system's history (WeChat's, through
 //! `kefu-wechat`), in two steps that each commit in batches:
 //!
-//! 1. **Stage**: contacts are upserted by their identities, and messages are
-//!    stored as staged rows keyed by their source id, together with how far
-//!    the input file has been read. A re-run stages nothing twice; a killed
-//!    run resumes at the last committed offset.
-//! 2. **Place**: staged rows are taken in order of customer, account and
-//!    time, and become messages of conversations. A customer's next message
-//!    continues the conversation in `import_tails` unless that one ended or
-//!    the gap is too long. Placing walks one pass of staged rows with a
-//!    cursor (`import_placing`, the last row placed) that commits with each
-//!    batch, so placing also resumes exactly; rows staged once a pass is
-//!    being placed go to the next pass.
+//! 1. **Stage**: contacts are upserted by their identities. A batch of
+//!    messages is checked against every key staged before (`import_keys`),
+//!    sorted into placing order (customer, account, time) and written once
+//!    as a run file in the import's work directory (`runs`); the run is
+//!    recorded together with how far the input file has been read. A re-run
+//!    stages nothing twice; a killed run resumes at the last recorded run.
+//! 2. **Place**: the runs of a pass are merged in placing order and become
+//!    messages of conversations. A customer's next message continues the
+//!    conversation in `import_tails` unless that one ended or the gap is too
+//!    long. Placing follows a cursor (`import_placing`, the last row placed)
+//!    that commits with each batch, so placing also resumes exactly; runs
+//!    staged once a pass is being placed go to the next pass.
 //!
 //! Nothing here knows WeChat: the caller decides keys, texts and metadata.
 
 use crate::rows::{Arg, Sql};
 use crate::{Result, Store, StoreError};
+use futures::TryStreamExt;
 use kefu_core::time::{now, to_millis};
 use kefu_core::{Direction, Identity, NewContact};
+use runs::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
 use uuid::Uuid;
 
 mod plan;
+mod runs;
 mod sqlite;
+
+pub use runs::ImportWork;
 
 /// A contact as a source knows it. Fields already set on a matching contact
 /// are kept (agents may have edited them); attributes are merged.
@@ -136,18 +143,10 @@ impl Cursor {
     }
 
     /// The cursor once `rows` (a batch, in placing order) are placed.
-    fn past(&self, rows: &[PendingRow]) -> Cursor {
+    fn past(&self, rows: &[Row]) -> Cursor {
         Cursor {
             pass: self.pass,
-            after: rows.last().map(|r| {
-                (
-                    r.customer_kind.clone(),
-                    r.customer_value.clone(),
-                    r.account.clone(),
-                    r.sent_at,
-                    r.key.clone(),
-                )
-            }),
+            after: rows.last().map(after_of).or_else(|| self.after.clone()),
         }
     }
 
@@ -184,6 +183,17 @@ type CursorRow = (
     Option<String>,
 );
 
+/// The cursor's position once `r` is placed.
+fn after_of(r: &Row) -> After {
+    (
+        r.customer_kind.clone(),
+        r.customer_value.clone(),
+        r.account.clone(),
+        r.sent_at,
+        r.key.clone(),
+    )
+}
+
 fn cursor_of(r: CursorRow) -> Cursor {
     let (pass, kind, value, account, sent_at, key) = r;
     let after = match (kind, value, account, sent_at, key) {
@@ -193,41 +203,22 @@ fn cursor_of(r: CursorRow) -> Cursor {
     Cursor { pass, after }
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct PendingRow {
-    key: String,
-    customer_kind: String,
-    customer_value: String,
-    account: String,
-    sent_at: i64,
-    agent_ref: Option<String>,
-    body: String,
-}
-
 /// Rows per multi-row INSERT: few round trips, far below every dialect's
 /// parameter limit.
 const CHUNK: usize = 100;
 
 /// Where placing stands.
 const PLACING: &str = "SELECT pass, customer_kind, customer_value, account, sent_at, key FROM import_placing WHERE id = 1";
-/// The first rows of a pass, in placing order.
-const PENDING_FIRST: &str =
-    "SELECT key, customer_kind, customer_value, account, sent_at, agent_ref, body
-     FROM import_staged WHERE pass = $1
-     ORDER BY pass, customer_kind, customer_value, account, sent_at, key LIMIT $2";
-/// The rows of a pass after the cursor, in placing order. (`pass` is not
-/// in the row value: SQLite then uses only `pass = $1` of the index.)
-const PENDING_AFTER: &str =
-    "SELECT key, customer_kind, customer_value, account, sent_at, agent_ref, body
-     FROM import_staged WHERE pass = $1
-       AND (customer_kind, customer_value, account, sent_at, key) > ($2, $3, $4, $5, $6)
-     ORDER BY pass, customer_kind, customer_value, account, sent_at, key LIMIT $7";
 const SAVE_CURSOR: &str =
     "UPDATE import_placing SET pass = $1, customer_kind = $2, customer_value = $3,
        account = $4, sent_at = $5, key = $6 WHERE id = 1";
-const LATER_PASS: &str = "SELECT EXISTS (SELECT 1 FROM import_staged WHERE pass > $1)";
-const STAGE_ROW: &str = "INSERT INTO import_staged (pass, key, customer_kind, customer_value, account, sent_at, agent_ref, body)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING";
+/// Whether runs of a later pass wait.
+const LATER_RUNS: &str = "SELECT EXISTS (SELECT 1 FROM import_sort_runs WHERE pass > $1)";
+const RUNS_OF_PASS: &str = "SELECT id FROM import_sort_runs WHERE pass = $1 ORDER BY id";
+const INSERT_RUN: &str =
+    "INSERT INTO import_sort_runs (id, pass, row_count, agent_refs, created_at)
+     VALUES ($1, $2, $3, $4, $5)";
+const INSERT_KEY: &str = "INSERT INTO import_keys (key) VALUES ($1) ON CONFLICT DO NOTHING";
 const SAVE_PROGRESS: &str =
     "INSERT INTO import_files (fingerprint, path, format, byte_offset, line, done, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -341,36 +332,6 @@ macro_rules! save_cursor_sqlx {
     }};
 }
 
-/// Up to `limit` rows of the cursor's pass after it, in placing order.
-macro_rules! pending_sqlx {
-    ($conn:expr, $cursor:expr, $limit:expr) => {{
-        let c: &Cursor = $cursor;
-        let limit = $limit as i64;
-        let rows: Vec<PendingRow> = match &c.after {
-            None => {
-                sqlx::query_as(PENDING_FIRST)
-                    .bind(c.pass)
-                    .bind(limit)
-                    .fetch_all(&mut *$conn)
-                    .await?
-            }
-            Some((kind, value, account, sent_at, key)) => {
-                sqlx::query_as(PENDING_AFTER)
-                    .bind(c.pass)
-                    .bind(kind)
-                    .bind(value)
-                    .bind(account)
-                    .bind(sent_at)
-                    .bind(key)
-                    .bind(limit)
-                    .fetch_all(&mut *$conn)
-                    .await?
-            }
-        };
-        rows
-    }};
-}
-
 /// Inside a transaction: runs a statement built by `Sql`.
 macro_rules! run_sql {
     ($tx:expr, $sql:expr) => {{
@@ -387,7 +348,7 @@ macro_rules! run_sql {
 /// Inside a transaction: what the database knows of the batch's customers.
 macro_rules! known_sqlx {
     ($tx:expr, $rows:expr) => {{
-        let rows: &[PendingRow] = $rows;
+        let rows: &[Row] = $rows;
         let mut k = plan::Known::default();
         for group in plan::groups(rows) {
             let first = &group[0];
@@ -550,6 +511,96 @@ fn message_sql(chunk: &[plan::Msg<'_>]) -> Result<Sql> {
     Ok(m)
 }
 
+/// A staged message encoded for a run: a batch held in memory takes about
+/// its encoded size, and the body is serialised once.
+pub struct EncodedMessage(Row);
+
+impl StagedMessage {
+    pub fn encode(self) -> Result<EncodedMessage> {
+        let body = serde_json::value::to_raw_value(&self.body)
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", self.key)))?;
+        Ok(EncodedMessage(Row {
+            key: self.key,
+            customer_kind: self.customer.kind,
+            customer_value: self.customer.value,
+            account: self.account,
+            sent_at: self.sent_at,
+            agent_ref: self.agent_ref,
+            body: runs::Body(body),
+        }))
+    }
+}
+
+impl EncodedMessage {
+    /// About what the message takes in memory, in bytes.
+    pub fn size(&self) -> usize {
+        self.0.size()
+    }
+}
+
+/// A staging batch: each key once (the first copy), the rows in placing
+/// order and the keys in key order, which is how they are looked up and
+/// inserted (neighbouring keys share index pages).
+struct RunBatch {
+    rows: Vec<Row>,
+    keys: Vec<String>,
+    received: u64,
+}
+
+impl RunBatch {
+    fn new(messages: Vec<EncodedMessage>) -> RunBatch {
+        let received = messages.len() as u64;
+        let mut rows: Vec<Row> = messages.into_iter().map(|m| m.0).collect();
+        // Stable: of two copies of a key, the first read stays.
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+        rows.dedup_by(|later, first| later.key == first.key);
+        let keys = rows.iter().map(|r| r.key.clone()).collect();
+        rows.sort_unstable_by(|a, b| a.order().cmp(&b.order()));
+        RunBatch {
+            rows,
+            keys,
+            received,
+        }
+    }
+
+    /// Writes the rows whose keys were not staged before (`old`) as run
+    /// `id`; returns their number and agent references, or `None` when
+    /// every row was staged before.
+    fn write(
+        &self,
+        work: &ImportWork,
+        id: Uuid,
+        old: &HashSet<&str>,
+    ) -> Result<Option<(i64, Value)>> {
+        if self.keys.len() == old.len() {
+            return Ok(None);
+        }
+        let mut w = work.run_writer(id)?;
+        for r in self.rows.iter().filter(|r| !old.contains(r.key.as_str())) {
+            w.push(r)?;
+        }
+        let (_, n, refs) = w.finish()?;
+        Ok(Some((n, refs)))
+    }
+
+    fn counts(&self, old: usize) -> StageCounts {
+        let staged = (self.keys.len() - old) as u64;
+        StageCounts {
+            messages_staged: staged,
+            messages_already_staged: self.received - staged,
+            ..Default::default()
+        }
+    }
+}
+
+/// The byte offset and line of a file's progress, as stored.
+fn progress_columns(p: &FileProgress) -> (i64, i64) {
+    (
+        i64::try_from(p.byte_offset).unwrap_or(i64::MAX),
+        i64::try_from(p.line).unwrap_or(i64::MAX),
+    )
+}
+
 impl Store {
     /// The recorded progress of a file, if it was seen before.
     pub async fn import_progress(&self, fingerprint: &str) -> Result<Option<FileProgress>> {
@@ -568,46 +619,39 @@ impl Store {
         ))
     }
 
-    /// Upserts contacts, stages messages and records `progress`, in one
-    /// transaction.
+    /// Opens and locks the work directory of imports into this database:
+    /// run files no transaction recorded are removed, and rows an earlier
+    /// version staged in the database become runs.
+    pub async fn import_work(&self, dir: &Path) -> Result<ImportWork> {
+        let work = ImportWork::lock(dir)?;
+        let runs: Vec<Uuid> = on_db!(self.db.reader(), p =>
+            sqlx::query_scalar("SELECT id FROM import_sort_runs").fetch_all(p).await?);
+        work.tidy(&runs)?;
+        self.adopt_staged(&work).await?;
+        Ok(work)
+    }
+
+    /// Upserts contacts, stages messages (each key once, ever) as a run in
+    /// `work` and records `progress`, in one transaction.
     pub async fn import_stage(
         &self,
+        work: &ImportWork,
         contacts: &[ImportContact],
-        messages: &[StagedMessage],
+        messages: Vec<EncodedMessage>,
         progress: &FileProgress,
     ) -> Result<StageCounts> {
         let at = to_millis(now());
-        let bodies = messages
-            .iter()
-            .map(|m| serde_json::to_string(&m.body).map_err(|e| StoreError::Invalid(e.to_string())))
-            .collect::<Result<Vec<String>>>()?;
+        let run = Uuid::now_v7();
+        let batch = tokio::task::spawn_blocking(move || RunBatch::new(messages))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("sorting a batch: {e}")))?;
         // Batches of messages (nearly all of an import) go to SQLite's
         // writer thread; contact files are small and keep the sqlx path,
         // which upserts contacts.
         if let (Some(writer), true) = (self.db.fast_writer(), contacts.is_empty()) {
-            let rows: Vec<sqlite::StageRow> = messages
-                .iter()
-                .zip(bodies)
-                .map(|(m, body)| sqlite::StageRow {
-                    key: m.key.clone(),
-                    customer_kind: m.customer.kind.clone(),
-                    customer_value: m.customer.value.clone(),
-                    account: m.account.clone(),
-                    sent_at: m.sent_at,
-                    agent_ref: m.agent_ref.clone(),
-                    body,
-                })
-                .collect();
-            let p = sqlite::ProgressRow {
-                fingerprint: progress.fingerprint.clone(),
-                path: progress.path.clone(),
-                format: progress.format.clone(),
-                byte_offset: i64::try_from(progress.byte_offset).unwrap_or(i64::MAX),
-                line: i64::try_from(progress.line).unwrap_or(i64::MAX),
-                done: progress.done,
-            };
+            let (work, progress) = (work.clone(), progress.clone());
             return writer
-                .write_alone(move |conn| sqlite::stage(conn, &rows, &p, at))
+                .write_alone(move |conn| sqlite::stage(conn, &work, run, &batch, &progress, at))
                 .await;
         }
         let mut counts = StageCounts::default();
@@ -620,18 +664,31 @@ impl Store {
                 }
             }
             let pass = cursor_sqlx!(tx).staging_pass();
-            for (chunk, bodies) in messages.chunks(CHUNK).zip(bodies.chunks(CHUNK)) {
-                let sql = stage_sql(pass, chunk, bodies);
-                let n = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
-                    .execute(&mut *tx).await?.rows_affected();
-                counts.messages_staged += n;
-                counts.messages_already_staged += chunk.len() as u64 - n;
+            let mut old: HashSet<&str> = HashSet::new();
+            for chunk in batch.keys.chunks(CHUNK) {
+                let mut sql = Sql::new("INSERT INTO import_keys (key) VALUES ");
+                for (i, k) in chunk.iter().enumerate() {
+                    sql.push(if i == 0 { "(" } else { ", (" });
+                    sql.bind(Arg::Text(k.clone())).push(")");
+                }
+                sql.push(" ON CONFLICT DO NOTHING RETURNING key");
+                let new: HashSet<String> =
+                    bind_args!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
+                        .fetch_all(&mut *tx).await?.into_iter().collect();
+                old.extend(chunk.iter().filter(|k| !new.contains(*k)).map(String::as_str));
             }
+            if let Some((n, refs)) = batch.write(work, run, &old)? {
+                sqlx::query(INSERT_RUN)
+                    .bind(run).bind(pass).bind(n).bind(&refs).bind(at)
+                    .execute(&mut *tx).await?;
+            }
+            let c = batch.counts(old.len());
+            counts.messages_staged = c.messages_staged;
+            counts.messages_already_staged = c.messages_already_staged;
+            let (offset, line) = progress_columns(progress);
             sqlx::query(SAVE_PROGRESS)
                 .bind(&progress.fingerprint).bind(&progress.path).bind(&progress.format)
-                .bind(i64::try_from(progress.byte_offset).unwrap_or(i64::MAX))
-                .bind(i64::try_from(progress.line).unwrap_or(i64::MAX))
-                .bind(progress.done).bind(at)
+                .bind(offset).bind(line).bind(progress.done).bind(at)
                 .execute(&mut *tx).await?;
             tx.commit().await?;
         });
@@ -642,67 +699,144 @@ impl Store {
     /// account, in one transaction. `Ok(None)` when nothing was waiting.
     pub async fn import_place(
         &self,
+        work: &ImportWork,
         opts: &PlaceOptions,
         limit: usize,
     ) -> Result<Option<PlaceCounts>> {
+        loop {
+            let cursor = self.import_cursor().await?;
+            if !work.merging_at(cursor.pass, cursor.after.as_ref()) {
+                let runs: Vec<Uuid> = on_db!(self.db.reader(), p =>
+                    sqlx::query_scalar(RUNS_OF_PASS).bind(cursor.pass).fetch_all(p).await?);
+                work.open_merge(cursor.pass, &runs, cursor.after.clone())?;
+            }
+            let rows = work.take(limit.max(1))?;
+            if rows.is_empty() {
+                match self.import_next_pass(work, &cursor).await? {
+                    true => continue,
+                    false => return Ok(None),
+                }
+            }
+            let placed = self.import_place_rows(opts, rows, &cursor).await;
+            if placed.is_err() {
+                work.reset();
+            }
+            return placed.map(Some);
+        }
+    }
+
+    async fn import_cursor(&self) -> Result<Cursor> {
+        Ok(on_db!(self.db.reader(), p => {
+            let mut c = p.acquire().await?;
+            cursor_sqlx!(c)
+        }))
+    }
+
+    /// Places `rows` (the next ones after `cursor`) and moves the cursor
+    /// past them, in one transaction.
+    async fn import_place_rows(
+        &self,
+        opts: &PlaceOptions,
+        rows: Vec<Row>,
+        cursor: &Cursor,
+    ) -> Result<PlaceCounts> {
         let at = to_millis(now());
+        let next = cursor.past(&rows);
         if let Some(writer) = self.db.fast_writer() {
             let opts = opts.clone();
             return writer
-                .write_alone(move |conn| sqlite::place(conn, &opts, limit, at))
+                .write_alone(move |conn| sqlite::place(conn, &opts, &rows, &next, at))
                 .await;
         }
         let backend = self.db.backend();
-        let counts = on_db!(self.db.writer(), p => {
+        Ok(on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
-            let mut cursor = cursor_sqlx!(tx);
-            let mut rows: Vec<PendingRow>;
-            loop {
-                rows = pending_sqlx!(tx, &cursor, limit);
-                let later: bool = match rows.is_empty() {
-                    true => sqlx::query_scalar(LATER_PASS)
-                        .bind(cursor.pass).fetch_one(&mut *tx).await?,
-                    false => false,
-                };
-                if !later {
-                    break;
-                }
-                cursor = cursor.next_pass();
-                save_cursor_sqlx!(tx, &cursor);
-            }
-            let counts = if rows.is_empty() {
-                None
-            } else {
-                let known = known_sqlx!(tx, &rows);
-                let plan = plan::plan(opts, &rows, &known)?;
-                let counts = write_plan_sqlx!(tx, backend, opts, plan, at);
-                save_cursor_sqlx!(tx, &cursor.past(&rows));
-                Some(counts)
-            };
+            let known = known_sqlx!(tx, &rows);
+            let plan = plan::plan(opts, &rows, &known)?;
+            let counts = write_plan_sqlx!(tx, backend, opts, plan, at);
+            save_cursor_sqlx!(tx, &next);
             tx.commit().await?;
             counts
-        });
-        Ok(counts)
+        }))
     }
-}
 
-fn stage_sql(pass: i64, chunk: &[StagedMessage], bodies: &[String]) -> Sql {
-    let mut sql = Sql::new(
-        "INSERT INTO import_staged (pass, key, customer_kind, customer_value, account, sent_at, agent_ref, body) VALUES ",
-    );
-    for (i, (m, body)) in chunk.iter().zip(bodies).enumerate() {
-        sql.push(if i == 0 { "(" } else { ", (" });
-        sql.bind(Arg::I64(pass)).push(", ");
-        sql.bind(Arg::Text(m.key.clone())).push(", ");
-        sql.bind(Arg::Text(m.customer.kind.clone())).push(", ");
-        sql.bind(Arg::Text(m.customer.value.clone())).push(", ");
-        sql.bind(Arg::Text(m.account.clone())).push(", ");
-        sql.bind(Arg::I64(m.sent_at)).push(", ");
-        sql.bind(Arg::OptText(m.agent_ref.clone())).push(", ");
-        sql.bind(Arg::Text(body.clone())).push(")");
+    /// Once the runs of the cursor's pass are all placed: forgets them and
+    /// moves the cursor to the start of the next pass. True when runs of a
+    /// later pass wait.
+    async fn import_next_pass(&self, work: &ImportWork, cursor: &Cursor) -> Result<bool> {
+        let (done, later): (Vec<Uuid>, bool) = on_db!(self.db.reader(), p => (
+            sqlx::query_scalar("SELECT id FROM import_sort_runs WHERE pass <= $1")
+                .bind(cursor.pass).fetch_all(p).await?,
+            sqlx::query_scalar(LATER_RUNS).bind(cursor.pass).fetch_one(p).await?,
+        ));
+        if done.is_empty() && !later && cursor.after.is_none() {
+            return Ok(false);
+        }
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM import_sort_runs WHERE pass <= $1")
+                .bind(cursor.pass).execute(&mut *tx).await?;
+            save_cursor_sqlx!(tx, &cursor.next_pass());
+            tx.commit().await?;
+        });
+        work.reset();
+        work.remove(&done);
+        Ok(later)
     }
-    sql.push(" ON CONFLICT (key) DO NOTHING");
-    sql
+
+    /// Rows an earlier version staged in `import_staged` and did not place
+    /// become one run per pass (their keys are in `import_keys` since
+    /// migration 0009), in the order that version would have placed them.
+    async fn adopt_staged(&self, work: &ImportWork) -> Result<()> {
+        #[derive(sqlx::FromRow)]
+        struct Staged {
+            pass: i64,
+            #[sqlx(flatten)]
+            row: Row,
+        }
+        let at = to_millis(now());
+        on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            let mut runs: Vec<(Uuid, i64, i64, Value)> = Vec::new();
+            {
+                let mut rows = sqlx::query_as::<_, Staged>(
+                    "SELECT pass, key, customer_kind, customer_value, account, sent_at, agent_ref, body
+                     FROM import_staged
+                     ORDER BY pass, customer_kind, customer_value, account, sent_at, key",
+                )
+                .fetch(&mut *tx);
+                let mut open: Option<(i64, runs::RunWriter)> = None;
+                while let Some(s) = rows.try_next().await? {
+                    if open.as_ref().is_none_or(|(pass, _)| *pass != s.pass) {
+                        if let Some((pass, w)) = open.take() {
+                            let (id, n, refs) = w.finish()?;
+                            runs.push((id, pass, n, refs));
+                        }
+                        open = Some((s.pass, work.run_writer(Uuid::now_v7())?));
+                    }
+                    if let Some((_, w)) = open.as_mut() {
+                        w.push(&s.row)?;
+                    }
+                }
+                if let Some((pass, w)) = open.take() {
+                    let (id, n, refs) = w.finish()?;
+                    runs.push((id, pass, n, refs));
+                }
+            }
+            if runs.is_empty() {
+                return Ok(());
+            }
+            for (id, pass, n, refs) in &runs {
+                sqlx::query(INSERT_RUN)
+                    .bind(id).bind(pass).bind(n).bind(refs).bind(at)
+                    .execute(&mut *tx).await?;
+            }
+            sqlx::query("DELETE FROM import_staged").execute(&mut *tx).await?;
+            tx.commit().await?;
+            tracing::info!(runs = runs.len(), "staged rows of an earlier version became import runs");
+        });
+        Ok(())
+    }
 }
 
 /// The contact fields an import fills in where the contact has none.
@@ -811,25 +945,20 @@ impl Store {
     /// Whether any staged row waits to be placed (an earlier run stopped
     /// before placing all it staged).
     pub async fn import_has_pending(&self) -> Result<bool> {
-        Ok(on_db!(self.db.reader(), p => {
-            let mut c = p.acquire().await?;
-            let cursor = cursor_sqlx!(c);
-            let next = pending_sqlx!(c, &cursor, 1);
-            let later: bool = sqlx::query_scalar(LATER_PASS).bind(cursor.pass).fetch_one(&mut *c).await?;
-            !next.is_empty() || later
-        }))
+        Ok(on_db!(self.db.reader(), p =>
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM import_sort_runs)").fetch_one(p).await?))
     }
 
     /// The agent references of staged rows not placed yet (and of those of
     /// the pass being placed): the importer maps them to agents before
     /// placing, even when a resumed run staged nothing.
     pub async fn import_pending_agent_refs(&self) -> Result<Vec<String>> {
-        Ok(on_db!(self.db.reader(), p =>
-            sqlx::query_scalar(
-                "SELECT DISTINCT agent_ref FROM import_staged
-                 WHERE pass >= (SELECT pass FROM import_placing WHERE id = 1)
-                   AND agent_ref IS NOT NULL ORDER BY agent_ref",
-            )
-            .fetch_all(p).await?))
+        let lists: Vec<Value> = on_db!(self.db.reader(), p =>
+            sqlx::query_scalar("SELECT agent_refs FROM import_sort_runs").fetch_all(p).await?);
+        let refs: BTreeSet<String> = lists
+            .into_iter()
+            .flat_map(|l| serde_json::from_value::<Vec<String>>(l).unwrap_or_default())
+            .collect();
+        Ok(refs.into_iter().collect())
     }
 }

@@ -8,7 +8,8 @@
 //! instead of inserted open and then updated; only a conversation continued
 //! from an earlier batch (its tail) is updated.
 
-use super::{PendingRow, PlaceCounts, PlaceOptions};
+use super::runs::Row;
+use super::{PlaceCounts, PlaceOptions};
 use crate::{Result, StoreError};
 use kefu_core::{Direction, SenderKind};
 use serde::Deserialize;
@@ -106,7 +107,7 @@ struct BodyRef<'a> {
 }
 
 /// The groups of a batch: rows of one customer and account, in order.
-pub(super) fn groups(rows: &[PendingRow]) -> impl Iterator<Item = &[PendingRow]> {
+pub(super) fn groups(rows: &[Row]) -> impl Iterator<Item = &[Row]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         let first = rest.first()?;
@@ -124,14 +125,14 @@ pub(super) fn groups(rows: &[PendingRow]) -> impl Iterator<Item = &[PendingRow]>
     })
 }
 
-pub(super) fn customer(r: &PendingRow) -> Customer<'_> {
+pub(super) fn customer(r: &Row) -> Customer<'_> {
     (&r.customer_kind, &r.customer_value)
 }
 
 /// Places `rows` (one batch, in placing order) given what is `known`.
 pub(super) fn plan<'r>(
     opts: &PlaceOptions,
-    rows: &'r [PendingRow],
+    rows: &'r [Row],
     known: &Known<'r>,
 ) -> Result<Plan<'r>> {
     let mut p = Plan::default();
@@ -174,7 +175,7 @@ pub(super) fn plan<'r>(
         // Whether `open` came from an earlier batch (then it is updated).
         let mut continued = open.is_some();
         for row in group {
-            let body: BodyRef<'r> = serde_json::from_str(&row.body)
+            let body: BodyRef<'r> = serde_json::from_str(row.body.0.get())
                 .map_err(|e| StoreError::Invalid(format!("staged {}: {e}", row.key)))?;
             let starts = open
                 .as_ref()

@@ -8,10 +8,12 @@
 //! 16-byte blobs, JSON as text, booleans as integers.
 
 use super::plan::{self, Known, Plan, Tail};
+use super::runs::Row;
 use super::{
-    Cursor, CursorRow, FINISH_CONVERSATION, LATER_PASS, PENDING_AFTER, PENDING_FIRST, PLACING,
-    PendingRow, PlaceCounts, PlaceOptions, RECALL_FIND, RECALL_SET, SAVE_CURSOR, SAVE_PROGRESS,
-    STAGE_ROW, StageCounts, TAIL, UPSERT_TAIL, cursor_of, insert_imported_conversation,
+    Cursor, CursorRow, FINISH_CONVERSATION, FileProgress, INSERT_KEY, INSERT_RUN, ImportWork,
+    PLACING, PlaceCounts, PlaceOptions, RECALL_FIND, RECALL_SET, RunBatch, SAVE_CURSOR,
+    SAVE_PROGRESS, StageCounts, TAIL, UPSERT_TAIL, cursor_of, insert_imported_conversation,
+    progress_columns,
 };
 use crate::contacts::{CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_IDENTITY};
 use crate::conversations::INSERT_CONVERSATION_TAG;
@@ -19,92 +21,57 @@ use crate::messages::INSERT_MESSAGE;
 use crate::sqlite_hot::{ensure_tags, prepare};
 use crate::{Backend, Result, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
 use uuid::Uuid;
 
-/// A staged message as written: the body already serialised.
-pub(super) struct StageRow {
-    pub key: String,
-    pub customer_kind: String,
-    pub customer_value: String,
-    pub account: String,
-    pub sent_at: i64,
-    pub agent_ref: Option<String>,
-    pub body: String,
-}
-
-/// The file's progress as written.
-pub(super) struct ProgressRow {
-    pub fingerprint: String,
-    pub path: String,
-    pub format: String,
-    pub byte_offset: i64,
-    pub line: i64,
-    pub done: bool,
-}
-
-/// Stages `rows` and records the file's progress (one transaction: the
-/// writer's).
+/// Stages a batch as run `run` in `work` and records the file's progress
+/// (one transaction: the writer's).
 pub(super) fn stage(
     conn: &Connection,
-    rows: &[StageRow],
-    progress: &ProgressRow,
+    work: &ImportWork,
+    run: Uuid,
+    batch: &RunBatch,
+    progress: &FileProgress,
     at: i64,
 ) -> Result<StageCounts> {
-    let mut counts = StageCounts::default();
     let pass = cursor(conn)?.staging_pass();
-    let mut insert = prepare(conn, STAGE_ROW)?;
-    for r in rows {
-        let n = insert.execute(params![
-            pass,
-            r.key,
-            r.customer_kind,
-            r.customer_value,
-            r.account,
-            r.sent_at,
-            r.agent_ref,
-            r.body
-        ])?;
-        counts.messages_staged += n as u64;
-        counts.messages_already_staged += 1 - n as u64;
+    let mut insert = prepare(conn, INSERT_KEY)?;
+    let mut old = HashSet::new();
+    for key in &batch.keys {
+        if insert.execute(params![key])? == 0 {
+            old.insert(key.as_str());
+        }
     }
+    if let Some((n, refs)) = batch.write(work, run, &old)? {
+        prepare(conn, INSERT_RUN)?.execute(params![run, pass, n, refs.to_string(), at])?;
+    }
+    let (offset, line) = progress_columns(progress);
     prepare(conn, SAVE_PROGRESS)?.execute(params![
         progress.fingerprint,
         progress.path,
         progress.format,
-        progress.byte_offset,
-        progress.line,
+        offset,
+        line,
         progress.done,
         at
     ])?;
-    Ok(counts)
+    Ok(batch.counts(old.len()))
 }
 
-/// Places up to `limit` staged rows; `None` when none were waiting.
+/// Places `rows`, the next ones in placing order, and saves the cursor
+/// `next` (past them).
 pub(super) fn place(
     conn: &Connection,
     opts: &PlaceOptions,
-    limit: usize,
+    rows: &[Row],
+    next: &Cursor,
     at: i64,
-) -> Result<Option<PlaceCounts>> {
-    let mut cursor = cursor(conn)?;
-    let rows = loop {
-        let rows = pending(conn, &cursor, limit)?;
-        if !rows.is_empty() {
-            break rows;
-        }
-        let later: bool =
-            prepare(conn, LATER_PASS)?.query_row(params![cursor.pass], |r| r.get(0))?;
-        if !later {
-            return Ok(None);
-        }
-        cursor = cursor.next_pass();
-        save_cursor(conn, &cursor)?;
-    };
-    let known = known(conn, &rows)?;
-    let plan = plan::plan(opts, &rows, &known)?;
+) -> Result<PlaceCounts> {
+    let known = known(conn, rows)?;
+    let plan = plan::plan(opts, rows, &known)?;
     let counts = write(conn, opts, plan, at)?;
-    save_cursor(conn, &cursor.past(&rows))?;
-    Ok(Some(counts))
+    save_cursor(conn, next)?;
+    Ok(counts)
 }
 
 fn cursor(conn: &Connection) -> Result<Cursor> {
@@ -127,35 +94,7 @@ fn save_cursor(conn: &Connection, c: &Cursor) -> Result<()> {
     Ok(())
 }
 
-/// The next rows of the pass after the cursor, in placing order.
-fn pending(conn: &Connection, c: &Cursor, limit: usize) -> Result<Vec<PendingRow>> {
-    let row = |r: &rusqlite::Row<'_>| {
-        Ok(PendingRow {
-            key: r.get(0)?,
-            customer_kind: r.get(1)?,
-            customer_value: r.get(2)?,
-            account: r.get(3)?,
-            sent_at: r.get(4)?,
-            agent_ref: r.get(5)?,
-            body: r.get(6)?,
-        })
-    };
-    let limit = limit as i64;
-    let rows = match &c.after {
-        None => prepare(conn, PENDING_FIRST)?
-            .query_map(params![c.pass, limit], row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-        Some((kind, value, account, sent_at, key)) => prepare(conn, PENDING_AFTER)?
-            .query_map(
-                params![c.pass, kind, value, account, sent_at, key, limit],
-                row,
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-    };
-    Ok(rows)
-}
-
-fn known<'r>(conn: &Connection, rows: &'r [PendingRow]) -> Result<Known<'r>> {
+fn known<'r>(conn: &Connection, rows: &'r [Row]) -> Result<Known<'r>> {
     let mut k = Known::default();
     let mut contact = prepare(conn, CONTACT_BY_IDENTITY)?;
     let mut tail = prepare(conn, TAIL)?;
