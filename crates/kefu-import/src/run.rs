@@ -30,7 +30,7 @@ const READ_BATCH: usize = 1000;
 /// bytes of encoded messages, or at `Options::batch` messages, whichever
 /// comes first. Two are in memory at a time: one written while the next
 /// fills.
-const RUN_BYTES: usize = 64 << 20;
+const RUN_BYTES: usize = 32 << 20;
 
 /// Contacts upserted per transaction: each is a few statements.
 const CONTACT_BATCH: usize = 2000;
@@ -38,7 +38,7 @@ const CONTACT_BATCH: usize = 2000;
 /// Messages placed per transaction at most: larger ones write each page of
 /// the message and conversation indexes fewer times, and hold more in
 /// memory.
-const PLACE_ROWS: usize = 10_000;
+const PLACE_ROWS: usize = 50_000;
 
 /// Runs the import described by `opts`. Lines and files that cannot be read
 /// are rejected in the report; only store and I/O failures end the run.

@@ -67,6 +67,7 @@ pub(super) fn place(
     next: &Cursor,
     at: i64,
 ) -> Result<PlaceCounts> {
+    conn.pragma_update(None, "cache_size", -65_536)?;
     let known = known(conn, rows)?;
     let plan = plan::plan(opts, rows, &known)?;
     let counts = write(conn, opts, plan, at)?;
