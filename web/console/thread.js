@@ -99,7 +99,7 @@ export function sendRead() {
 // thread re-reads, once, its replies of the last week that were still queued.
 export function onMessageUpdated(m) {
   if (!cur || m.conversation_id !== cur.id || !cur.msgs.has(m.id)) return false;
-  if (JSON.stringify(cur.msgs.get(m.id).metadata) !== JSON.stringify(m.metadata)) cur.rev++;
+  cur.rev++;
   add(m);
   return true;
 }
