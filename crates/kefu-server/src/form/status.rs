@@ -97,25 +97,20 @@ async fn generation(state: &AppState, conversation: Uuid) -> Result<i64, ApiErro
         .unwrap_or(0))
 }
 
-/// A fresh link to `c`, valid for its form's `status_link_days`.
-pub async fn link(state: &AppState, c: &Conversation) -> Result<(String, i64), ApiError> {
-    let inbox = state.store.inbox(c.inbox_id).await?;
-    let days = inbox
-        .settings
-        .get("form")
-        .and_then(|f| serde_json::from_value::<super::settings::FormSettings>(f.clone()).ok())
-        .map_or(super::settings::DEFAULT_STATUS_LINK_DAYS, |f| {
-            f.status_link_days
-        });
+/// A fresh link to `c` at link generation `generation`, valid for `days`
+/// from now: its path and when it expires (Unix seconds). `key` is the
+/// status-link key ([`key`] of the visitor key). No I/O: both callers already hold the
+/// inbox's settings and know the generation, so reading them here again
+/// would be a second round trip for the same answer.
+pub fn link(key: &[u8], c: &Conversation, days: u32, generation: i64) -> (String, i64) {
     let expires_at = chrono::Utc::now().timestamp() + i64::from(days) * 86_400;
     let spec = LinkSpec {
         conversation: c.id,
         contact: c.contact_id,
-        generation: generation(state, c.id).await?,
+        generation,
         expires_at,
     };
-    let key = key(&state.visitor_key().await?);
-    Ok((path(&key, spec), expires_at))
+    (path(key, spec), expires_at)
 }
 
 /// The conversation a token names, if the token is ours and still fits.
@@ -162,7 +157,8 @@ pub async fn new_link(
         .store
         .visible_conversation(id, who.visibility())
         .await?;
-    if state.store.inbox(c.inbox_id).await?.kind != kefu_core::InboxKind::Form {
+    let inbox = state.store.inbox(c.inbox_id).await?;
+    if inbox.kind != kefu_core::InboxKind::Form {
         return Err(ApiError::Unprocessable(
             "only form conversations have status links".into(),
         ));
@@ -172,7 +168,12 @@ pub async fn new_link(
         .store
         .set_setting(&generation_key(id), &next.to_string())
         .await?;
-    let (path, expires_at) = link(&state, &c).await?;
+    let days = super::settings::FormSettings::of(&inbox.settings)
+        .map_or(super::settings::DEFAULT_STATUS_LINK_DAYS, |f| {
+            f.status_link_days
+        });
+    let key = key(&state.visitor_key().await?);
+    let (path, expires_at) = link(&key, &c, days, next);
     crate::http::audit(
         &state,
         Some(&who),

@@ -48,9 +48,12 @@ pub async fn create(
     };
     new.validate()?;
     let (conversation, _) = state.store.create_conversation(&new, None).await?;
+    // Generation 0: a conversation made just now has never had its links revoked.
+    let key = status::key(&state.visitor_key().await?);
+    let (status_path, _) = status::link(&key, &conversation, settings.status_link_days, 0);
     Ok(Ticket {
         number: conversation.number,
-        status_path: status::link(state, &conversation).await?.0,
+        status_path,
     })
 }
 
