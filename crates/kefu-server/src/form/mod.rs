@@ -465,15 +465,16 @@ pub(crate) async fn prepare_inbox(
     if kind != InboxKind::Form {
         return Ok(None);
     }
-    let slug = settings::prepare(settings)?;
-    if let Some(reply) = settings["form"]["reply_email_inbox"].as_str() {
-        let named = match reply.parse() {
-            Ok(id) => match state.store.inbox(id).await {
-                Ok(i) => Some(i),
-                Err(kefu_store::StoreError::NotFound) => None,
-                Err(e) => return Err(e.into()),
-            },
-            Err(_) => None,
+    let FormSettings {
+        slug,
+        reply_email_inbox,
+        ..
+    } = settings::prepare(settings)?;
+    if let Some(reply) = reply_email_inbox {
+        let named = match state.store.inbox(reply).await {
+            Ok(i) => Some(i),
+            Err(kefu_store::StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
         };
         if !named.is_some_and(|i| i.kind == InboxKind::Email) {
             return Err(kefu_core::ValidationError::new(

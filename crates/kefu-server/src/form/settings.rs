@@ -323,8 +323,10 @@ fn origin(o: &str) -> Result<String, ValidationError> {
 }
 
 /// Before a form inbox is stored: gives it a random slug and the default
-/// fields when it has none, and checks everything. Returns the slug.
-pub fn prepare(settings: &mut Value) -> Result<String, ValidationError> {
+/// fields when it has none, and checks everything. Returns the settings as
+/// checked and written back, so the caller reads typed values (the slug,
+/// `reply_email_inbox`) instead of parsing the JSON again.
+pub fn prepare(settings: &mut Value) -> Result<FormSettings, ValidationError> {
     let map = settings
         .as_object_mut()
         .ok_or_else(|| invalid("settings", "must be a JSON object"))?;
@@ -338,10 +340,9 @@ pub fn prepare(settings: &mut Value) -> Result<String, ValidationError> {
     let mut checked = FormSettings::of(settings)?;
     // Written out, so the admin sees (and edits) what the page asks.
     checked.fields = checked.fields();
-    let slug = checked.slug.clone();
     settings["form"] =
         serde_json::to_value(&checked).map_err(|e| invalid("settings.form", e.to_string()))?;
-    Ok(slug)
+    Ok(checked)
 }
 
 fn random_slug() -> String {
@@ -445,12 +446,12 @@ mod tests {
     #[test]
     fn prepare_fills_a_slug_and_keeps_given_fields() {
         let mut v = json!({});
-        let slug = prepare(&mut v).unwrap();
+        let slug = prepare(&mut v).unwrap().slug;
         assert_eq!(slug.len(), 10);
         assert_eq!(v["form"]["slug"], slug);
         assert_eq!(FormSettings::of(&v).unwrap().fields(), default_fields());
         let mut v = json!({ "form": { "slug": "help", "fields": [{ "name": "q", "type": "textarea", "required": true }] } });
-        assert_eq!(prepare(&mut v).unwrap(), "help");
+        assert_eq!(prepare(&mut v).unwrap().slug, "help");
         assert_eq!(v["form"]["fields"][0]["type"], "textarea");
         assert!(prepare(&mut json!({ "form": [] })).is_err());
     }
