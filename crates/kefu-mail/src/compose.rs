@@ -95,6 +95,9 @@ pub enum ComposeError {
     NoRecipients,
     #[error("bad DKIM key: {0}")]
     Dkim(String),
+    /// The selector or the domain is not a DNS name; `field` says which.
+    #[error("bad DKIM key: bad {field} {value:?}")]
+    DkimName { field: &'static str, value: String },
     #[error("cannot build message: {0}")]
     Build(String),
 }
@@ -209,11 +212,15 @@ impl DkimSigner {
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
         };
+        let bad_name = |field, value: &str| ComposeError::DkimName {
+            field,
+            value: value.into(),
+        };
         if !valid_name(selector) {
-            return Err(ComposeError::Dkim(format!("bad selector {selector:?}")));
+            return Err(bad_name("selector", selector));
         }
         if !valid_name(domain) || !domain.contains('.') {
-            return Err(ComposeError::Dkim(format!("bad domain {domain:?}")));
+            return Err(bad_name("domain", domain));
         }
         let private_key = lettre_key(private_key, algorithm)?;
         let key = DkimSigningKey::new(&private_key, alg)

@@ -66,8 +66,7 @@ impl DkimSettings {
         };
         DkimSigner::new(&self.selector, &self.domain, &self.private_key, algorithm).map_err(|e| {
             let field = match &e {
-                ComposeError::Dkim(m) if m.starts_with("bad selector") => "selector",
-                ComposeError::Dkim(m) if m.starts_with("bad domain") => "domain",
+                ComposeError::DkimName { field, .. } => *field,
                 _ => "private_key",
             };
             (field, e.to_string())
@@ -267,5 +266,34 @@ impl SmtpSettings {
             timeout: Duration::from_secs(30),
             hello_name: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signer_names_the_wrong_field() {
+        let cases = [
+            ("bad selector;", "example.com", "selector"),
+            ("s1", "no-dot", "domain"),
+            ("s1", "example.com", "private_key"),
+        ];
+        for (selector, domain, field) in cases {
+            let dkim = DkimSettings {
+                domain: domain.into(),
+                selector: selector.into(),
+                private_key: "not a key".into(),
+                algorithm: "rsa".into(),
+            };
+            let Err((got, why)) = dkim.signer() else {
+                panic!("{selector} {domain}: signed");
+            };
+            assert_eq!(got, field, "{why}");
+            if field == "selector" {
+                assert_eq!(why, r#"bad DKIM key: bad selector "bad selector;""#);
+            }
+        }
     }
 }
