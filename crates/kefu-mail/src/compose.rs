@@ -163,16 +163,11 @@ fn lettre_key(private_key: &str, algorithm: DkimAlgorithm) -> Result<String, Com
         }
         DkimAlgorithm::Ed25519 => {
             let b64 = base64::engine::general_purpose::STANDARD;
-            if let Some(body) = key.strip_prefix("-----BEGIN PRIVATE KEY-----") {
-                let body = body
-                    .split("-----END PRIVATE KEY-----")
-                    .next()
-                    .unwrap_or_default();
-                let clean: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-                let der = b64
-                    .decode(clean)
-                    .map_err(|_| bad("the PEM body is not base64"))?;
-                match der.strip_prefix(&ED25519_PKCS8_PREFIX[..]) {
+            if key.starts_with("-----BEGIN PRIVATE KEY-----") {
+                // The same PEM reader as the RSA keys above; zeroed when dropped.
+                let (_, der) = rsa::pkcs8::SecretDocument::from_pem(key)
+                    .map_err(|e| bad(&format!("not a PEM private key: {e}")))?;
+                match der.as_bytes().strip_prefix(&ED25519_PKCS8_PREFIX[..]) {
                     Some(seed) if seed.len() == 32 => Ok(b64.encode(seed)),
                     _ => Err(bad("not a PKCS#8 Ed25519 key")),
                 }
@@ -487,6 +482,25 @@ fn escape_html(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ed25519_keys_as_lettre_takes_them() {
+        // The seed of 32 sevens, as base64 and inside PKCS#8: a test key, not a secret.
+        let seed = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+        let pem = |body: &str| {
+            format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
+        };
+        let ed25519 = pem("MC4CAQAwBQYDK2VwBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH");
+        // The same bytes under Ed448's OID.
+        let ed448 = pem("MC4CAQAwBQYDK2VxBCIEIAcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH");
+        let key = |k: &str| lettre_key(k, DkimAlgorithm::Ed25519).ok();
+        assert_eq!(key(seed).as_deref(), Some(seed));
+        assert_eq!(key(&ed25519).as_deref(), Some(seed));
+        assert_eq!(key(&ed25519.replace('\n', "\r\n")).as_deref(), Some(seed));
+        assert_eq!(key(&ed448), None);
+        assert_eq!(key(&pem("AAAA")), None);
+        assert_eq!(key(&pem("not base64!")), None);
+    }
 
     #[test]
     fn references_are_capped() {
