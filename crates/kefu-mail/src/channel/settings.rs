@@ -30,7 +30,7 @@ pub struct EmailSettings {
 
 /// `settings.email.dkim`: the key outgoing mail is signed with, published by
 /// the domain's owner at `SELECTOR._domainkey.DOMAIN`.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DkimSettings {
     /// `d=`: usually the domain of the inbox address (DMARC alignment).
@@ -39,21 +39,10 @@ pub struct DkimSettings {
     pub selector: String,
     /// PEM (RSA: PKCS#1 or PKCS#8; Ed25519: PKCS#8) or, for Ed25519, the
     /// base64 seed. Shown as "********" by the API, like the passwords.
-    pub private_key: String,
+    pub private_key: Redacted,
     /// `rsa` (default) or `ed25519`.
     #[serde(default = "rsa")]
     pub algorithm: String,
-}
-
-impl std::fmt::Debug for DkimSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DkimSettings")
-            .field("domain", &self.domain)
-            .field("selector", &self.selector)
-            .field("private_key", &"<redacted>")
-            .field("algorithm", &self.algorithm)
-            .finish()
-    }
 }
 
 impl DkimSettings {
@@ -64,7 +53,7 @@ impl DkimSettings {
             "ed25519" => DkimAlgorithm::Ed25519,
             other => return Err(("algorithm", format!("{other:?}: use rsa or ed25519"))),
         };
-        DkimSigner::new(&self.selector, &self.domain, &self.private_key, algorithm).map_err(|e| {
+        DkimSigner::new(&self.selector, &self.domain, &self.private_key.0, algorithm).map_err(|e| {
             let field = match &e {
                 ComposeError::DkimName { field, .. } => *field,
                 _ => "private_key",
@@ -95,7 +84,7 @@ pub fn check_inbox_settings(
     })
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapSettings {
     pub host: String,
@@ -104,7 +93,7 @@ pub struct ImapSettings {
     #[serde(default = "tls")]
     pub security: String,
     pub username: String,
-    pub password: String,
+    pub password: Redacted,
     #[serde(default = "inbox_folder")]
     pub folder: String,
     /// After a message is stored: `leave` (default), `seen`, or `move:FOLDER`.
@@ -115,7 +104,7 @@ pub struct ImapSettings {
     pub interval_secs: u64,
 }
 
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpSettings {
     pub host: String,
@@ -126,34 +115,19 @@ pub struct SmtpSettings {
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Redacted>,
 }
 
-// Debug without the passwords, so no log line or panic message shows them.
-impl std::fmt::Debug for ImapSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImapSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("security", &self.security)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .field("folder", &self.folder)
-            .field("after", &self.after)
-            .field("interval_secs", &self.interval_secs)
-            .finish()
-    }
-}
+/// A password or private key from the settings: read as a plain string,
+/// shown by `Debug` as `"<redacted>"`, so no log line or panic message
+/// carries it while the settings around it can still derive `Debug`.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
 
-impl std::fmt::Debug for SmtpSettings {
+impl std::fmt::Debug for Redacted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("security", &self.security)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .finish()
+        std::fmt::Debug::fmt("<redacted>", f)
     }
 }
 
@@ -237,7 +211,7 @@ impl ImapSettings {
             port: self.port,
             security,
             username: self.username.clone(),
-            password: self.password.clone(),
+            password: self.password.0.clone(),
             folder: self.folder.clone(),
             after_delivery,
             timeout: Duration::from_secs(30),
@@ -262,7 +236,7 @@ impl SmtpSettings {
             port: self.port,
             security,
             username: self.username.clone(),
-            password: self.password.clone(),
+            password: self.password.as_ref().map(|p| p.0.clone()),
             timeout: Duration::from_secs(30),
             hello_name: None,
         })
@@ -284,7 +258,7 @@ mod tests {
             let dkim = DkimSettings {
                 domain: domain.into(),
                 selector: selector.into(),
-                private_key: "not a key".into(),
+                private_key: Redacted("not a key".into()),
                 algorithm: "rsa".into(),
             };
             let Err((got, why)) = dkim.signer() else {
@@ -295,5 +269,27 @@ mod tests {
                 assert_eq!(why, r#"bad DKIM key: bad selector "bad selector;""#);
             }
         }
+    }
+
+    #[test]
+    fn debug_hides_passwords_and_keys() {
+        let imap: ImapSettings = serde_json::from_value(serde_json::json!({
+            "host": "imap.example.com", "port": 993, "username": "u", "password": "imap-secret"
+        }))
+        .expect("imap");
+        let smtp: SmtpSettings = serde_json::from_value(serde_json::json!({
+            "host": "smtp.example.com", "port": 587, "password": "smtp-secret"
+        }))
+        .expect("smtp");
+        let dkim: DkimSettings = serde_json::from_value(serde_json::json!({
+            "domain": "example.com", "selector": "s1", "private_key": "dkim-secret"
+        }))
+        .expect("dkim");
+        assert_eq!(imap.password.0, "imap-secret");
+        let shown = format!("{imap:?} {smtp:?} {dkim:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains(r#"password: "<redacted>""#), "{shown}");
+        assert!(shown.contains(r#"password: Some("<redacted>")"#), "{shown}");
+        assert!(shown.contains(r#"private_key: "<redacted>""#), "{shown}");
     }
 }
