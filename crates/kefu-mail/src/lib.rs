@@ -18,6 +18,7 @@
 //!   marks or moves it only after the caller's [`imap::ImapHandler`] stored it.
 //! - [`smtp`]: the inbound SMTP listener; [`smtp::serve`] answers 250 only after the
 //!   caller's [`smtp::InboundHandler`] stored the message.
+//! - [`MaybeTls`]: plain TCP or TLS as one stream type, under both `imap` and `smtp`.
 //!
 //! - [`channel`]: the channel inside kefu, with the store: filing received mail into
 //!   conversations, the outbox, and the tasks `kefu serve` runs.
@@ -30,6 +31,7 @@ pub mod classify;
 pub mod compose;
 mod html_text;
 pub mod imap;
+mod maybe_tls;
 pub mod parse;
 pub mod quote;
 pub mod send;
@@ -38,5 +40,6 @@ pub mod thread;
 
 pub use classify::{Bounce, BounceRecipient, MailKind};
 pub use compose::{BuiltEmail, OutgoingAttachment, OutgoingEmail, build};
+pub use maybe_tls::MaybeTls;
 pub use parse::{Attachment, Mailbox, ParsedEmail, Problem, parse};
 pub use thread::{ReplyToken, ThreadHints, reply_address, thread_hints};
