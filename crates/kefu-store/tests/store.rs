@@ -49,6 +49,7 @@ on_both!(
     concurrent_resends_add_one_message,
     failed_writes_undo_only_themselves,
     imports_place_history_once,
+    import_work_adopts_what_an_older_version_staged,
     events_follow_commits,
     contacts_are_recognised_by_identity,
     a_long_history_shows_its_newest_conversations,
@@ -699,4 +700,112 @@ async fn imports_place_history_once(db: Db) {
         last.iter().map(|m| m.seq).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
+}
+
+/// Runs a statement outside the store, as another program (or an older
+/// kefu) would.
+async fn raw(url: &str, sql: String) {
+    use sqlx::Connection;
+    let q = sqlx::AssertSqlSafe(sql);
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query(q).execute(&mut c).await.expect("raw sql");
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query(q).execute(&mut c).await.expect("raw sql");
+    }
+}
+
+/// The import work directory: one import at a time, a run file that no
+/// transaction recorded is removed, and a message an older version staged
+/// in `import_staged` (and did not place) becomes a run and is placed once.
+async fn import_work_adopts_what_an_older_version_staged(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let body = r#"{"direction":"incoming","text":"旧版本暂存的消息","metadata":{"msgid":"old"}}"#;
+    raw(
+        &db.url,
+        format!(
+            "INSERT INTO import_staged (pass, key, customer_kind, customer_value, account, sent_at, body)
+             VALUES (1, 'kf:old', 'wechat_external_userid', 'wm-old', 'wk-service', 1700000000000, '{body}')"
+        ),
+    )
+    .await;
+    raw(
+        &db.url,
+        "INSERT INTO import_keys (key) VALUES ('kf:old')".into(),
+    )
+    .await;
+    let dir = db.dir.path().join("import");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let orphan = dir.join(format!("{}.run", Uuid::now_v7()));
+    std::fs::write(&orphan, "[\"half written\"").expect("orphan");
+    let work = store.import_work(&dir).await.expect("work dir");
+    assert!(!orphan.exists(), "an unrecorded run file is removed");
+    let second = store.import_work(&dir).await;
+    assert!(
+        matches!(&second, Err(StoreError::Invalid(m)) if m.contains("another import")),
+        "one import at a time per directory"
+    );
+    assert!(store.import_has_pending().await.expect("pending"));
+    let again = store
+        .import_stage(
+            &work,
+            &[],
+            vec![
+                staged("old", "wm-old", 0, Direction::Incoming, "又一次")
+                    .encode()
+                    .expect("encode"),
+            ],
+            &FileProgress {
+                fingerprint: "f".into(),
+                path: "f".into(),
+                format: "kf_sync_msg".into(),
+                byte_offset: 1,
+                line: 1,
+                done: true,
+            },
+        )
+        .await
+        .expect("stage");
+    assert_eq!(
+        (again.messages_staged, again.messages_already_staged),
+        (0, 1)
+    );
+    let opts = PlaceOptions {
+        inboxes: Default::default(),
+        default_inbox: inbox,
+        agents: Default::default(),
+        gap_ms: 24 * 3_600_000,
+        tags: vec!["imported".into()],
+    };
+    let placed = store.import_place(&work, &opts, 10).await.expect("place");
+    assert_eq!(placed.map(|c| c.messages), Some(1));
+    assert_eq!(
+        store.import_place(&work, &opts, 10).await.expect("done"),
+        None
+    );
+    assert!(!store.import_has_pending().await.expect("pending"));
+    let contact = store
+        .contact_by_identity("wechat_external_userid", "wm-old")
+        .await
+        .expect("contact");
+    let filter = ConversationFilter {
+        contact_id: Some(contact.id),
+        limit: 10,
+        ..Default::default()
+    };
+    let convs = store
+        .list_conversations(Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(convs.len(), 1);
+    let messages = store
+        .list_messages(convs[0].id, 0, 10, true)
+        .await
+        .expect("messages");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].text, "旧版本暂存的消息");
+    assert_eq!(messages[0].external_id.as_deref(), Some("kf:old"));
 }
