@@ -50,6 +50,7 @@ on_both!(
     failed_writes_undo_only_themselves,
     imports_place_history_once,
     import_work_adopts_what_an_older_version_staged,
+    imports_merge_many_runs_in_order,
     events_follow_commits,
     contacts_are_recognised_by_identity,
     a_long_history_shows_its_newest_conversations,
@@ -808,4 +809,85 @@ async fn import_work_adopts_what_an_older_version_staged(db: Db) {
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].text, "旧版本暂存的消息");
     assert_eq!(messages[0].external_id.as_deref(), Some("kf:old"));
+}
+
+/// More runs than are merged at once (64) are first merged in groups;
+/// placing still takes every message once, in time order.
+async fn imports_merge_many_runs_in_order(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let work = store
+        .import_work(&db.dir.path().join("import"))
+        .await
+        .expect("work dir");
+    // 65 runs of one message each, the newest staged first.
+    for i in (0..65).rev() {
+        let m = staged(&format!("m{i}"), "wm-many", i, Direction::Incoming, "消息");
+        let progress = FileProgress {
+            fingerprint: "many".into(),
+            path: "many.ndjson".into(),
+            format: "kf_sync_msg".into(),
+            byte_offset: 65 - i as u64,
+            line: 65 - i as u64,
+            done: i == 0,
+        };
+        store
+            .import_stage(&work, &[], vec![m.encode().expect("encode")], &progress)
+            .await
+            .expect("stage");
+    }
+    let run_files = || {
+        std::fs::read_dir(work.dir())
+            .expect("work dir")
+            .filter(|e| {
+                e.as_ref()
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".run")
+            })
+            .count()
+    };
+    assert_eq!(run_files(), 65);
+    let opts = PlaceOptions {
+        inboxes: Default::default(),
+        default_inbox: inbox,
+        agents: Default::default(),
+        gap_ms: 24 * 3_600_000,
+        tags: vec![],
+    };
+    let mut placed = 0;
+    while let Some(c) = store.import_place(&work, &opts, 10).await.expect("place") {
+        if placed == 0 {
+            assert_eq!(run_files(), 2, "64 runs merged into one");
+        }
+        placed += c.messages;
+    }
+    assert_eq!(placed, 65);
+    assert_eq!(run_files(), 0);
+    let contact = store
+        .contact_by_identity("wechat_external_userid", "wm-many")
+        .await
+        .expect("contact");
+    let filter = ConversationFilter {
+        contact_id: Some(contact.id),
+        limit: 10,
+        ..Default::default()
+    };
+    let convs = store
+        .list_conversations(Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(convs.len(), 1);
+    let messages = store
+        .list_messages(convs[0].id, 0, 100, true)
+        .await
+        .expect("messages");
+    let keys: Vec<String> = messages
+        .iter()
+        .map(|m| m.external_id.clone().unwrap_or_default())
+        .collect();
+    let expected: Vec<String> = (0..65).map(|i| format!("kf:m{i}")).collect();
+    assert_eq!(keys, expected, "one conversation, in time order");
 }

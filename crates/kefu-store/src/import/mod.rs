@@ -203,6 +203,11 @@ fn cursor_of(r: CursorRow) -> Cursor {
     Cursor { pass, after }
 }
 
+/// Runs merged at once at most: each holds an open file and a read buffer,
+/// so a pass with more (an import of several million messages) first has
+/// groups of them merged into one.
+const FAN_IN: usize = 64;
+
 /// Rows per multi-row INSERT: few round trips, far below every dialect's
 /// parameter limit.
 const CHUNK: usize = 100;
@@ -708,6 +713,7 @@ impl Store {
             if !work.merging_at(cursor.pass, cursor.after.as_ref()) {
                 let runs: Vec<Uuid> = on_db!(self.db.reader(), p =>
                     sqlx::query_scalar(RUNS_OF_PASS).bind(cursor.pass).fetch_all(p).await?);
+                let runs = self.import_fan_in(work, cursor.pass, runs).await?;
                 work.open_merge(cursor.pass, &runs, cursor.after.clone())?;
             }
             let rows = work.take(limit.max(1))?;
@@ -723,6 +729,36 @@ impl Store {
             }
             return placed.map(Some);
         }
+    }
+
+    /// Merges `runs` (of `pass`) a group at a time until at most
+    /// [`FAN_IN`] are left; each merged group is swapped for its run in one
+    /// transaction, so a kill leaves either the group or the run recorded.
+    async fn import_fan_in(
+        &self,
+        work: &ImportWork,
+        pass: i64,
+        mut runs: Vec<Uuid>,
+    ) -> Result<Vec<Uuid>> {
+        while runs.len() > FAN_IN {
+            let group: Vec<Uuid> = runs.drain(..FAN_IN).collect();
+            let id = Uuid::now_v7();
+            let (n, refs) = work.merge_into(id, pass, &group)?;
+            let at = to_millis(now());
+            on_db!(self.db.writer(), p => {
+                let mut tx = p.begin().await?;
+                sqlx::query(INSERT_RUN)
+                    .bind(id).bind(pass).bind(n).bind(&refs).bind(at)
+                    .execute(&mut *tx).await?;
+                let mut delete = Sql::new("DELETE FROM import_sort_runs WHERE id IN ");
+                delete.bind_list(&group);
+                run_sql!(tx, delete);
+                tx.commit().await?;
+            });
+            work.remove(&group);
+            runs.push(id);
+        }
+        Ok(runs)
     }
 
     async fn import_cursor(&self) -> Result<Cursor> {

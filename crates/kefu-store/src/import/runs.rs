@@ -231,6 +231,30 @@ impl ImportWork {
         }
     }
 
+    /// Merges the runs `group` into one new run `id`, synced; returns its
+    /// number of rows and agent references. The group's files stay until
+    /// the caller has recorded the swap.
+    pub(super) fn merge_into(
+        &self,
+        id: Uuid,
+        pass: i64,
+        group: &[Uuid],
+    ) -> Result<(i64, serde_json::Value)> {
+        let mut merge = Merge::open(self, pass, group, None)?;
+        let mut w = self.run_writer(id)?;
+        loop {
+            let rows = merge.take(8192)?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                w.push(r)?;
+            }
+        }
+        let (_, n, refs) = w.finish()?;
+        Ok((n, refs))
+    }
+
     /// Forgets the merge (a batch failed: the database is behind it).
     pub(super) fn reset(&self) {
         *self.inner.merge.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -348,10 +372,16 @@ impl Merge {
         };
         for run in runs {
             let path = work.path(*run);
-            let file = File::open(&path)?;
+            let file = File::open(&path).map_err(|e| {
+                StoreError::Invalid(format!(
+                    "import run {}: {e} (is another import using this database \
+                     from another data directory?)",
+                    path.display()
+                ))
+            })?;
             m.sources.push(Source {
                 path,
-                reader: BufReader::with_capacity(256 << 10, file),
+                reader: BufReader::with_capacity(64 << 10, file),
                 line: 0,
                 buf: String::new(),
             });
