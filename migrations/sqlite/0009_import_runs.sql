@@ -12,11 +12,14 @@ INSERT INTO import_keys (key) SELECT key FROM import_staged;
 
 -- A sorted run of staged messages: `<work dir>/<id>.run`, `row_count` lines. Runs
 -- of one pass are merged and placed together; a pass's runs are deleted
--- once it is placed. `agent_refs` (a JSON array) lets a resumed run map the
--- agents of what is left without reading the files.
+-- once it is placed. `source` names where the messages came from (the tag
+-- of their conversations; a source's placing step starts only passes of its
+-- own runs). `agent_refs` (a JSON array) lets a resumed run map the agents
+-- of what is left without reading the files.
 CREATE TABLE import_sort_runs (
     id         BLOB PRIMARY KEY,
     pass       INTEGER NOT NULL,
+    source     TEXT NOT NULL DEFAULT '',
     row_count  INTEGER NOT NULL,
     agent_refs TEXT NOT NULL DEFAULT '[]',
     created_at INTEGER NOT NULL

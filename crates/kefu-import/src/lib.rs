@@ -58,8 +58,8 @@ pub struct Options {
     /// file names (reads the whole directory once).
     pub hash_media: bool,
     pub pii: PiiPolicy,
-    /// Messages per staging transaction (one sorted run) at most; placing
-    /// takes as many per transaction, up to 10,000.
+    /// Messages per staging transaction (one sorted run, cut earlier at
+    /// 32 MB) at most; placing takes as many per transaction, up to 50,000.
     pub batch: usize,
     /// Where staged messages wait, as sorted runs, until they are placed; a
     /// killed import resumes from there. Default: `import` beside the

@@ -143,7 +143,7 @@ struct Tail {
 impl Tail {
     /// Whether the message starts a conversation (messages in time order).
     fn push(&mut self, at: i64, session: Option<SessionChangeKind>, gap_ms: i64) -> bool {
-        let starts = self.ended || self.last.is_none_or(|l| at - l > gap_ms);
+        let starts = self.ended || self.last.is_none_or(|l| at.saturating_sub(l) > gap_ms);
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
         self.ended = session == Some(SessionChangeKind::Ended);
         starts
@@ -364,7 +364,8 @@ impl<'a> Job<'a> {
                 if let Some(w) = writing.take() {
                     self.staged(w).await?;
                 }
-                writing = Some(self.stage(std::mem::take(&mut pending), progress.clone()));
+                let batch = std::mem::take(&mut pending);
+                writing = Some(self.stage(input.format, batch, progress.clone()));
             }
             self.progress.at(batch.bytes);
         }
@@ -379,7 +380,7 @@ impl<'a> Job<'a> {
             self.report.reject(&path, 0, e.to_string());
         } else if !self.opts.dry_run {
             progress.done = true;
-            let last = self.stage(pending, progress);
+            let last = self.stage(input.format, pending, progress);
             self.staged(last).await?;
         }
         self.report.files.push(file);
@@ -387,16 +388,18 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
-    /// Starts writing a batch; [`Job::staged`] waits for it.
-    fn stage(&mut self, batch: Pending, progress: FileProgress) -> Staging {
+    /// Starts writing a batch of a file of `format`; [`Job::staged`] waits
+    /// for it.
+    fn stage(&mut self, format: Format, batch: Pending, progress: FileProgress) -> Staging {
         let store = self.store.clone();
         let work = self.work.clone();
+        let source = phase(format).map_or("", source_label);
         tokio::spawn(async move {
             let Some(work) = work else {
                 return Ok(Default::default());
             };
             store
-                .import_stage(&work, &batch.contacts, batch.messages, &progress)
+                .import_stage(&work, source, &batch.contacts, batch.messages, &progress)
                 .await
         })
     }
@@ -596,14 +599,15 @@ impl<'a> Job<'a> {
             &mut self.report,
         )
         .await?;
-        let mut tags = vec!["imported".to_string()];
-        tags.extend(source.map(str::to_string));
+        // The store adds each run's source to the tags.
+        let tags = vec!["imported".to_string()];
         let opts = PlaceOptions {
             inboxes: HashMap::new(),
             default_inbox: self.inbox().await?,
             agents: self.agents.clone(),
             gap_ms: self.gap_ms(),
             tags,
+            source: source.map(str::to_string),
         };
         let Some(work) = &self.work else {
             return Ok(());

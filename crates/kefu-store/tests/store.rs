@@ -51,6 +51,7 @@ on_both!(
     imports_place_history_once,
     import_work_adopts_what_an_older_version_staged,
     imports_merge_many_runs_in_order,
+    placing_waits_for_its_source_and_sees_later_runs,
     events_follow_commits,
     contacts_are_recognised_by_identity,
     a_long_history_shows_its_newest_conversations,
@@ -584,12 +585,12 @@ async fn imports_place_history_once(db: Db) {
             .collect()
     };
     let first = store
-        .import_stage(&work, &[contact.clone()], encode(&messages), &progress)
+        .import_stage(&work, "", &[contact.clone()], encode(&messages), &progress)
         .await
         .expect("stage");
     assert_eq!((first.contacts_created, first.messages_staged), (1, 7));
     let again = store
-        .import_stage(&work, &[contact], encode(&messages), &progress)
+        .import_stage(&work, "", &[contact], encode(&messages), &progress)
         .await
         .expect("restage");
     assert_eq!(
@@ -610,6 +611,7 @@ async fn imports_place_history_once(db: Db) {
         agents: [("zhangsan".to_string(), agent.id)].into(),
         gap_ms: 24 * 3_600_000,
         tags: vec!["imported".into()],
+        source: None,
     };
     let mut total = PlaceCounts::default();
     while let Some(c) = store.import_place(&work, &opts, 3).await.expect("place") {
@@ -677,7 +679,7 @@ async fn imports_place_history_once(db: Db) {
         ..store.import_progress("f1").await.expect("p").expect("f1")
     };
     store
-        .import_stage(&work, &[], encode(&later), &p2)
+        .import_stage(&work, "", &[], encode(&later), &p2)
         .await
         .expect("stage later");
     store
@@ -738,8 +740,9 @@ async fn import_work_adopts_what_an_older_version_staged(db: Db) {
     )
     .await;
     let dir = db.dir.path().join("import");
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let orphan = dir.join(format!("{}.run", Uuid::now_v7()));
+    let own = store.import_work(&dir).await.expect("work dir");
+    let orphan = own.dir().join(format!("{}.run", Uuid::now_v7()));
+    drop(own);
     std::fs::write(&orphan, "[\"half written\"").expect("orphan");
     let work = store.import_work(&dir).await.expect("work dir");
     assert!(!orphan.exists(), "an unrecorded run file is removed");
@@ -752,6 +755,7 @@ async fn import_work_adopts_what_an_older_version_staged(db: Db) {
     let again = store
         .import_stage(
             &work,
+            "",
             &[],
             vec![
                 staged("old", "wm-old", 0, Direction::Incoming, "又一次")
@@ -779,6 +783,7 @@ async fn import_work_adopts_what_an_older_version_staged(db: Db) {
         agents: Default::default(),
         gap_ms: 24 * 3_600_000,
         tags: vec!["imported".into()],
+        source: None,
     };
     let placed = store.import_place(&work, &opts, 10).await.expect("place");
     assert_eq!(placed.map(|c| c.messages), Some(1));
@@ -832,7 +837,7 @@ async fn imports_merge_many_runs_in_order(db: Db) {
             done: i == 0,
         };
         store
-            .import_stage(&work, &[], vec![m.encode().expect("encode")], &progress)
+            .import_stage(&work, "", &[], vec![m.encode().expect("encode")], &progress)
             .await
             .expect("stage");
     }
@@ -855,6 +860,7 @@ async fn imports_merge_many_runs_in_order(db: Db) {
         agents: Default::default(),
         gap_ms: 24 * 3_600_000,
         tags: vec![],
+        source: None,
     };
     let mut placed = 0;
     while let Some(c) = store.import_place(&work, &opts, 10).await.expect("place") {
@@ -890,4 +896,81 @@ async fn imports_merge_many_runs_in_order(db: Db) {
         .collect();
     let expected: Vec<String> = (0..65).map(|i| format!("kf:m{i}")).collect();
     assert_eq!(keys, expected, "one conversation, in time order");
+}
+
+/// A source's placing step places its own runs only, even when it finds
+/// nothing first, and tags their conversations with the runs' source.
+async fn placing_waits_for_its_source_and_sees_later_runs(db: Db) {
+    let store = db.store.clone();
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let work = store
+        .import_work(&db.dir.path().join("import"))
+        .await
+        .expect("work dir");
+    let opts = |source: &str| PlaceOptions {
+        inboxes: Default::default(),
+        default_inbox: inbox,
+        agents: Default::default(),
+        gap_ms: 24 * 3_600_000,
+        tags: vec!["imported".into()],
+        source: Some(source.into()),
+    };
+    assert_eq!(
+        store
+            .import_place(&work, &opts("kf"), 10)
+            .await
+            .expect("empty"),
+        None
+    );
+    let m = staged("a1", "wm-src", 0, Direction::Incoming, "存档消息");
+    let progress = FileProgress {
+        fingerprint: "archive".into(),
+        path: "archive.ndjson".into(),
+        format: "archive".into(),
+        byte_offset: 1,
+        line: 1,
+        done: false,
+    };
+    store
+        .import_stage(
+            &work,
+            "archive",
+            &[],
+            vec![m.encode().expect("encode")],
+            &progress,
+        )
+        .await
+        .expect("stage");
+    assert_eq!(
+        store
+            .import_place(&work, &opts("kf"), 10)
+            .await
+            .expect("kf"),
+        None,
+        "another source's pass waits for its own step"
+    );
+    assert!(store.import_has_pending().await.expect("pending"));
+    let placed = store
+        .import_place(&work, &opts("archive"), 10)
+        .await
+        .expect("archive");
+    assert_eq!(placed.map(|c| c.messages), Some(1));
+    let contact = store
+        .contact_by_identity("wechat_external_userid", "wm-src")
+        .await
+        .expect("contact");
+    let filter = ConversationFilter {
+        contact_id: Some(contact.id),
+        limit: 10,
+        ..Default::default()
+    };
+    let convs = store
+        .list_conversations(Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(convs.len(), 1);
+    let mut tags = convs[0].tags.clone();
+    tags.sort();
+    assert_eq!(tags, vec!["archive".to_string(), "imported".to_string()]);
 }

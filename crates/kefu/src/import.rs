@@ -84,8 +84,8 @@ pub struct WechatArgs {
     #[arg(long)]
     actor: Option<String>,
     /// Messages staged per transaction (one sorted run in the data
-    /// directory's `import/`) at most; placing takes as many per
-    /// transaction, up to 10,000.
+    /// directory's `import/`, cut earlier at 32 MB) at most; placing takes
+    /// as many per transaction, up to 50,000.
     #[arg(long, default_value_t = 100_000)]
     batch: usize,
     /// Inbox for the imported conversations [default: "微信导入", created].

@@ -110,8 +110,13 @@ pub struct PlaceOptions {
     pub agents: HashMap<String, Uuid>,
     /// A longer silence starts a new conversation.
     pub gap_ms: i64,
-    /// Tags of every imported conversation.
+    /// Tags of every imported conversation; the source of its runs (see
+    /// [`Store::import_stage`]) is added.
     pub tags: Vec<String>,
+    /// Start placing a pass only if all its runs are of this source: a
+    /// source's placing step leaves passes of sources still being staged
+    /// (a resumed run) to theirs. `None`: any pass.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -219,10 +224,25 @@ const SAVE_CURSOR: &str =
        account = $4, sent_at = $5, key = $6 WHERE id = 1";
 /// Whether runs of a later pass wait.
 const LATER_RUNS: &str = "SELECT EXISTS (SELECT 1 FROM import_sort_runs WHERE pass > $1)";
-const RUNS_OF_PASS: &str = "SELECT id FROM import_sort_runs WHERE pass = $1 ORDER BY id";
+const RUNS_OF_PASS: &str = "SELECT id, source FROM import_sort_runs WHERE pass = $1 ORDER BY id";
+/// Staged rows an earlier version left, in placing order by bytes.
+const ADOPT_ORDER_SQLITE: &str =
+    "SELECT pass, key, customer_kind, customer_value, account, sent_at, agent_ref, body
+     FROM import_staged ORDER BY pass, customer_kind, customer_value, account, sent_at, key";
+const ADOPT_ORDER_POSTGRES: &str =
+    "SELECT pass, key, customer_kind, customer_value, account, sent_at, agent_ref, body
+     FROM import_staged ORDER BY pass, customer_kind COLLATE \"C\", customer_value COLLATE \"C\",
+       account COLLATE \"C\", sent_at, key COLLATE \"C\"";
+/// Staged rows an earlier version placed before it stopped (at or behind
+/// its cursor).
+const ADOPT_PLACED: &str = "DELETE FROM import_staged WHERE pass = $1
+     AND (customer_kind, customer_value, account, sent_at, key) <= ($2, $3, $4, $5, $6)";
+/// Runs of the cursor's pass and earlier ones (none once a pass is done).
+const RUNS_UP_TO: &str = "SELECT id FROM import_sort_runs WHERE pass <= $1";
+const DELETE_RUNS_UP_TO: &str = "DELETE FROM import_sort_runs WHERE pass <= $1";
 const INSERT_RUN: &str =
-    "INSERT INTO import_sort_runs (id, pass, row_count, agent_refs, created_at)
-     VALUES ($1, $2, $3, $4, $5)";
+    "INSERT INTO import_sort_runs (id, pass, source, row_count, agent_refs, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6)";
 const INSERT_KEY: &str = "INSERT INTO import_keys (key) VALUES ($1) ON CONFLICT DO NOTHING";
 const SAVE_PROGRESS: &str =
     "INSERT INTO import_files (fingerprint, path, format, byte_offset, line, done, updated_at)
@@ -624,11 +644,13 @@ impl Store {
         ))
     }
 
-    /// Opens and locks the work directory of imports into this database:
-    /// run files no transaction recorded are removed, and rows an earlier
-    /// version staged in the database become runs.
+    /// Opens and locks the work directory of imports into this database,
+    /// `dir/<database id>` (so two databases sharing a data directory never
+    /// take each other's runs for leftovers): run files no transaction
+    /// recorded are removed, and rows an earlier version staged in the
+    /// database become runs.
     pub async fn import_work(&self, dir: &Path) -> Result<ImportWork> {
-        let work = ImportWork::lock(dir)?;
+        let work = ImportWork::lock(&dir.join(self.import_work_id().await?))?;
         let runs: Vec<Uuid> = on_db!(self.db.reader(), p =>
             sqlx::query_scalar("SELECT id FROM import_sort_runs").fetch_all(p).await?);
         work.tidy(&runs)?;
@@ -636,11 +658,24 @@ impl Store {
         Ok(work)
     }
 
-    /// Upserts contacts, stages messages (each key once, ever) as a run in
-    /// `work` and records `progress`, in one transaction.
+    /// This database's name for its import work directory, made once.
+    async fn import_work_id(&self) -> Result<String> {
+        const KEY: &str = "import_work_id";
+        if let Some(id) = self.setting(KEY).await? {
+            return Ok(id);
+        }
+        on_db!(self.db.writer(), p =>
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(KEY).bind(Uuid::now_v7().to_string()).execute(p).await?.rows_affected());
+        self.setting(KEY).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// Upserts contacts, stages messages (each key once, ever) as a run of
+    /// `source` in `work` and records `progress`, in one transaction.
     pub async fn import_stage(
         &self,
         work: &ImportWork,
+        source: &str,
         contacts: &[ImportContact],
         messages: Vec<EncodedMessage>,
         progress: &FileProgress,
@@ -655,8 +690,11 @@ impl Store {
         // which upserts contacts.
         if let (Some(writer), true) = (self.db.fast_writer(), contacts.is_empty()) {
             let (work, progress) = (work.clone(), progress.clone());
+            let source = source.to_string();
             return writer
-                .write_alone(move |conn| sqlite::stage(conn, &work, run, &batch, &progress, at))
+                .write_alone(move |conn| {
+                    sqlite::stage(conn, &work, (run, &source), &batch, &progress, at)
+                })
                 .await;
         }
         let mut counts = StageCounts::default();
@@ -684,7 +722,7 @@ impl Store {
             }
             if let Some((n, refs)) = batch.write(work, run, &old)? {
                 sqlx::query(INSERT_RUN)
-                    .bind(run).bind(pass).bind(n).bind(&refs).bind(at)
+                    .bind(run).bind(pass).bind(source).bind(n).bind(&refs).bind(at)
                     .execute(&mut *tx).await?;
             }
             let c = batch.counts(old.len());
@@ -711,19 +749,36 @@ impl Store {
         loop {
             let cursor = self.import_cursor().await?;
             if !work.merging_at(cursor.pass, cursor.after.as_ref()) {
-                let runs: Vec<Uuid> = on_db!(self.db.reader(), p =>
-                    sqlx::query_scalar(RUNS_OF_PASS).bind(cursor.pass).fetch_all(p).await?);
-                let runs = self.import_fan_in(work, cursor.pass, runs).await?;
-                work.open_merge(cursor.pass, &runs, cursor.after.clone())?;
+                let runs: Vec<(Uuid, String)> = on_db!(self.db.reader(), p =>
+                    sqlx::query_as(RUNS_OF_PASS).bind(cursor.pass).fetch_all(p).await?);
+                let theirs = |want: &String| runs.iter().any(|(_, s)| s != want);
+                if cursor.after.is_none() && opts.source.as_ref().is_some_and(theirs) {
+                    return Ok(None);
+                }
+                let source = runs.first().map(|(_, s)| s.clone()).unwrap_or_default();
+                let ids = runs.into_iter().map(|(id, _)| id).collect();
+                let ids = self.import_fan_in(work, cursor.pass, &source, ids).await?;
+                work.open_merge(cursor.pass, &ids, cursor.after.clone(), source)?;
             }
-            let rows = work.take(limit.max(1))?;
+            let (rows, merged) = match work.take(limit.max(1)) {
+                Ok(taken) => taken,
+                Err(e) => {
+                    work.reset();
+                    return Err(e);
+                }
+            };
             if rows.is_empty() {
-                match self.import_next_pass(work, &cursor).await? {
+                work.reset();
+                match self.import_next_pass(work, &cursor, &merged.runs).await? {
                     true => continue,
                     false => return Ok(None),
                 }
             }
-            let placed = self.import_place_rows(opts, rows, &cursor).await;
+            let mut opts = opts.clone();
+            if !merged.source.is_empty() {
+                opts.tags.push(merged.source.to_string());
+            }
+            let placed = self.import_place_rows(&opts, rows, &cursor).await;
             if placed.is_err() {
                 work.reset();
             }
@@ -738,6 +793,7 @@ impl Store {
         &self,
         work: &ImportWork,
         pass: i64,
+        source: &str,
         mut runs: Vec<Uuid>,
     ) -> Result<Vec<Uuid>> {
         while runs.len() > FAN_IN {
@@ -748,7 +804,7 @@ impl Store {
             on_db!(self.db.writer(), p => {
                 let mut tx = p.begin().await?;
                 sqlx::query(INSERT_RUN)
-                    .bind(id).bind(pass).bind(n).bind(&refs).bind(at)
+                    .bind(id).bind(pass).bind(source).bind(n).bind(&refs).bind(at)
                     .execute(&mut *tx).await?;
                 let mut delete = Sql::new("DELETE FROM import_sort_runs WHERE id IN ");
                 delete.bind_list(&group);
@@ -796,26 +852,32 @@ impl Store {
         }))
     }
 
-    /// Once the runs of the cursor's pass are all placed: forgets them and
-    /// moves the cursor to the start of the next pass. True when runs of a
-    /// later pass wait.
-    async fn import_next_pass(&self, work: &ImportWork, cursor: &Cursor) -> Result<bool> {
+    /// Once the merge of the cursor's pass (of runs `merged`) is exhausted:
+    /// forgets the pass's runs and moves the cursor to the start of the next
+    /// pass. True when placing should look again: runs of a later pass
+    /// wait, or runs joined this pass after its merge was opened.
+    async fn import_next_pass(
+        &self,
+        work: &ImportWork,
+        cursor: &Cursor,
+        merged: &[Uuid],
+    ) -> Result<bool> {
         let (done, later): (Vec<Uuid>, bool) = on_db!(self.db.reader(), p => (
-            sqlx::query_scalar("SELECT id FROM import_sort_runs WHERE pass <= $1")
-                .bind(cursor.pass).fetch_all(p).await?,
+            sqlx::query_scalar(RUNS_UP_TO).bind(cursor.pass).fetch_all(p).await?,
             sqlx::query_scalar(LATER_RUNS).bind(cursor.pass).fetch_one(p).await?,
         ));
+        if done.iter().any(|r| !merged.contains(r)) {
+            return Ok(true);
+        }
         if done.is_empty() && !later && cursor.after.is_none() {
             return Ok(false);
         }
         on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
-            sqlx::query("DELETE FROM import_sort_runs WHERE pass <= $1")
-                .bind(cursor.pass).execute(&mut *tx).await?;
+            sqlx::query(DELETE_RUNS_UP_TO).bind(cursor.pass).execute(&mut *tx).await?;
             save_cursor_sqlx!(tx, &cursor.next_pass());
             tx.commit().await?;
         });
-        work.reset();
         work.remove(&done);
         Ok(later)
     }
@@ -831,16 +893,33 @@ impl Store {
             row: Row,
         }
         let at = to_millis(now());
+        // Runs are in byte order (Rust's); PostgreSQL sorts text by the
+        // database's collation unless told otherwise.
+        let order = match self.db.backend() {
+            crate::Backend::Sqlite => ADOPT_ORDER_SQLITE,
+            crate::Backend::Postgres => ADOPT_ORDER_POSTGRES,
+        };
         on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
+            let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM import_staged)")
+                .fetch_one(&mut *tx).await?;
+            if !any {
+                return Ok(());
+            }
+            // Rows behind the old cursor were placed. They are compared the
+            // way that version compared them (the database's collation), and
+            // the cursor then starts the pass afresh, in byte order.
+            let cursor = cursor_sqlx!(tx);
+            if let Some((kind, value, account, sent_at, key)) = &cursor.after {
+                sqlx::query(ADOPT_PLACED)
+                    .bind(cursor.pass).bind(kind).bind(value).bind(account).bind(sent_at).bind(key)
+                    .execute(&mut *tx).await?;
+                save_cursor_sqlx!(tx, &Cursor { pass: cursor.pass, after: None });
+            }
             let mut runs: Vec<(Uuid, i64, i64, Value)> = Vec::new();
             {
-                let mut rows = sqlx::query_as::<_, Staged>(
-                    "SELECT pass, key, customer_kind, customer_value, account, sent_at, agent_ref, body
-                     FROM import_staged
-                     ORDER BY pass, customer_kind, customer_value, account, sent_at, key",
-                )
-                .fetch(&mut *tx);
+                let mut rows = sqlx::query_as::<_, Staged>(sqlx::AssertSqlSafe(order))
+                    .fetch(&mut *tx);
                 let mut open: Option<(i64, runs::RunWriter)> = None;
                 while let Some(s) = rows.try_next().await? {
                     if open.as_ref().is_none_or(|(pass, _)| *pass != s.pass) {
@@ -864,7 +943,7 @@ impl Store {
             }
             for (id, pass, n, refs) in &runs {
                 sqlx::query(INSERT_RUN)
-                    .bind(id).bind(pass).bind(n).bind(refs).bind(at)
+                    .bind(id).bind(pass).bind("").bind(n).bind(refs).bind(at)
                     .execute(&mut *tx).await?;
             }
             sqlx::query("DELETE FROM import_staged").execute(&mut *tx).await?;
@@ -991,10 +1070,12 @@ impl Store {
     pub async fn import_pending_agent_refs(&self) -> Result<Vec<String>> {
         let lists: Vec<Value> = on_db!(self.db.reader(), p =>
             sqlx::query_scalar("SELECT agent_refs FROM import_sort_runs").fetch_all(p).await?);
-        let refs: BTreeSet<String> = lists
-            .into_iter()
-            .flat_map(|l| serde_json::from_value::<Vec<String>>(l).unwrap_or_default())
-            .collect();
+        let mut refs = BTreeSet::new();
+        for l in lists {
+            let list: Vec<String> = serde_json::from_value(l)
+                .map_err(|e| StoreError::Invalid(format!("import_sort_runs.agent_refs: {e}")))?;
+            refs.extend(list);
+        }
         Ok(refs.into_iter().collect())
     }
 }

@@ -179,7 +179,7 @@ pub(super) fn plan<'r>(
                 .map_err(|e| StoreError::Invalid(format!("staged {}: {e}", row.key)))?;
             let starts = open
                 .as_ref()
-                .is_none_or(|c| c.ended || row.sent_at - c.last > opts.gap_ms);
+                .is_none_or(|c| c.ended || row.sent_at.saturating_sub(c.last) > opts.gap_ms);
             if starts {
                 if let Some(c) = open.take() {
                     close(&mut p, c, continued);

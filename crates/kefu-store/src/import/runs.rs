@@ -138,11 +138,12 @@ impl ImportWork {
     pub(super) fn lock(dir: &Path) -> Result<ImportWork> {
         std::fs::create_dir_all(dir)?;
         let lock = File::create(dir.join("lock"))?;
-        lock.try_lock().map_err(|_| {
-            StoreError::Invalid(format!(
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => StoreError::Invalid(format!(
                 "another import is using {}; wait for it to finish",
                 dir.display()
-            ))
+            )),
+            std::fs::TryLockError::Error(e) => StoreError::Io(e),
         })?;
         Ok(ImportWork {
             inner: Arc::new(Inner {
@@ -164,6 +165,14 @@ impl ImportWork {
     /// Removes run files no transaction recorded; fails when a recorded one
     /// is missing (the import ran with another work directory).
     pub(super) fn tidy(&self, recorded: &[Uuid]) -> Result<()> {
+        if let Some(missing) = recorded.iter().map(|r| self.path(*r)).find(|p| !p.exists()) {
+            return Err(StoreError::Invalid(format!(
+                "the unplaced messages of an earlier import are in {}, which is missing: \
+                 run the import again with the data directory it used",
+                missing.display()
+            )));
+        }
+        let recorded: std::collections::HashSet<&Uuid> = recorded.iter().collect();
         for entry in std::fs::read_dir(self.dir())? {
             let path = entry?.path();
             let run = path
@@ -173,15 +182,6 @@ impl ImportWork {
                 .and_then(|id| Uuid::parse_str(id).ok());
             if run.is_some_and(|r| !recorded.contains(&r)) {
                 std::fs::remove_file(&path)?;
-            }
-        }
-        for run in recorded {
-            if !self.path(*run).exists() {
-                return Err(StoreError::Invalid(format!(
-                    "the unplaced messages of an earlier import are in {}, which is missing: \
-                     run the import again with the data directory it used",
-                    self.path(*run).display()
-                )));
             }
         }
         Ok(())
@@ -215,19 +215,29 @@ impl ImportWork {
             .is_some_and(|m| m.pass == pass && m.after.as_ref() == after)
     }
 
-    /// Opens a merge of `runs` at `pass`, after `after`.
-    pub(super) fn open_merge(&self, pass: i64, runs: &[Uuid], after: Option<After>) -> Result<()> {
-        let merge = Merge::open(self, pass, runs, after)?;
+    /// Opens a merge of `runs` (of `source`) at `pass`, after `after`.
+    pub(super) fn open_merge(
+        &self,
+        pass: i64,
+        runs: &[Uuid],
+        after: Option<After>,
+        source: String,
+    ) -> Result<()> {
+        let mut merge = Merge::open(self, pass, runs, after)?;
+        merge.merged = Arc::new(Merged {
+            runs: runs.to_vec(),
+            source,
+        });
         *self.inner.merge.lock().unwrap_or_else(|e| e.into_inner()) = Some(merge);
         Ok(())
     }
 
-    /// The next `limit` rows of the open merge.
-    pub(super) fn take(&self, limit: usize) -> Result<Vec<Row>> {
+    /// The next `limit` rows of the open merge, and what it merges.
+    pub(super) fn take(&self, limit: usize) -> Result<(Vec<Row>, Arc<Merged>)> {
         let mut merge = self.inner.merge.lock().unwrap_or_else(|e| e.into_inner());
         match merge.as_mut() {
-            Some(m) => m.take(limit),
-            None => Ok(Vec::new()),
+            Some(m) => Ok((m.take(limit)?, m.merged.clone())),
+            None => Ok((Vec::new(), Arc::default())),
         }
     }
 
@@ -353,9 +363,17 @@ impl PartialEq for Head {
 
 impl Eq for Head {}
 
+/// What a merge reads: its runs and their source.
+#[derive(Default)]
+pub(super) struct Merged {
+    pub runs: Vec<Uuid>,
+    pub source: String,
+}
+
 /// A k-way merge of a pass's runs, from just after the placing cursor.
 struct Merge {
     pass: i64,
+    merged: Arc<Merged>,
     /// The last row taken.
     after: Option<After>,
     sources: Vec<Source>,
@@ -366,6 +384,7 @@ impl Merge {
     fn open(work: &ImportWork, pass: i64, runs: &[Uuid], after: Option<After>) -> Result<Merge> {
         let mut m = Merge {
             pass,
+            merged: Arc::default(),
             after,
             sources: Vec::with_capacity(runs.len()),
             heads: BinaryHeap::with_capacity(runs.len()),
@@ -398,7 +417,7 @@ impl Merge {
     }
 
     fn take(&mut self, limit: usize) -> Result<Vec<Row>> {
-        let mut rows = Vec::with_capacity(limit.min(self.heads.len() * 1024));
+        let mut rows: Vec<Row> = Vec::with_capacity(limit.min(self.heads.len() * 1024));
         while rows.len() < limit {
             let Some(Reverse(head)) = self.heads.pop() else {
                 break;
@@ -408,6 +427,19 @@ impl Merge {
                     row,
                     source: head.source,
                 }));
+            }
+            // Runs are sorted and keys unique: anything else is a damaged
+            // file, and placing it would break a conversation's order.
+            let in_order = match rows.last() {
+                Some(prev) => head.row.order() > prev.order(),
+                None => head.row.is_after(self.after.as_ref()),
+            };
+            if !in_order {
+                return Err(StoreError::Invalid(format!(
+                    "import run {} is out of order at {}",
+                    self.sources[head.source].path.display(),
+                    head.row.key
+                )));
             }
             rows.push(head.row);
         }

@@ -29,7 +29,7 @@ use uuid::Uuid;
 pub(super) fn stage(
     conn: &Connection,
     work: &ImportWork,
-    run: Uuid,
+    (run, source): (Uuid, &str),
     batch: &RunBatch,
     progress: &FileProgress,
     at: i64,
@@ -43,7 +43,7 @@ pub(super) fn stage(
         }
     }
     if let Some((n, refs)) = batch.write(work, run, &old)? {
-        prepare(conn, INSERT_RUN)?.execute(params![run, pass, n, refs.to_string(), at])?;
+        prepare(conn, INSERT_RUN)?.execute(params![run, pass, source, n, refs.to_string(), at])?;
     }
     let (offset, line) = progress_columns(progress);
     prepare(conn, SAVE_PROGRESS)?.execute(params![
@@ -67,6 +67,8 @@ pub(super) fn place(
     next: &Cursor,
     at: i64,
 ) -> Result<PlaceCounts> {
+    // Twice the writer's usual cache: four conversation indexes take rows
+    // in random order. It stays for the (importing) process's later writes.
     conn.pragma_update(None, "cache_size", -65_536)?;
     let known = known(conn, rows)?;
     let plan = plan::plan(opts, rows, &known)?;
