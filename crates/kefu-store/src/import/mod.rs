@@ -357,6 +357,33 @@ macro_rules! save_cursor_sqlx {
     }};
 }
 
+/// Runs `$body` (with the transaction `$tx`) and commits so that the commit
+/// is on disk when this returns, even under SQLite's synchronous=NORMAL:
+/// the caller then deletes run files, and a commit lost to a power cut
+/// would leave the database naming files that are gone.
+macro_rules! durable_tx {
+    ($store:expr, $tx:ident => $body:block) => {{
+        let sqlite = $store.db.backend() == crate::Backend::Sqlite;
+        on_db!($store.db.writer(), p => {
+            let mut c = p.acquire().await?;
+            if sqlite {
+                sqlx::query("PRAGMA synchronous = FULL").execute(&mut *c).await?;
+            }
+            let done: Result<()> = async {
+                let mut $tx = sqlx::Connection::begin(&mut *c).await?;
+                $body
+                $tx.commit().await?;
+                Ok(())
+            }
+            .await;
+            if sqlite {
+                sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *c).await?;
+            }
+            done?;
+        })
+    }};
+}
+
 /// Inside a transaction: runs a statement built by `Sql`.
 macro_rules! run_sql {
     ($tx:expr, $sql:expr) => {{
@@ -801,15 +828,13 @@ impl Store {
             let id = Uuid::now_v7();
             let (n, refs) = work.merge_into(id, pass, &group)?;
             let at = to_millis(now());
-            on_db!(self.db.writer(), p => {
-                let mut tx = p.begin().await?;
+            durable_tx!(self, tx => {
                 sqlx::query(INSERT_RUN)
                     .bind(id).bind(pass).bind(source).bind(n).bind(&refs).bind(at)
                     .execute(&mut *tx).await?;
                 let mut delete = Sql::new("DELETE FROM import_sort_runs WHERE id IN ");
                 delete.bind_list(&group);
                 run_sql!(tx, delete);
-                tx.commit().await?;
             });
             work.remove(&group);
             runs.push(id);
@@ -872,11 +897,9 @@ impl Store {
         if done.is_empty() && !later && cursor.after.is_none() {
             return Ok(false);
         }
-        on_db!(self.db.writer(), p => {
-            let mut tx = p.begin().await?;
+        durable_tx!(self, tx => {
             sqlx::query(DELETE_RUNS_UP_TO).bind(cursor.pass).execute(&mut *tx).await?;
             save_cursor_sqlx!(tx, &cursor.next_pass());
-            tx.commit().await?;
         });
         work.remove(&done);
         Ok(later)
