@@ -678,10 +678,18 @@ async fn imports_place_history_once(db: Db) {
         fingerprint: "f2".into(),
         ..store.import_progress("f1").await.expect("p").expect("f1")
     };
-    store
-        .import_stage(&work, "", &[], encode(&later), &p2)
+    // With a message staged before (a re-run over a grown export): only
+    // the new one is staged.
+    let mut grown = later.clone();
+    grown.push(messages[0].clone());
+    let counts = store
+        .import_stage(&work, "", &[], encode(&grown), &p2)
         .await
         .expect("stage later");
+    assert_eq!(
+        (counts.messages_staged, counts.messages_already_staged),
+        (1, 1)
+    );
     store
         .import_place(&work, &opts, 100)
         .await

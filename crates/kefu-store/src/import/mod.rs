@@ -592,15 +592,22 @@ impl EncodedMessage {
 
 /// A staging batch: each key once (the first copy), the rows in placing
 /// order and the keys in key order, which is how they are looked up and
-/// inserted (neighbouring keys share index pages).
+/// inserted (neighbouring keys share index pages). Its run file is written
+/// before the transaction, so the transaction holds SQLite's write lock
+/// only for the keys; it is rewritten inside it only when some keys turn
+/// out to be staged before (a re-run over a grown file).
 struct RunBatch {
     rows: Vec<Row>,
     keys: Vec<String>,
     received: u64,
+    run: Uuid,
+    /// The run file as written with every row: its rows and agent refs.
+    written: Option<(i64, Value)>,
 }
 
 impl RunBatch {
-    fn new(messages: Vec<EncodedMessage>) -> RunBatch {
+    /// Sorts `messages` and writes them as run `run` (blocking I/O).
+    fn new(work: &ImportWork, run: Uuid, messages: Vec<EncodedMessage>) -> Result<RunBatch> {
         let received = messages.len() as u64;
         let mut rows: Vec<Row> = messages.into_iter().map(|m| m.0).collect();
         // Stable: of two copies of a key, the first read stays.
@@ -608,26 +615,36 @@ impl RunBatch {
         rows.dedup_by(|later, first| later.key == first.key);
         let keys = rows.iter().map(|r| r.key.clone()).collect();
         rows.sort_unstable_by(|a, b| a.order().cmp(&b.order()));
-        RunBatch {
+        let mut batch = RunBatch {
             rows,
             keys,
             received,
-        }
+            run,
+            written: None,
+        };
+        batch.written = batch.write(work, &HashSet::new())?;
+        Ok(batch)
     }
 
-    /// Writes the rows whose keys were not staged before (`old`) as run
-    /// `id`; returns their number and agent references, or `None` when
-    /// every row was staged before.
-    fn write(
-        &self,
-        work: &ImportWork,
-        id: Uuid,
-        old: &HashSet<&str>,
-    ) -> Result<Option<(i64, Value)>> {
+    /// The run once `old` (keys staged before) are known: its rows and
+    /// agent refs, or `None` when every row was staged before.
+    fn finish(&self, work: &ImportWork, old: &HashSet<&str>) -> Result<Option<(i64, Value)>> {
+        if old.is_empty() {
+            return Ok(self.written.clone());
+        }
+        let run = self.write(work, old)?;
+        if run.is_none() {
+            work.remove(&[self.run]);
+        }
+        Ok(run)
+    }
+
+    /// Writes the rows whose keys are not in `old` as the run file.
+    fn write(&self, work: &ImportWork, old: &HashSet<&str>) -> Result<Option<(i64, Value)>> {
         if self.keys.len() == old.len() {
             return Ok(None);
         }
-        let mut w = work.run_writer(id)?;
+        let mut w = work.run_writer(self.run)?;
         for r in self.rows.iter().filter(|r| !old.contains(r.key.as_str())) {
             w.push(r)?;
         }
@@ -709,9 +726,10 @@ impl Store {
     ) -> Result<StageCounts> {
         let at = to_millis(now());
         let run = Uuid::now_v7();
-        let batch = tokio::task::spawn_blocking(move || RunBatch::new(messages))
+        let sorting = work.clone();
+        let batch = tokio::task::spawn_blocking(move || RunBatch::new(&sorting, run, messages))
             .await
-            .map_err(|e| StoreError::Invalid(format!("sorting a batch: {e}")))?;
+            .map_err(|e| StoreError::Invalid(format!("sorting a batch: {e}")))??;
         // Batches of messages (nearly all of an import) go to SQLite's
         // writer thread; contact files are small and keep the sqlx path,
         // which upserts contacts.
@@ -719,9 +737,7 @@ impl Store {
             let (work, progress) = (work.clone(), progress.clone());
             let source = source.to_string();
             return writer
-                .write_alone(move |conn| {
-                    sqlite::stage(conn, &work, (run, &source), &batch, &progress, at)
-                })
+                .write_alone(move |conn| sqlite::stage(conn, &work, &source, &batch, &progress, at))
                 .await;
         }
         let mut counts = StageCounts::default();
@@ -747,7 +763,7 @@ impl Store {
                         .fetch_all(&mut *tx).await?.into_iter().collect();
                 old.extend(chunk.iter().filter(|k| !new.contains(*k)).map(String::as_str));
             }
-            if let Some((n, refs)) = batch.write(work, run, &old)? {
+            if let Some((n, refs)) = batch.finish(work, &old)? {
                 sqlx::query(INSERT_RUN)
                     .bind(run).bind(pass).bind(source).bind(n).bind(&refs).bind(at)
                     .execute(&mut *tx).await?;

@@ -24,12 +24,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
 use uuid::Uuid;
 
-/// Stages a batch as run `run` in `work` and records the file's progress
-/// (one transaction: the writer's).
+/// Records a batch's keys and run (already written in `work`) and the
+/// file's progress (one transaction: the writer's).
 pub(super) fn stage(
     conn: &Connection,
     work: &ImportWork,
-    (run, source): (Uuid, &str),
+    source: &str,
     batch: &RunBatch,
     progress: &FileProgress,
     at: i64,
@@ -42,8 +42,15 @@ pub(super) fn stage(
             old.insert(key.as_str());
         }
     }
-    if let Some((n, refs)) = batch.write(work, run, &old)? {
-        prepare(conn, INSERT_RUN)?.execute(params![run, pass, source, n, refs.to_string(), at])?;
+    if let Some((n, refs)) = batch.finish(work, &old)? {
+        prepare(conn, INSERT_RUN)?.execute(params![
+            batch.run,
+            pass,
+            source,
+            n,
+            refs.to_string(),
+            at
+        ])?;
     }
     let (offset, line) = progress_columns(progress);
     prepare(conn, SAVE_PROGRESS)?.execute(params![
