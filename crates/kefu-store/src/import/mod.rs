@@ -704,14 +704,8 @@ impl Store {
 
     /// This database's name for its import work directory, made once.
     async fn import_work_id(&self) -> Result<String> {
-        const KEY: &str = "import_work_id";
-        if let Some(id) = self.setting(KEY).await? {
-            return Ok(id);
-        }
-        on_db!(self.db.writer(), p =>
-            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-                .bind(KEY).bind(Uuid::now_v7().to_string()).execute(p).await?.rows_affected());
-        self.setting(KEY).await?.ok_or(StoreError::NotFound)
+        self.setting_or_insert("import_work_id", &Uuid::now_v7().to_string())
+            .await
     }
 
     /// Upserts contacts, stages messages (each key once, ever) as a run of
@@ -962,20 +956,14 @@ impl Store {
                 let mut open: Option<(i64, runs::RunWriter)> = None;
                 while let Some(s) = rows.try_next().await? {
                     if open.as_ref().is_none_or(|(pass, _)| *pass != s.pass) {
-                        if let Some((pass, w)) = open.take() {
-                            let (id, n, refs) = w.finish()?;
-                            runs.push((id, pass, n, refs));
-                        }
+                        finish_adopted(open.take(), &mut runs)?;
                         open = Some((s.pass, work.run_writer(Uuid::now_v7())?));
                     }
                     if let Some((_, w)) = open.as_mut() {
                         w.push(&s.row)?;
                     }
                 }
-                if let Some((pass, w)) = open.take() {
-                    let (id, n, refs) = w.finish()?;
-                    runs.push((id, pass, n, refs));
-                }
+                finish_adopted(open, &mut runs)?;
             }
             if runs.is_empty() {
                 return Ok(());
@@ -991,6 +979,19 @@ impl Store {
         });
         Ok(())
     }
+}
+
+/// Syncs a run of adopted rows (of the pass it is paired with) and lists
+/// it with its pass, number of rows and agent references.
+fn finish_adopted(
+    open: Option<(i64, runs::RunWriter)>,
+    runs: &mut Vec<(Uuid, i64, i64, Value)>,
+) -> Result<()> {
+    if let Some((pass, w)) = open {
+        let (id, n, refs) = w.finish()?;
+        runs.push((id, pass, n, refs));
+    }
+    Ok(())
 }
 
 /// The contact fields an import fills in where the contact has none.

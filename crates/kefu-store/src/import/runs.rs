@@ -223,11 +223,11 @@ impl ImportWork {
         after: Option<After>,
         source: String,
     ) -> Result<()> {
-        let mut merge = Merge::open(self, pass, runs, after)?;
-        merge.merged = Arc::new(Merged {
+        let merged = Merged {
             runs: runs.to_vec(),
             source,
-        });
+        };
+        let merge = Merge::open(self, pass, merged, after)?;
         *self.inner.merge.lock().unwrap_or_else(|e| e.into_inner()) = Some(merge);
         Ok(())
     }
@@ -250,7 +250,11 @@ impl ImportWork {
         pass: i64,
         group: &[Uuid],
     ) -> Result<(i64, serde_json::Value)> {
-        let mut merge = Merge::open(self, pass, group, None)?;
+        let merged = Merged {
+            runs: group.to_vec(),
+            source: String::new(),
+        };
+        let mut merge = Merge::open(self, pass, merged, None)?;
         let mut w = self.run_writer(id)?;
         loop {
             let rows = merge.take(8192)?;
@@ -381,15 +385,16 @@ struct Merge {
 }
 
 impl Merge {
-    fn open(work: &ImportWork, pass: i64, runs: &[Uuid], after: Option<After>) -> Result<Merge> {
+    fn open(work: &ImportWork, pass: i64, merged: Merged, after: Option<After>) -> Result<Merge> {
+        let merged = Arc::new(merged);
         let mut m = Merge {
             pass,
-            merged: Arc::default(),
             after,
-            sources: Vec::with_capacity(runs.len()),
-            heads: BinaryHeap::with_capacity(runs.len()),
+            sources: Vec::with_capacity(merged.runs.len()),
+            heads: BinaryHeap::with_capacity(merged.runs.len()),
+            merged: merged.clone(),
         };
-        for run in runs {
+        for run in &merged.runs {
             let path = work.path(*run);
             let file = File::open(&path).map_err(|e| {
                 StoreError::Invalid(format!(
