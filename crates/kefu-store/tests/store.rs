@@ -606,12 +606,8 @@ async fn imports_place_history_once(db: Db) {
         Some(progress)
     );
     let opts = PlaceOptions {
-        inboxes: Default::default(),
-        default_inbox: inbox,
         agents: [("zhangsan".to_string(), agent.id)].into(),
-        gap_ms: 24 * 3_600_000,
-        tags: vec!["imported".into()],
-        source: None,
+        ..place_options(inbox)
     };
     let mut total = PlaceCounts::default();
     while let Some(c) = store.import_place(&work, &opts, 3).await.expect("place") {
@@ -713,6 +709,49 @@ async fn imports_place_history_once(db: Db) {
     );
 }
 
+/// Placing into `inbox` with the importer's defaults: a 24 h gap, tagged
+/// `imported`, no agents, any source.
+fn place_options(inbox: Uuid) -> PlaceOptions {
+    PlaceOptions {
+        inboxes: Default::default(),
+        default_inbox: inbox,
+        agents: Default::default(),
+        gap_ms: 24 * 3_600_000,
+        tags: vec!["imported".into()],
+        source: None,
+    }
+}
+
+/// How far file `name` has been read: `line` records, one byte each.
+fn file_progress(name: &str, line: u64, done: bool) -> FileProgress {
+    FileProgress {
+        fingerprint: name.into(),
+        path: format!("{name}.ndjson"),
+        format: "kf_sync_msg".into(),
+        byte_offset: line,
+        line,
+        done,
+    }
+}
+
+/// The conversations of the contact with WeChat external userid `who`.
+async fn imported_conversations(store: &Store, who: &str) -> Vec<kefu_core::Conversation> {
+    let contact = store
+        .contact_by_identity("wechat_external_userid", who)
+        .await
+        .expect("contact");
+    let filter = ConversationFilter {
+        contact_id: Some(contact.id),
+        limit: 10,
+        ..Default::default()
+    };
+    store
+        .list_conversations(Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items
+}
+
 /// Runs a statement outside the store, as another program (or an older
 /// kefu) would.
 async fn raw(url: &str, sql: String) {
@@ -770,14 +809,7 @@ async fn import_work_adopts_what_an_older_version_staged(db: Db) {
                     .encode()
                     .expect("encode"),
             ],
-            &FileProgress {
-                fingerprint: "f".into(),
-                path: "f".into(),
-                format: "kf_sync_msg".into(),
-                byte_offset: 1,
-                line: 1,
-                done: true,
-            },
+            &file_progress("f", 1, true),
         )
         .await
         .expect("stage");
@@ -785,14 +817,7 @@ async fn import_work_adopts_what_an_older_version_staged(db: Db) {
         (again.messages_staged, again.messages_already_staged),
         (0, 1)
     );
-    let opts = PlaceOptions {
-        inboxes: Default::default(),
-        default_inbox: inbox,
-        agents: Default::default(),
-        gap_ms: 24 * 3_600_000,
-        tags: vec!["imported".into()],
-        source: None,
-    };
+    let opts = place_options(inbox);
     let placed = store.import_place(&work, &opts, 10).await.expect("place");
     assert_eq!(placed.map(|c| c.messages), Some(1));
     assert_eq!(
@@ -800,20 +825,7 @@ async fn import_work_adopts_what_an_older_version_staged(db: Db) {
         None
     );
     assert!(!store.import_has_pending().await.expect("pending"));
-    let contact = store
-        .contact_by_identity("wechat_external_userid", "wm-old")
-        .await
-        .expect("contact");
-    let filter = ConversationFilter {
-        contact_id: Some(contact.id),
-        limit: 10,
-        ..Default::default()
-    };
-    let convs = store
-        .list_conversations(Visibility::All, &filter)
-        .await
-        .expect("list")
-        .items;
+    let convs = imported_conversations(&store, "wm-old").await;
     assert_eq!(convs.len(), 1);
     let messages = store
         .list_messages(convs[0].id, 0, 10, true)
@@ -836,14 +848,7 @@ async fn imports_merge_many_runs_in_order(db: Db) {
     // 65 runs of one message each, the newest staged first.
     for i in (0..65).rev() {
         let m = staged(&format!("m{i}"), "wm-many", i, Direction::Incoming, "消息");
-        let progress = FileProgress {
-            fingerprint: "many".into(),
-            path: "many.ndjson".into(),
-            format: "kf_sync_msg".into(),
-            byte_offset: 65 - i as u64,
-            line: 65 - i as u64,
-            done: i == 0,
-        };
+        let progress = file_progress("many", 65 - i as u64, i == 0);
         store
             .import_stage(&work, "", &[], vec![m.encode().expect("encode")], &progress)
             .await
@@ -862,14 +867,7 @@ async fn imports_merge_many_runs_in_order(db: Db) {
             .count()
     };
     assert_eq!(run_files(), 65);
-    let opts = PlaceOptions {
-        inboxes: Default::default(),
-        default_inbox: inbox,
-        agents: Default::default(),
-        gap_ms: 24 * 3_600_000,
-        tags: vec![],
-        source: None,
-    };
+    let opts = place_options(inbox);
     let mut placed = 0;
     while let Some(c) = store.import_place(&work, &opts, 10).await.expect("place") {
         if placed == 0 {
@@ -879,20 +877,7 @@ async fn imports_merge_many_runs_in_order(db: Db) {
     }
     assert_eq!(placed, 65);
     assert_eq!(run_files(), 0);
-    let contact = store
-        .contact_by_identity("wechat_external_userid", "wm-many")
-        .await
-        .expect("contact");
-    let filter = ConversationFilter {
-        contact_id: Some(contact.id),
-        limit: 10,
-        ..Default::default()
-    };
-    let convs = store
-        .list_conversations(Visibility::All, &filter)
-        .await
-        .expect("list")
-        .items;
+    let convs = imported_conversations(&store, "wm-many").await;
     assert_eq!(convs.len(), 1);
     let messages = store
         .list_messages(convs[0].id, 0, 100, true)
@@ -916,12 +901,8 @@ async fn placing_waits_for_its_source_and_sees_later_runs(db: Db) {
         .await
         .expect("work dir");
     let opts = |source: &str| PlaceOptions {
-        inboxes: Default::default(),
-        default_inbox: inbox,
-        agents: Default::default(),
-        gap_ms: 24 * 3_600_000,
-        tags: vec!["imported".into()],
         source: Some(source.into()),
+        ..place_options(inbox)
     };
     assert_eq!(
         store
@@ -931,14 +912,7 @@ async fn placing_waits_for_its_source_and_sees_later_runs(db: Db) {
         None
     );
     let m = staged("a1", "wm-src", 0, Direction::Incoming, "存档消息");
-    let progress = FileProgress {
-        fingerprint: "archive".into(),
-        path: "archive.ndjson".into(),
-        format: "archive".into(),
-        byte_offset: 1,
-        line: 1,
-        done: false,
-    };
+    let progress = file_progress("archive", 1, false);
     store
         .import_stage(
             &work,
@@ -963,20 +937,7 @@ async fn placing_waits_for_its_source_and_sees_later_runs(db: Db) {
         .await
         .expect("archive");
     assert_eq!(placed.map(|c| c.messages), Some(1));
-    let contact = store
-        .contact_by_identity("wechat_external_userid", "wm-src")
-        .await
-        .expect("contact");
-    let filter = ConversationFilter {
-        contact_id: Some(contact.id),
-        limit: 10,
-        ..Default::default()
-    };
-    let convs = store
-        .list_conversations(Visibility::All, &filter)
-        .await
-        .expect("list")
-        .items;
+    let convs = imported_conversations(&store, "wm-src").await;
     assert_eq!(convs.len(), 1);
     let mut tags = convs[0].tags.clone();
     tags.sort();
