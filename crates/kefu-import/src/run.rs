@@ -390,7 +390,7 @@ impl<'a> Job<'a> {
 
     /// Starts writing a batch of a file of `format`; [`Job::staged`] waits
     /// for it.
-    fn stage(&mut self, format: Format, batch: Pending, progress: FileProgress) -> Staging {
+    fn stage(&self, format: Format, batch: Pending, progress: FileProgress) -> Staging {
         let store = self.store.clone();
         let work = self.work.clone();
         let source = phase(format).map_or("", source_label);
