@@ -1,10 +1,10 @@
-// The left side of the console: views (mine, unassigned, all, by status, by
-// inbox, by tag) with unread counts, and the live conversation list of the
+// The left side of the console: views (unassigned, mine, all, by status, by
+// inbox, by tag) with how many conversations each holds, and the live conversation list of the
 // chosen view with search. New conversations and new messages move to the top.
 
 import { get, query } from './api.js';
 import { h, fill, L, ago, avatar, statusName, STATUSES, toast } from './dom.js';
-import { state, changed, remember, matches, viewQuery, unreadIn, contact, contactName, agentName } from './state.js';
+import { state, changed, remember, matches, viewQuery, countIn, refreshCounts, contact, contactName, agentName } from './state.js';
 
 let listIds = null; // with a search: the server's results; else null (all matching, from the cache)
 let cursor = null;
@@ -23,7 +23,7 @@ export function mountInbox(root, { onOpen }) {
   const status = h('select.status-filter', { 'aria-label': L('状态', 'Status') },
     STATUSES.map((s) => h('option', { value: s }, statusName(s))), h('option', { value: '' }, L('全部状态', 'Any status')));
   status.value = state.view.status;
-  status.addEventListener('change', () => { state.view.status = status.value; saveView(); reload(); });
+  status.addEventListener('change', () => { state.view.status = status.value; saveView(); reload(); refreshCounts(); });
   els = {
     views: h('nav.views', { 'aria-label': L('视图', 'Views') }),
     title: h('h2'),
@@ -90,12 +90,13 @@ async function load(more) {
 // ------------------------------------------------------------------ drawing
 function viewItem(label, view, icon) {
   const active = state.view.kind === view.kind && state.view.value === view.value;
-  const n = unreadIn(view);
+  const n = countIn(view);
   return h('button.view', {
     type: 'button', class: active ? 'active' : '', 'aria-current': active ? 'true' : null,
     'data-view': `${view.kind}:${view.value ?? ''}`,
     onclick: () => { setView(view.kind, view.value); },
-  }, icon ? h('span.view-icon', icon) : null, h('span.view-label', label), n ? h('span.count', String(n)) : null);
+  }, icon ? h('span.view-icon', icon) : null, h('span.view-label', label),
+  n ? h('span.count', { title: L(`${n} 个会话`, `${n} conversations`) }, String(n)) : null);
 }
 
 function drawViews() {
@@ -103,8 +104,8 @@ function drawViews() {
   const inboxes = [...state.inboxes.values()].sort((a, b) => a.name.localeCompare(b.name));
   fill(els.views,
     h('h3', L('会话', 'Conversations')),
-    viewItem(L('我的', 'Mine'), v('mine'), '◉'),
     viewItem(L('未分配', 'Unassigned'), v('unassigned'), '○'),
+    viewItem(L('我的', 'Mine'), v('mine'), '◉'),
     viewItem(L('全部', 'All'), v('all'), '≡'),
     h('h3', L('状态', 'Status')),
     STATUSES.map((s) => viewItem(statusName(s), v('status', s), h('i.dot', { class: `st-${s}` }))),
@@ -123,7 +124,7 @@ function tagDot(color) {
 function drawViewSelect() {
   const opt = (label, kind, value = '') => h('option', { value: `${kind}:${value}` }, label);
   fill(els.viewSelect,
-    opt(L('我的', 'Mine'), 'mine'), opt(L('未分配', 'Unassigned'), 'unassigned'), opt(L('全部', 'All'), 'all'),
+    opt(L('未分配', 'Unassigned'), 'unassigned'), opt(L('我的', 'Mine'), 'mine'), opt(L('全部', 'All'), 'all'),
     h('optgroup', { label: L('状态', 'Status') }, STATUSES.map((st) => opt(statusName(st), 'status', st))),
     state.inboxes.size ? h('optgroup', { label: L('收件箱', 'Inboxes') }, [...state.inboxes.values()].map((i) => opt(i.name, 'inbox', i.id))) : null,
     state.tags.length ? h('optgroup', { label: L('标签', 'Tags') }, state.tags.map((t) => opt(t.name, 'tag', t.name))) : null);

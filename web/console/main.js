@@ -9,7 +9,7 @@
 import { get, post, setCsrf } from './api.js';
 import { $, h, fill, L } from './dom.js';
 import { AgentSocket } from './socket.js';
-import { state, onChange, changed, loadDirectory, remember, conversation, markRead, countUnread, contact, contactName, totalUnread } from './state.js';
+import { state, onChange, changed, loadDirectory, remember, conversation, markRead, countUnread, contact, contactName, totalUnread, refreshCounts } from './state.js';
 import { mountInbox, drawInbox, reload, setPreview } from './inbox.js';
 import { initThread, mountThread, openThread, closeThread, drawThread, onMessage, onMessageUpdated, refreshDelivery, onAck, sendRead, threadResume } from './thread.js';
 import { mountContact, drawContact } from './contact.js';
@@ -63,6 +63,7 @@ async function onFrame(f) {
     case 'agent_welcome':
       if (f.reconnected) {
         reload();
+        refreshCounts();
         loadDirectory().catch(() => {});
         refreshDelivery();
       }
@@ -92,6 +93,9 @@ async function onFrame(f) {
     case 'conversation': {
       const old = state.convs.get(f.conversation.id);
       remember(f.conversation);
+      refreshCounts();
+      // A tag made just now (by another agent, or an import) gets its view.
+      if (f.conversation.tags.some((t) => !state.tags.some((x) => x.name === t))) loadDirectory().catch(() => {});
       // A conversation that re-opens after being resolved needs attention again.
       if (old && old.status !== 'open' && f.conversation.status === 'open' && state.openId !== old.id) {
         state.unread.set(old.id, Math.max(1, state.unread.get(old.id) || 0));
@@ -171,4 +175,5 @@ onChange(() => {
 await loadDirectory().catch(() => {});
 sock.connect();
 reload();
+refreshCounts();
 route();

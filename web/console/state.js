@@ -1,6 +1,7 @@
 // What the console knows: the agent, the organisation's agents, teams,
 // inboxes and tags, every conversation seen so far (from lists and live
-// frames), unread counts, last-message previews and who is typing. Modules
+// frames), unread counts, how many conversations each view holds,
+// last-message previews and who is typing. Modules
 // read it directly and call `changed()` to have the screen redrawn.
 
 import { get, post } from './api.js';
@@ -19,7 +20,11 @@ export const state = {
   typing: new Map(), // conversation id -> {name, until}
   contactRead: new Map(), // conversation id -> seq the customer read up to
   online: new Set(),
-  view: { kind: 'mine', value: null, status: 'open', q: '' },
+  // The console opens on the queue: open conversations nobody has taken
+  // (Zammad's "Unassigned & Open", Chatwoot's Unassigned tab), so a new
+  // chat shows up at once; "Mine" would stay empty until someone assigns it.
+  view: { kind: 'unassigned', value: null, status: 'open', q: '' },
+  counts: null, // GET /api/v1/conversations/counts for view.status
   openId: null,
   connection: 'connecting',
 };
@@ -140,11 +145,48 @@ export function viewQuery(view) {
   return q;
 }
 
-/** Conversations with unread messages in a view (status filter aside). */
-export function unreadIn(view) {
-  let n = 0;
-  for (const c of state.convs.values()) if (state.unread.get(c.id) && matches(view, c, false)) n++;
-  return n;
+// -------------------------------------------------------------- view counts
+// The sidebar's badges count conversations (of the list's status, "open" by
+// default: the ones waiting for someone), not unread messages. The server
+// counts, since the console holds only what it has listed; it is asked
+// again, a quarter second after the last of a burst, whenever a
+// conversation event arrives or the status filter changes.
+let countTimer = 0;
+let counting = false;
+let countAgain = false;
+
+export function refreshCounts() {
+  if (counting) { countAgain = true; return; }
+  clearTimeout(countTimer);
+  countTimer = setTimeout(async () => {
+    counting = true;
+    const status = state.view.status;
+    try {
+      const c = await get(`/api/v1/conversations/counts${status ? `?status=${status}` : ''}`);
+      state.counts = { ...c, status };
+    } catch { /* keep the last counts; the next event asks again */ }
+    counting = false;
+    changed();
+    if (countAgain) { countAgain = false; refreshCounts(); }
+  }, 250);
+}
+
+/** Statuses whose conversations still wait for someone (a badge in the status views). */
+const WAITING = ['open', 'pending', 'snoozed'];
+
+/** How many conversations the view holds, with the list's status filter. */
+export function countIn(view) {
+  const c = state.counts;
+  if (!c) return 0;
+  switch (view.kind) {
+    case 'mine': return c.mine;
+    case 'unassigned': return c.unassigned;
+    case 'all': return c.all;
+    case 'inbox': return c.inboxes[view.value] || 0;
+    case 'tag': return c.tags[view.value] || 0;
+    case 'status': return WAITING.includes(view.value) ? c.statuses[view.value] || 0 : 0;
+    default: return 0;
+  }
 }
 
 export function totalUnread() {

@@ -16,6 +16,7 @@ both_backends!(
     agents_outside_an_inbox_get_404_by_id_and_by_filter,
     conversations_are_created_with_contact_first_message_and_sla,
     conversations_are_filtered,
+    view_counts_follow_status_assignment_and_membership,
     conversations_page_by_cursor_newest_activity_first,
     messages_are_gap_free_idempotent_and_reopen_the_conversation,
     status_assignment_and_tags_change,
@@ -338,6 +339,100 @@ async fn conversations_are_created_with_contact_first_message_and_sla(b: Backend
         .await
         .assert_error(422, "validation_failed");
     assert_eq!(list_ids(&admin, "?limit=100").await.len(), before);
+}
+
+/// The console's sidebar badges: conversations per view, of one status or
+/// of all, limited to the inboxes the caller is a member of.
+async fn view_counts_follow_status_assignment_and_membership(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let li = s.agent_client("li@kefu.test", "小李", Role::Agent).await;
+    let mine_inbox = create_inbox(&admin, "售前", &[li.agent_id()]).await;
+    let other = create_inbox(&admin, "内部", &[]).await;
+    let counts = |c: &Client, q: &'static str| {
+        let c = c.clone();
+        async move {
+            c.get(&format!("/api/v1/conversations/counts{q}"))
+                .await
+                .ok(200)
+                .clone()
+        }
+    };
+    let empty = counts(&li, "?status=open").await;
+    assert_eq!(
+        (
+            empty["mine"].as_i64(),
+            empty["unassigned"].as_i64(),
+            empty["all"].as_i64()
+        ),
+        (Some(0), Some(0), Some(0))
+    );
+    assert_eq!(empty["statuses"]["open"], 0);
+
+    let c1 = create_conversation(&li, id(&mine_inbox), "你好，我想申请退款").await;
+    let c2 = create_conversation(&li, id(&mine_inbox), "快递还没到").await;
+    let c3 = create_conversation(&li, id(&mine_inbox), "发票开错了").await;
+    create_conversation(&admin, id(&other), "别人的收件箱").await;
+    li.post(
+        &format!("{}/assign", conv_path(&c1)),
+        json!({ "assignee_id": li.agent_id() }),
+    )
+    .await
+    .ok(200);
+    li.post(
+        &format!("{}/tags", conv_path(&c2)),
+        json!({ "tags": ["VIP"] }),
+    )
+    .await
+    .ok(200);
+    li.post(
+        &format!("{}/tags", conv_path(&c3)),
+        json!({ "tags": ["VIP"] }),
+    )
+    .await
+    .ok(200);
+    li.post(
+        &format!("{}/status", conv_path(&c3)),
+        json!({ "status": "resolved" }),
+    )
+    .await
+    .ok(200);
+
+    // Open ones only: c1 (mine) and c2 (unassigned, VIP); c3 is resolved,
+    // and the fourth is in an inbox Li is not a member of.
+    let open = counts(&li, "?status=open").await;
+    assert_eq!(open["mine"], 1);
+    assert_eq!(open["unassigned"], 1);
+    assert_eq!(open["all"], 2);
+    assert_eq!(open["inboxes"][id(&mine_inbox)], 2);
+    assert!(open["inboxes"].get(id(&other)).is_none());
+    assert_eq!(open["tags"]["VIP"], 1);
+    assert_eq!(open["statuses"]["open"], 2);
+    assert_eq!(open["statuses"]["resolved"], 1);
+    assert_eq!(open["statuses"]["pending"], 0);
+
+    let any = counts(&li, "").await;
+    assert_eq!(
+        (any["all"].as_i64(), any["unassigned"].as_i64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(any["tags"]["VIP"], 2);
+
+    // An admin sees every inbox; Li's assignment is not the admin's "mine".
+    let all = counts(&admin, "?status=open").await;
+    assert_eq!(
+        (
+            all["all"].as_i64(),
+            all["mine"].as_i64(),
+            all["unassigned"].as_i64()
+        ),
+        (Some(3), Some(0), Some(2))
+    );
+    assert_eq!(all["inboxes"][id(&other)], 1);
+
+    li.get("/api/v1/conversations/counts?status=done")
+        .await
+        .assert_error(400, "bad_request");
 }
 
 async fn conversations_are_filtered(b: Backend) {

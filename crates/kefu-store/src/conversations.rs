@@ -38,6 +38,28 @@ pub struct ConversationFilter {
     pub limit: usize,
 }
 
+/// Conversation counts by status, assignee and inbox, and by status and tag.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationCounts {
+    pub groups: Vec<CountGroup>,
+    pub tags: Vec<TagCount>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CountGroup {
+    pub status: ConversationStatus,
+    pub assignee_id: Option<Uuid>,
+    pub inbox_id: Uuid,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TagCount {
+    pub status: ConversationStatus,
+    pub tag: String,
+    pub count: i64,
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct ConversationRow {
     id: Uuid,
@@ -451,6 +473,59 @@ impl Store {
         Ok(cursor::page(items, f.limit, |c| {
             (c.last_activity_at.timestamp_millis(), c.id)
         }))
+    }
+
+    /// How many conversations the caller may see, in groups of what the
+    /// console's views filter on: the badges of its sidebar. Grouped counts
+    /// rather than one count per view, because the views are the agent's
+    /// inboxes and tags, and one grouped scan answers them all. Merged
+    /// conversations are closed, so they count only under `closed`.
+    pub async fn conversation_counts(&self, visibility: Visibility) -> Result<ConversationCounts> {
+        let visible = |sql: &mut Sql| {
+            if let Visibility::MemberOf(agent) = visibility {
+                sql.push(" AND c.inbox_id IN (SELECT m.inbox_id FROM inbox_members m WHERE m.agent_id = ")
+                    .bind(Arg::Uuid(agent))
+                    .push(")");
+            }
+        };
+        let mut groups = Sql::new(
+            "SELECT c.status, c.assignee_id, c.inbox_id, COUNT(*) AS n FROM conversations c WHERE 1 = 1",
+        );
+        visible(&mut groups);
+        groups.push(" GROUP BY c.status, c.assignee_id, c.inbox_id");
+        let mut tags = Sql::new(
+            "SELECT c.status, t.name, COUNT(*) AS n FROM conversation_tags ct
+             JOIN tags t ON t.id = ct.tag_id JOIN conversations c ON c.id = ct.conversation_id WHERE 1 = 1",
+        );
+        visible(&mut tags);
+        tags.push(" GROUP BY c.status, t.name");
+        let rows: Vec<(String, Option<Uuid>, Uuid, i64)> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(groups.text.as_str())), groups.args).fetch_all(p).await?);
+        let tag_rows: Vec<(String, String, i64)> = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(tags.text.as_str())), tags.args).fetch_all(p).await?);
+        Ok(ConversationCounts {
+            groups: rows
+                .into_iter()
+                .map(|(status, assignee_id, inbox_id, count)| {
+                    Ok(CountGroup {
+                        status: parse_enum(&status)?,
+                        assignee_id,
+                        inbox_id,
+                        count,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            tags: tag_rows
+                .into_iter()
+                .map(|(status, tag, count)| {
+                    Ok(TagCount {
+                        status: parse_enum(&status)?,
+                        tag,
+                        count,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        })
     }
 
     /// Applies status, priority, assignment and subject changes. Resolving

@@ -47,7 +47,7 @@ pub use attachments::NewAttachment;
 pub use audit::NewAudit;
 pub use auth::{NewApiToken, NewSession};
 pub use continuity::{ContinuityLink, LinkTarget};
-pub use conversations::{ConversationFilter, Visibility};
+pub use conversations::{ConversationCounts, ConversationFilter, CountGroup, TagCount, Visibility};
 pub use cursor::Page;
 pub use db::Backend;
 pub use email::{EmailThread, NewInbound, NewOutboxEmail, OutboxEmail};

@@ -16,6 +16,7 @@ use kefu_core::{
 use kefu_store::ConversationFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -23,6 +24,7 @@ use uuid::Uuid;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
+        .routes(routes!(counts))
         .routes(routes!(get_one, update))
         .routes(routes!(assign))
         .routes(routes!(set_status))
@@ -107,6 +109,70 @@ async fn list(
         items,
         next_cursor: page.next_cursor,
     }))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct CountQuery {
+    /// Count only conversations of this status; every status when absent.
+    status: Option<ConversationStatus>,
+}
+
+/// How many conversations each of the console's views holds.
+#[derive(Serialize, ToSchema)]
+struct ViewCounts {
+    /// Assigned to the caller.
+    mine: i64,
+    unassigned: i64,
+    /// Every conversation the caller may see.
+    all: i64,
+    /// By inbox id.
+    inboxes: BTreeMap<String, i64>,
+    /// By tag name.
+    tags: BTreeMap<String, i64>,
+    /// By status, whatever `status` asked for.
+    statuses: BTreeMap<String, i64>,
+}
+
+/// The sidebar's badges: conversations per view (of one status, usually
+/// `open`: the ones waiting for someone), among those the caller may see.
+/// The console asks again when a conversation event arrives, so the badges
+/// follow new, assigned and resolved conversations.
+#[utoipa::path(get, path = "/api/v1/conversations/counts", tag = "conversations", params(CountQuery), responses((status = 200, body = ViewCounts)))]
+async fn counts(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(q): Query<CountQuery>,
+) -> ApiResult<axum::Json<ViewCounts>> {
+    let all = state.store.conversation_counts(who.visibility()).await?;
+    let wanted = |s: ConversationStatus| q.status.is_none_or(|w| w == s);
+    let mut out = ViewCounts {
+        mine: 0,
+        unassigned: 0,
+        all: 0,
+        inboxes: BTreeMap::new(),
+        tags: BTreeMap::new(),
+        statuses: ConversationStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect(),
+    };
+    for g in &all.groups {
+        *out.statuses.entry(g.status.as_str().into()).or_default() += g.count;
+        if !wanted(g.status) {
+            continue;
+        }
+        out.all += g.count;
+        match g.assignee_id {
+            None => out.unassigned += g.count,
+            Some(a) if a == who.agent.id => out.mine += g.count,
+            Some(_) => {}
+        }
+        *out.inboxes.entry(g.inbox_id.to_string()).or_default() += g.count;
+    }
+    for t in all.tags.iter().filter(|t| wanted(t.status)) {
+        *out.tags.entry(t.tag.clone()).or_default() += t.count;
+    }
+    Ok(axum::Json(out))
 }
 
 #[derive(Deserialize, ToSchema)]
