@@ -1,6 +1,9 @@
 // The agent console's first minutes, in a real browser against a real
-// server: it opens on the work that needs someone (open, unassigned), and
-// its sidebar counts conversations per view and keeps the counts live.
+// server: it opens on the work that needs someone (open, unassigned), its
+// sidebar counts conversations per view and keeps the counts live, the
+// contact panel follows a resolve, sign-in failures read in Chinese, a
+// signed-out visit goes to the sign-in page without errors, and toasts stay
+// few and short-lived.
 //
 //   KEFU_BIN=path KEFU_CHROMIUM=/usr/bin/chromium node --test tests/e2e/
 
@@ -137,4 +140,88 @@ test('the console opens on open unassigned conversations and counts conversation
   assert.deepEqual(agent.errors, []);
   await agent.context().close();
   await customer.context().close();
+});
+
+test('after Resolve the contact panel shows the ticket as resolved', async () => {
+  const c = (await admin.post('/api/v1/conversations', {
+    inbox_id: apiInbox.id, contact: { name: '赵强' }, message: { direction: 'incoming', text: '耳机左边没声音' },
+  })).conversation;
+  const agent = await agentConsole();
+  await agent.goto(`${kefu.base}/#/c/${c.id}`);
+  const past = agent.locator('.contact-panel .past li.current');
+  await past.locator('.st').filter({ hasText: '进行中' }).waitFor(T);
+  await agent.locator('.thread button').filter({ hasText: /^解决$/ }).click();
+  await past.locator('.st').filter({ hasText: '已解决' }).waitFor(T);
+  await agent.locator('.thread button').filter({ hasText: /^重新打开$/ }).waitFor(T);
+  await agent.screenshot({ path: path.join(ARTIFACTS, 'console-resolved.png') });
+  assert.deepEqual(agent.errors, []);
+  await agent.context().close();
+});
+
+test('a wrong password is refused in Chinese, with the API code kept', async () => {
+  const page = await newPage();
+  await signIn(page, 'wrong horse battery');
+  const error = page.locator('#error');
+  await error.filter({ hasText: '邮箱或密码不正确' }).waitFor(T);
+  assert.equal(await error.getAttribute('data-code'), 'unauthorized');
+  assert.doesNotMatch(await error.textContent(), /authentication required/);
+  assert.equal(new URL(page.url()).pathname, '/login');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'login-refused.png') });
+  await page.context().close();
+});
+
+test('signed out, / goes to the sign-in page without an error', async () => {
+  const page = await newPage();
+  const res = await page.goto(`${kefu.base}/`);
+  assert.equal(new URL(page.url()).pathname, '/login');
+  assert.equal(res.status(), 200);
+  await page.locator('#login').waitFor(T);
+  await page.waitForTimeout(300);
+  assert.deepEqual(page.errors, []);
+
+  // A session that ends while the console is open (signed out on another
+  // device) lands on the sign-in page too, with no uncaught error, and
+  // comes back to where it was after signing in.
+  const agent = await agentConsole();
+  const c = (await admin.post('/api/v1/conversations', {
+    inbox_id: apiInbox.id, contact: { name: '孙丽' }, message: { direction: 'incoming', text: '还在吗' },
+  })).conversation;
+  await agent.evaluate((id) => { location.hash = `#/c/${id}`; }, c.id);
+  await agent.locator('.msg.incoming').filter({ hasText: '还在吗' }).waitFor(T);
+  await agent.context().clearCookies();
+  // The next request is refused: the agent's click, or the read position
+  // the console posts a second after showing the message, whichever is first.
+  await agent.click('[data-view="all:"]', { noWaitAfter: true, timeout: 2000 }).catch(() => {});
+  await agent.waitForURL(/\/login\?next=/, T);
+  await agent.waitForTimeout(300);
+  assert.deepEqual(agent.errors.filter((e) => e.startsWith('pageerror')), [], 'no uncaught error');
+  await agent.fill('input[name=email]', ADMIN.email);
+  await agent.fill('input[name=password]', ADMIN.password);
+  await agent.click('button[type=submit]');
+  await agent.waitForURL(`${kefu.base}/#/c/${c.id}`, T);
+  await agent.locator('.msg.incoming').filter({ hasText: '还在吗' }).waitFor(T);
+  await agent.context().close();
+  await page.context().close();
+});
+
+test('toasts are capped, dismissed after a while and cleared on navigation', async () => {
+  const agent = await agentConsole();
+  const toasts = agent.locator('#toasts .toast');
+  await agent.evaluate(async () => {
+    const { toast } = await import('/assets/console/dom.js');
+    for (let i = 1; i <= 8; i++) toast(`保存失败 ${i}`, 'error');
+  });
+  assert.equal(await toasts.count(), 3);
+  assert.deepEqual(await toasts.allTextContents(), ['保存失败 6', '保存失败 7', '保存失败 8']);
+  await agent.evaluate(() => { location.hash = '#/sessions'; });
+  await agent.waitForFunction(() => !document.querySelector('#toasts .toast'), null, T);
+
+  await agent.evaluate(async () => {
+    const { toast } = await import('/assets/console/dom.js');
+    toast('已保存');
+  });
+  assert.equal(await toasts.count(), 1);
+  await agent.waitForFunction(() => !document.querySelector('#toasts .toast'), null, { timeout: 5000 });
+  assert.deepEqual(agent.errors, []);
+  await agent.context().close();
 });

@@ -17,12 +17,19 @@ export async function api(path, { method = 'GET', body } = {}) {
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET') headers['X-CSRF-Token'] = csrf;
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
-  if (res.status === 401) {
-    location.href = '/login';
-    throw new ApiError(401, null);
-  }
+  if (res.status === 401) return signIn();
   if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
   return res.status === 204 ? null : res.json();
+}
+
+/**
+ * The session is gone (signed out elsewhere, expired, revoked): off to the
+ * sign-in page. The answer never settles, so no caller goes on with an
+ * error — an uncaught one in the console, a toast on a page being left.
+ */
+function signIn() {
+  location.replace(`/login?next=${encodeURIComponent(location.pathname + location.hash)}`);
+  return new Promise(() => {});
 }
 
 export const get = (path) => api(path);
@@ -32,6 +39,7 @@ export async function upload(file) {
   const form = new FormData();
   form.append('file', file, file.name);
   const res = await fetch('/api/v1/attachments', { method: 'POST', headers: { 'X-CSRF-Token': csrf }, body: form, credentials: 'same-origin' });
+  if (res.status === 401) return signIn();
   if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
   return res.json();
 }

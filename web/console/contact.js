@@ -30,7 +30,10 @@ export function drawContact() {
       if (shown === mine) drawContact();
     }, () => { mine.convs = []; });
   }
-  const sig = [conv.contact_id, c?.updated_at, shown.convs?.length, state.openId].join('|');
+  // The list came from the server once; a conversation the console has
+  // heard of since (resolved here, reopened by the customer) shows as it is now.
+  const past = shown.convs && pastConversations(conv.contact_id, shown.convs);
+  const sig = [conv.contact_id, c?.updated_at, state.openId, past?.map((x) => `${x.id}:${x.status}`).join()].join('|');
   if (root.dataset.sig === sig) return;
   root.dataset.sig = sig;
   if (!c) { fill(root, h('p.muted', L('加载中…', 'Loading…'))); return; }
@@ -60,11 +63,18 @@ export function drawContact() {
       c.tags.length ? h('div.chips', c.tags.map((t) => h('span.chip', t))) : h('p.muted', L('无', 'None'))),
     h('section',
       h('h4', L('历史会话', 'Conversations')),
-      shown.convs == null
+      past == null
         ? h('p.muted', L('加载中…', 'Loading…'))
-        : h('ul.past', shown.convs.map((x) => h('li', {
+        : h('ul.past', past.map((x) => h('li', {
           class: x.id === state.openId ? 'current' : '',
         }, h('button.link', { type: 'button', onclick: () => onOpen(x.id) }, `#${x.number}`),
         h('span.st', { class: `st-${x.status}` }, statusName(x.status)),
         h('time', fmtTime(x.last_activity_at)))))));
+}
+
+/** The contact's conversations as listed, updated and joined by what arrived live. */
+function pastConversations(contactId, listed) {
+  const all = new Map(listed.map((x) => [x.id, state.convs.get(x.id) || x]));
+  for (const x of state.convs.values()) if (x.contact_id === contactId && !all.has(x.id)) all.set(x.id, x);
+  return [...all.values()].sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : -1)).slice(0, 20);
 }

@@ -80,13 +80,27 @@ export function avatar(name, url, cls = 'avatar') {
   return a;
 }
 
-/** A short-lived message at the bottom of the screen. */
+/** Toasts shown at once; a burst of failures shows its latest few, not a wall. */
+const MAX_TOASTS = 3;
+
+/**
+ * A short-lived message at the bottom of the screen: gone after a few
+ * seconds, on a click, when newer ones push it out, or when the agent moves
+ * to another page (clearToasts) — a failure belongs to where it happened.
+ */
 export function toast(text, kind = 'info') {
   let box = $('#toasts');
   if (!box) document.body.append((box = h('div', { id: 'toasts', role: 'status' })));
-  const t = h(`div.toast.${kind}`, text);
+  // The same message again (a retry failing the same way) renews the old one.
+  for (const old of box.children) if (old.textContent === text) old.remove();
+  const t = h(`div.toast.${kind}`, { onclick: () => t.remove() }, text);
   box.append(t);
+  while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
   setTimeout(() => t.remove(), kind === 'error' ? 6000 : 3000);
+}
+
+export function clearToasts() {
+  $('#toasts')?.replaceChildren();
 }
 
 export const STATUSES = ['open', 'pending', 'snoozed', 'resolved', 'closed'];

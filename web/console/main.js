@@ -7,7 +7,7 @@
 // admin, sessions, notify (notification and sound), dom (helpers).
 
 import { get, post, setCsrf } from './api.js';
-import { $, h, fill, L } from './dom.js';
+import { $, h, fill, L, clearToasts } from './dom.js';
 import { AgentSocket } from './socket.js';
 import { state, onChange, changed, loadDirectory, remember, conversation, markRead, countUnread, contact, contactName, totalUnread, refreshCounts } from './state.js';
 import { mountInbox, drawInbox, reload, setPreview } from './inbox.js';
@@ -157,7 +157,7 @@ function route() {
   }
   changed();
 }
-addEventListener('hashchange', route);
+addEventListener('hashchange', () => { clearToasts(); route(); });
 
 onChange(() => {
   const n = totalUnread();

@@ -4,11 +4,13 @@
 //! live in `web/console/`; `/widget.js` is the customer chat widget that other
 //! sites load with one script tag.
 
+use crate::auth::Principal;
+use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
 
@@ -23,7 +25,7 @@ const PAGE_CSP: &str =
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { asset("console.html") }))
+        .route("/", get(console))
         .route("/setup", get(|| async { asset("setup.html") }))
         .route("/login", get(|| async { asset("login.html") }))
         .route("/widget.js", get(|| async { widget() }))
@@ -35,6 +37,18 @@ pub fn router() -> Router<AppState> {
             "/assets/console/{file}",
             get(|Path(file): Path<String>| async move { asset_in("console/", &file) }),
         )
+}
+
+/// The console, for a signed-in agent. Anyone else is sent to the sign-in
+/// page before the console loads, rather than loading it to have its first
+/// request refused (a 401 in the browser's console, and a flash of an empty
+/// console); the console still handles a session that ends while it is open.
+async fn console(who: Result<Principal, ApiError>) -> Response {
+    match who {
+        Ok(_) => asset("console.html"),
+        Err(ApiError::Unauthorized) => Redirect::to("/login").into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// A file of one allowed folder. The name is one plain path segment, so a
