@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 both_backends!(
     bad_input_gets_a_clear_error_and_never_a_500,
     health_readiness_metrics_openapi_and_pages,
+    web_assets_are_compressed_and_revalidated,
     graceful_shutdown_lets_in_flight_requests_finish,
 );
 
@@ -270,6 +271,151 @@ async fn health_readiness_metrics_openapi_and_pages(b: Backend) {
         .expect("readyz");
     assert_eq!(res.status().as_u16(), 503);
     assert_eq!(anon.get("/healthz").await.status, 200, "alive all the same");
+}
+
+/// The web assets as a browser gets them: gzip or brotli bodies that decode
+/// to the file, a weak ETag that a reload sends back and gets 304 for, and
+/// the console page itself only for a signed-in agent. Prints the sizes.
+async fn web_assets_are_compressed_and_revalidated(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    // No redirects followed, no decompression: the bytes as sent.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    // The admin's session, sent by hand: this client keeps no cookies.
+    let session = format!(
+        "kefu_session={}",
+        admin.session_cookie.as_deref().expect("signed in")
+    );
+    let get = |rb: reqwest::RequestBuilder, encoding: &'static str, etag: Option<String>| {
+        let http = http.clone();
+        let session = session.clone();
+        async move {
+            let mut rb = rb
+                .header("accept-encoding", encoding)
+                .header("cookie", session);
+            if let Some(t) = etag {
+                rb = rb.header("if-none-match", t);
+            }
+            let res = http
+                .execute(rb.build().expect("request"))
+                .await
+                .expect("send");
+            let status = res.status().as_u16();
+            let headers = res.headers().clone();
+            (status, headers, res.bytes().await.expect("body").to_vec())
+        }
+    };
+    let header = |h: &reqwest::header::HeaderMap, name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+
+    // The console's files: its page (signed in), stylesheet and modules.
+    let mut files = vec![("/".to_string(), web.join("console.html"))];
+    files.push(("/assets/kefu.css".into(), web.join("kefu.css")));
+    let mut modules: Vec<_> = std::fs::read_dir(web.join("console"))
+        .expect("web/console")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".js"))
+        .collect();
+    modules.sort();
+    assert!(modules.len() >= 10, "{modules:?}");
+    for m in &modules {
+        files.push((format!("/assets/console/{m}"), web.join("console").join(m)));
+    }
+    files.push(("/widget.js".into(), web.join("widget.js")));
+
+    let mut totals = std::collections::BTreeMap::<(&str, &str), usize>::new();
+    for (path, file) in &files {
+        let original = std::fs::read(file).expect("the file on disk");
+        let kind = if path == "/widget.js" {
+            "widget"
+        } else {
+            "console"
+        };
+        let mut tags = Vec::new();
+        for encoding in ["gzip", "br", "identity"] {
+            let (status, h, body) =
+                get(http.get(format!("{}{path}", s.base)), encoding, None).await;
+            assert_eq!(status, 200, "{path} {encoding}");
+            let decoded = match encoding {
+                "gzip" => {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut flate2::read::GzDecoder::new(&body[..]),
+                        &mut out,
+                    )
+                    .expect("gzip");
+                    out
+                }
+                "br" => {
+                    let mut out = Vec::new();
+                    std::io::Read::read_to_end(
+                        &mut brotli::Decompressor::new(&body[..], 4096),
+                        &mut out,
+                    )
+                    .expect("brotli");
+                    out
+                }
+                _ => body.clone(),
+            };
+            assert_eq!(decoded, original, "{path} {encoding} decodes to the file");
+            if encoding == "identity" {
+                assert_eq!(header(&h, "content-encoding"), None, "{path}");
+            } else {
+                assert_eq!(
+                    header(&h, "content-encoding").as_deref(),
+                    Some(encoding),
+                    "{path}"
+                );
+                assert!(body.len() < original.len(), "{path} {encoding} is smaller");
+                assert!(
+                    header(&h, "vary")
+                        .is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")),
+                    "{path}: a cache keeps encodings apart"
+                );
+            }
+            *totals.entry((kind, encoding)).or_default() += body.len();
+            let tag = header(&h, "etag").expect("an ETag");
+            assert!(tag.starts_with("W/\"") && tag.ends_with('"'), "{tag}");
+            tags.push(tag.clone());
+
+            // A reload sends the tag back: 304, no body, the tag again.
+            let (status, h, body) = get(
+                http.get(format!("{}{path}", s.base)),
+                encoding,
+                Some(tag.clone()),
+            )
+            .await;
+            assert_eq!(status, 304, "{path} {encoding} revalidated");
+            assert!(body.is_empty(), "{path}: no body with 304");
+            assert_eq!(header(&h, "etag"), Some(tag.clone()));
+            assert!(header(&h, "cache-control").is_some(), "{path}");
+        }
+        // One tag whatever the encoding; another file's tag does not match.
+        assert!(tags.windows(2).all(|w| w[0] == w[1]), "{path}: {tags:?}");
+        let (status, _, _) = get(
+            http.get(format!("{}{path}", s.base)),
+            "gzip",
+            Some("W/\"00000000000000000000000000000000\"".into()),
+        )
+        .await;
+        assert_eq!(status, 200, "{path}: a stale tag gets the file");
+    }
+    for ((kind, encoding), n) in &totals {
+        println!("{kind} {encoding}: {n} bytes");
+    }
+
+    // Signed out, the console page is a redirect to the sign-in page.
+    let res = http.get(format!("{}/", s.base)).send().await.expect("send");
+    let (status, h) = (res.status().as_u16(), res.headers().clone());
+    assert_eq!(status, 303);
+    assert_eq!(header(&h, "location").as_deref(), Some("/login"));
 }
 
 /// Reads until the end of the HTTP head (`\r\n\r\n`).
