@@ -4,6 +4,9 @@
 //    `pow_bits` zero bits and puts `pow:NONCE` in the answer field. Without
 //    WebCrypto (plain http in some in-app browsers) the question stays.
 // 2. Disables the submit button while sending, so a double tap sends once.
+// 3. Shows the status page's times (<time class="local" datetime=UTC>) in the
+//    reader's own time zone; the server's text (Beijing time with its offset,
+//    or UTC) stays as the tooltip and is what a page without JavaScript shows.
 (function () {
   'use strict';
   var box = document.querySelector('.challenge[data-pow-bits]');
@@ -43,6 +46,25 @@
         box.dataset.solved = 'true';
       }, function () { /* the question stays */ });
     }
+  }
+
+  function localTime(d) {
+    // formatToParts, not format: the same YYYY-MM-DD HH:MM layout as the
+    // server's text in every locale, and h23 so midnight is 00, never 24.
+    var parts = {};
+    new Intl.DateTimeFormat('en-GB', {
+      year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+    }).formatToParts(d).forEach(function (p) { parts[p.type] = p.value; });
+    return parts.year + '-' + parts.month + '-' + parts.day + ' ' + parts.hour + ':' + parts.minute;
+  }
+
+  if (window.Intl && Intl.DateTimeFormat && Intl.DateTimeFormat.prototype.formatToParts) {
+    document.querySelectorAll('time.local[datetime]').forEach(function (t) {
+      var d = new Date(t.getAttribute('datetime'));
+      if (isNaN(d.getTime())) return;
+      t.title = t.textContent;
+      t.textContent = localTime(d);
+    });
   }
 
   document.querySelectorAll('form').forEach(function (f) {

@@ -2,8 +2,9 @@
 //! page and the error page. Rendered on the server with `maud`, which
 //! escapes every interpolated value, so nothing a customer or an admin
 //! typed can become markup. Mobile-first, no JavaScript needed
-//! (`/assets/form.js` only solves the challenge and disables the button
-//! while sending), in Chinese or English after `Accept-Language`.
+//! (`/assets/form.js` only solves the challenge, disables the button
+//! while sending and shows the status page's times in the reader's time
+//! zone), in Chinese or English after `Accept-Language`.
 
 use super::challenge::Challenge;
 use super::settings::{Field, FieldKind, FormSettings, HONEYPOT};
@@ -381,7 +382,7 @@ pub fn status_page(lang: Lang, v: &StatusView) -> Markup {
             ol.thread {
                 @for (i, m) in v.messages.iter().enumerate() {
                     li class=(bubble(m.direction)) id=[(i == last).then_some("latest")] {
-                        div.who { (who(lang, m.direction)) " · " time datetime=(m.created_at.to_rfc3339()) { (m.created_at.format("%Y-%m-%d %H:%M UTC").to_string()) } }
+                        div.who { (who(lang, m.direction)) " · " (super::status::message_time(lang, m.created_at)) }
                         div.text { (m.text) }
                         @for a in &m.attachments {
                             div.file { a href=(format!("/s/{}/files/{}", v.token, a.id)) { "📎 " (a.filename) } }

@@ -314,6 +314,31 @@ async fn public_file(state: &AppState, conversation: Uuid, id: Uuid) -> Result<b
         .any(|m| m.attachments.iter().any(|a| a.id == id)))
 }
 
+/// Beijing time, the no-JavaScript rendering for Chinese readers: the
+/// customers of a company leaving WeChat service are mostly in China, and a
+/// time in UTC reads eight hours wrong to them.
+const CHINA: chrono::FixedOffset = match chrono::FixedOffset::east_opt(8 * 3600) {
+    Some(o) => o,
+    None => unreachable!(),
+};
+
+/// A message's time on the status page: `<time class="local">` with the
+/// instant in UTC in `datetime`, which form.js rewrites in the reader's own
+/// time zone. Without JavaScript the text says the zone it is in: Beijing
+/// time with its offset for Chinese, UTC for English.
+pub(super) fn message_time(lang: Lang, at: chrono::DateTime<chrono::Utc>) -> maud::Markup {
+    let text = match lang {
+        Lang::Zh => format!(
+            "{} (UTC+8)",
+            at.with_timezone(&CHINA).format("%Y-%m-%d %H:%M")
+        ),
+        Lang::En => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    };
+    maud::html! {
+        time.local datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (text) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +371,22 @@ mod tests {
         );
         let as_visitor = token.replacen(PREFIX, "v1.", 1);
         assert!(visitor::verify(visitor_key, &as_visitor, 0).is_none());
+    }
+
+    #[test]
+    fn message_times_say_their_zone_without_javascript() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T20:24:59Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let zh = message_time(Lang::Zh, at).into_string();
+        assert_eq!(
+            zh,
+            r#"<time class="local" datetime="2026-12-07T20:24:59Z">2026-12-08 04:24 (UTC+8)</time>"#
+        );
+        let en = message_time(Lang::En, at).into_string();
+        assert_eq!(
+            en,
+            r#"<time class="local" datetime="2026-12-07T20:24:59Z">2026-12-07 20:24 UTC</time>"#
+        );
     }
 }
