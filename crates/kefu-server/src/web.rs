@@ -218,7 +218,10 @@ mod tests {
         let tag = r#"W/"0123abcd""#;
         let req = |v: &str| {
             let mut h = HeaderMap::new();
-            h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+            h.insert(
+                header::IF_NONE_MATCH,
+                HeaderValue::from_str(v).expect("a header value"),
+            );
             h
         };
         for hit in [

@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn message_times_say_their_zone_without_javascript() {
         let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T20:24:59Z")
-            .unwrap()
+            .expect("an RFC 3339 time")
             .with_timezone(&chrono::Utc);
         let zh = message_time(Lang::Zh, at).into_string();
         assert_eq!(
