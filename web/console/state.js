@@ -149,16 +149,18 @@ export function viewQuery(view) {
 // The sidebar's badges count conversations (of the list's status, "open" by
 // default: the ones waiting for someone), not unread messages. The server
 // counts, since the console holds only what it has listed; it is asked
-// again, a quarter second after the last of a burst, whenever a
-// conversation event arrives or the status filter changes.
+// again, half a second after the first of a burst (one request per console
+// however busy the floor), whenever a conversation event arrives or the
+// status filter changes.
 let countTimer = 0;
 let counting = false;
 let countAgain = false;
 
 export function refreshCounts() {
   if (counting) { countAgain = true; return; }
-  clearTimeout(countTimer);
+  if (countTimer) return;
   countTimer = setTimeout(async () => {
+    countTimer = 0;
     counting = true;
     const status = state.view.status;
     try {
@@ -168,7 +170,7 @@ export function refreshCounts() {
     counting = false;
     changed();
     if (countAgain) { countAgain = false; refreshCounts(); }
-  }, 250);
+  }, 500);
 }
 
 /** Statuses whose conversations still wait for someone (a badge in the status views). */

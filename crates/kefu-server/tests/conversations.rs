@@ -407,9 +407,19 @@ async fn view_counts_follow_status_assignment_and_membership(b: Backend) {
     assert_eq!(open["inboxes"][id(&mine_inbox)], 2);
     assert!(open["inboxes"].get(id(&other)).is_none());
     assert_eq!(open["tags"]["VIP"], 1);
+    // The waiting statuses are always counted; resolved ones only when asked.
     assert_eq!(open["statuses"]["open"], 2);
-    assert_eq!(open["statuses"]["resolved"], 1);
     assert_eq!(open["statuses"]["pending"], 0);
+    assert_eq!(open["statuses"]["snoozed"], 0);
+    assert!(open["statuses"].get("resolved").is_none());
+    let resolved = counts(&li, "?status=resolved").await;
+    assert_eq!(
+        (resolved["all"].as_i64(), resolved["unassigned"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(resolved["statuses"]["resolved"], 1);
+    assert_eq!(resolved["statuses"]["open"], 2);
+    assert_eq!(resolved["tags"]["VIP"], 1);
 
     let any = counts(&li, "").await;
     assert_eq!(
@@ -417,6 +427,8 @@ async fn view_counts_follow_status_assignment_and_membership(b: Backend) {
         (Some(3), Some(2))
     );
     assert_eq!(any["tags"]["VIP"], 2);
+    assert_eq!(any["statuses"]["resolved"], 1);
+    assert_eq!(any["statuses"]["closed"], 0);
 
     // An admin sees every inbox; Li's assignment is not the admin's "mine".
     let all = counts(&admin, "?status=open").await;

@@ -478,10 +478,27 @@ impl Store {
     /// How many conversations the caller may see, in groups of what the
     /// console's views filter on: the badges of its sidebar. Grouped counts
     /// rather than one count per view, because the views are the agent's
-    /// inboxes and tags, and one grouped scan answers them all. Merged
-    /// conversations are closed, so they count only under `closed`.
-    pub async fn conversation_counts(&self, visibility: Visibility) -> Result<ConversationCounts> {
+    /// inboxes and tags, and one grouped scan answers them all. Only the
+    /// given statuses are counted (all when empty): the console asks for
+    /// the waiting ones after every conversation event, and through the
+    /// status index that reads the open work, not the whole history.
+    /// Merged conversations are closed, so they count only under `closed`.
+    pub async fn conversation_counts(
+        &self,
+        visibility: Visibility,
+        statuses: &[ConversationStatus],
+    ) -> Result<ConversationCounts> {
         let visible = |sql: &mut Sql| {
+            if !statuses.is_empty() {
+                sql.push(" AND c.status IN (");
+                for (i, st) in statuses.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(Arg::Text(st.as_str().into()));
+                }
+                sql.push(")");
+            }
             if let Visibility::MemberOf(agent) = visibility {
                 sql.push(" AND c.inbox_id IN (SELECT m.inbox_id FROM inbox_members m WHERE m.agent_id = ")
                     .bind(Arg::Uuid(agent))

@@ -129,7 +129,8 @@ struct ViewCounts {
     inboxes: BTreeMap<String, i64>,
     /// By tag name.
     tags: BTreeMap<String, i64>,
-    /// By status, whatever `status` asked for.
+    /// By status: the waiting ones (open, pending, snoozed) always, and
+    /// `status` when asked for; every status when `status` is absent.
     statuses: BTreeMap<String, i64>,
 }
 
@@ -143,18 +144,29 @@ async fn counts(
     who: Principal,
     Query(q): Query<CountQuery>,
 ) -> ApiResult<axum::Json<ViewCounts>> {
-    let all = state.store.conversation_counts(who.visibility()).await?;
+    use ConversationStatus::{Open, Pending, Snoozed};
+    let counted: Vec<ConversationStatus> = match q.status {
+        None => Vec::new(),
+        Some(s) if [Open, Pending, Snoozed].contains(&s) => vec![Open, Pending, Snoozed],
+        Some(s) => vec![Open, Pending, Snoozed, s],
+    };
+    let all = state
+        .store
+        .conversation_counts(who.visibility(), &counted)
+        .await?;
     let wanted = |s: ConversationStatus| q.status.is_none_or(|w| w == s);
+    let shown = if counted.is_empty() {
+        ConversationStatus::ALL
+    } else {
+        &counted[..]
+    };
     let mut out = ViewCounts {
         mine: 0,
         unassigned: 0,
         all: 0,
         inboxes: BTreeMap::new(),
         tags: BTreeMap::new(),
-        statuses: ConversationStatus::ALL
-            .iter()
-            .map(|s| (s.as_str().to_string(), 0))
-            .collect(),
+        statuses: shown.iter().map(|s| (s.as_str().to_string(), 0)).collect(),
     };
     for g in &all.groups {
         *out.statuses.entry(g.status.as_str().into()).or_default() += g.count;
