@@ -190,26 +190,49 @@ impl MailService {
             let message = self.store.message(message_id).await?;
             outbound::queue_reply(&self.store, &self.blobs, inbox, settings, &message).await?;
         }
-        let mut senders: HashMap<Uuid, Option<SmtpSender>> = HashMap::new();
-        for mail in self.store.due_emails(100).await? {
-            let sender = senders.entry(mail.inbox_id).or_insert_with(|| {
-                let smtp = inboxes
-                    .get(&mail.inbox_id)?
-                    .1
-                    .smtp
-                    .as_ref()?
-                    .config()
-                    .ok()?;
-                SmtpSender::new(&smtp).ok()
-            });
-            match sender {
-                Some(s) => outbound::send_one(&self.store, &self.blobs, s, &mail).await?,
-                None => {
-                    tracing::debug!(inbox = %mail.inbox_id, "no SMTP relay configured: mail waits")
-                }
-            }
-        }
+        self.send_due(&inboxes).await?;
         self.file_held(&inboxes).await
+    }
+
+    /// Sends due mail of the inboxes that have a relay, one row at a time,
+    /// each claimed first: every node runs this loop, and a claimed row is
+    /// sent by its claimer only. Mail of an inbox without a relay is left
+    /// unclaimed; it waits for one.
+    async fn send_due(
+        &self,
+        inboxes: &HashMap<Uuid, (Inbox, EmailSettings)>,
+    ) -> Result<(), super::ChannelError> {
+        // Built before claiming (no connection is made until a send), so
+        // nothing is claimed that this node cannot send.
+        let senders: HashMap<Uuid, SmtpSender> = inboxes
+            .values()
+            .filter_map(|(i, s)| {
+                let config = s.smtp.as_ref()?.config().ok()?;
+                match SmtpSender::new(&config) {
+                    Ok(sender) => Some((i.id, sender)),
+                    Err(e) => {
+                        tracing::warn!(inbox = %i.id, error = %e, "SMTP relay settings: mail waits");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let ids: Vec<Uuid> = senders.keys().copied().collect();
+        let lease = outbound::SEND_LEASE.as_millis() as i64;
+        for _ in 0..100 {
+            let Some(mail) = self
+                .store
+                .claim_due_email(&ids, to_millis(now()), lease)
+                .await?
+            else {
+                break;
+            };
+            let Some(sender) = senders.get(&mail.inbox_id) else {
+                continue;
+            };
+            outbound::send_one(&self.store, &self.blobs, sender, &mail).await?;
+        }
+        Ok(())
     }
 
     async fn file_held(
