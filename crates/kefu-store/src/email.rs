@@ -343,13 +343,17 @@ impl Store {
 
     /// Agents' replies (not notes) since `since_ms` in these inboxes that
     /// have no mail queued yet: (message, conversation, inbox). Catches up
-    /// after a restart. The inboxes are the email inboxes and the form
-    /// inboxes that answer by mail; in a form inbox only conversations whose
-    /// contact has an email address count (there is no one to mail otherwise).
+    /// after a restart. The inboxes are the email inboxes and the form and
+    /// widget inboxes that answer by mail; in those only conversations whose
+    /// contact has an email address count (there is no one to mail
+    /// otherwise), and in a widget inbox only replies since `chat_since_ms`:
+    /// a chat's older lines are not mailed all at once when its customer
+    /// leaves an address later or the inbox is linked to an email inbox.
     pub async fn unqueued_email_replies(
         &self,
         inbox_ids: &[Uuid],
         since_ms: i64,
+        chat_since_ms: i64,
         limit: usize,
     ) -> Result<Vec<(Uuid, Uuid, Uuid)>> {
         if inbox_ids.is_empty() {
@@ -366,7 +370,9 @@ impl Store {
                AND m.created_at >= ",
         );
         sql.bind(crate::rows::Arg::I64(since_ms))
-            .push(" AND c.inbox_id IN ")
+            .push(" AND (i.kind <> 'widget' OR m.created_at >= ")
+            .bind(crate::rows::Arg::I64(chat_since_ms))
+            .push(") AND c.inbox_id IN ")
             .bind_list(inbox_ids)
             .push(" ORDER BY m.created_at LIMIT ")
             .bind(crate::rows::Arg::I64(limit as i64));

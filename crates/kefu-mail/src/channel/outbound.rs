@@ -110,8 +110,9 @@ pub async fn queue_auto_ack(
     enqueue(store, blobs, inbox, settings, &conversation, None, &email).await
 }
 
-/// The thread of an email conversation; one is made for a conversation an
-/// agent started, from the contact's email address.
+/// The thread of an email conversation; one is made, from the contact's
+/// email address, for a conversation an agent started and for a form or
+/// widget conversation's first reply by mail.
 async fn thread_of(store: &Store, c: &Conversation) -> Result<Option<EmailThread>, ChannelError> {
     if let Some(t) = store.email_thread(c.id).await? {
         return Ok(Some(t));
@@ -119,11 +120,16 @@ async fn thread_of(store: &Store, c: &Conversation) -> Result<Option<EmailThread
     let Some(address) = store.contact(c.contact_id).await?.email else {
         return Ok(None);
     };
+    // A chat (widget) has no subject: its mail is titled after its inbox.
+    let subject = match &c.subject {
+        Some(s) => s.clone(),
+        None => store.inbox(c.inbox_id).await?.name,
+    };
     let thread = EmailThread {
         conversation_id: c.id,
         token: ReplyToken::generate().as_str().to_string(),
         customer_email: address,
-        subject: c.subject.clone().unwrap_or_default(),
+        subject,
     };
     store.create_email_thread(&thread).await?;
     Ok(store.email_thread(c.id).await?)

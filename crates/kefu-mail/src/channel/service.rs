@@ -6,7 +6,7 @@
 
 use super::ingest::{self, FLOOD_WINDOW_MS, Filed};
 use super::outbound;
-use super::settings::{EmailSettings, ImapSettings, form_reply_inbox};
+use super::settings::{EmailSettings, ImapSettings, reply_email_inbox};
 use crate::imap::{Cursor, ImapHandler, ImapHandlerError, ImapSession};
 use crate::send::SmtpSender;
 use crate::smtp::{DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig, SmtpTls};
@@ -20,6 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
+
+/// How far back replies not yet queued are taken up (after a restart).
+const WEEK_MS: i64 = 7 * 86_400_000;
+/// The same for widget replies: a restart is caught up, a chat's history is
+/// not mailed when its customer leaves an address hours later.
+const CHAT_CATCH_UP_MS: i64 = 3_600_000;
 
 #[derive(Debug, Clone)]
 pub struct MailServiceConfig {
@@ -114,21 +120,22 @@ impl MailService {
     }
 
     /// Where agents' replies in each inbox leave from: an email inbox sends
-    /// through itself; a form inbox through the email inbox its
-    /// `settings.form.reply_email_inbox` names (when that one is valid).
+    /// through itself; a form or widget inbox through the email inbox its
+    /// `settings.form.reply_email_inbox` or `settings.widget.reply_email_inbox`
+    /// names (when that one is valid).
     pub async fn reply_routes(&self) -> HashMap<Uuid, (Inbox, EmailSettings)> {
         let all = self.list_inboxes().await;
-        let forms: Vec<(Uuid, Uuid)> = all
+        let linked: Vec<(Uuid, Uuid)> = all
             .iter()
-            .filter_map(|i| Some((i.id, form_reply_inbox(i)?)))
+            .filter_map(|i| Some((i.id, reply_email_inbox(i)?)))
             .collect();
         let mut routes: HashMap<Uuid, (Inbox, EmailSettings)> = email_inboxes(all)
             .into_iter()
             .map(|(i, s)| (i.id, (i, s)))
             .collect();
-        for (form, email) in forms {
+        for (home, email) in linked {
             if let Some(route) = routes.get(&email).cloned() {
-                routes.insert(form, route);
+                routes.insert(home, route);
             }
         }
         routes
@@ -177,11 +184,11 @@ impl MailService {
         // Keyed by the inbox a conversation lives in (email or form); mail in
         // the outbox and held mail name email inboxes, which route to themselves.
         let inboxes = self.reply_routes().await;
-        let week_ago = to_millis(now()) - 7 * 86_400_000;
+        let at = to_millis(now());
         let ids: Vec<Uuid> = inboxes.keys().copied().collect();
         for (message_id, _, inbox_id) in self
             .store
-            .unqueued_email_replies(&ids, week_ago, 200)
+            .unqueued_email_replies(&ids, at - WEEK_MS, at - CHAT_CATCH_UP_MS, 200)
             .await?
         {
             let Some((inbox, settings)) = inboxes.get(&inbox_id) else {
