@@ -116,16 +116,40 @@ impl Store {
         .ok_or(StoreError::NotFound)
     }
 
-    /// Messages held since before `before_ms`, oldest first: (id, inbox, sha256).
+    /// Messages held since before `before_ms`, oldest first: (id, inbox,
+    /// sha256). Also those a node began to file before `stale_ms` and did
+    /// not finish (it died): they are filed again.
     pub async fn held_inbound_emails(
         &self,
         before_ms: i64,
+        stale_ms: i64,
         limit: usize,
     ) -> Result<Vec<(Uuid, Uuid, String)>> {
         Ok(on_db!(self.db.reader(), p =>
-            sqlx::query_as("SELECT id, inbox_id, sha256 FROM email_inbound WHERE status = 'held' AND received_at < $1
-                            ORDER BY received_at LIMIT $2")
-                .bind(before_ms).bind(limit as i64).fetch_all(p).await?))
+            sqlx::query_as("SELECT id, inbox_id, sha256 FROM email_inbound
+                            WHERE (status = 'held' OR (status = 'filing' AND filed_at <= $2)) AND received_at < $1
+                            ORDER BY received_at LIMIT $3")
+                .bind(before_ms).bind(stale_ms).bind(limit as i64).fetch_all(p).await?))
+    }
+
+    /// Takes a held message (or one whose filing went stale before
+    /// `stale_ms`) for filing by this node: `false` when another node took
+    /// it first. Every node sweeps held mail; without this, two could file
+    /// the same message twice.
+    pub async fn claim_held_inbound_email(
+        &self,
+        id: Uuid,
+        now_ms: i64,
+        stale_ms: i64,
+    ) -> Result<bool> {
+        let n = on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "UPDATE email_inbound SET status = 'filing', filed_at = $2
+                 WHERE id = $1 AND (status = 'held' OR (status = 'filing' AND filed_at <= $3))",
+            )
+            .bind(id).bind(now_ms).bind(stale_ms)
+            .execute(p).await?.rows_affected());
+        Ok(n == 1)
     }
 
     pub async fn email_thread(&self, conversation_id: Uuid) -> Result<Option<EmailThread>> {

@@ -57,7 +57,8 @@ on_both!(
     a_long_history_shows_its_newest_conversations,
     snoozed_conversations_wake,
     migrations_are_idempotent,
-    outbox_claims_are_exclusive_and_expire
+    outbox_claims_are_exclusive_and_expire,
+    held_mail_is_taken_by_one_node
 );
 
 async fn inbox(store: &Store, sla: SlaPolicy) -> Uuid {
@@ -1065,5 +1066,92 @@ async fn outbox_claims_are_exclusive_and_expire(db: Db) {
             .await
             .expect("claim")
             .is_none()
+    );
+}
+
+/// Mail held for flooding is swept by every node: one takes each message
+/// (many trying at once), and one a node took and never finished (it died)
+/// is offered again once its filing is stale.
+async fn held_mail_is_taken_by_one_node(db: Db) {
+    let store = db.store.clone();
+    let inbox_id = inbox(&store, SlaPolicy::default()).await;
+    let id = store
+        .record_inbound_email(kefu_store::NewInbound {
+            inbox_id,
+            sha256: "00",
+            size: 2,
+            header_id: Some("flood-31@customer.example"),
+            sender: Some("wang@customer.example"),
+            status: "received",
+        })
+        .await
+        .expect("record")
+        .expect("new");
+    store
+        .finish_inbound_email(id, "held", Some("sender over the rate limit"), None)
+        .await
+        .expect("hold");
+    let now = chrono::Utc::now().timestamp_millis() + 1_000;
+    const STALE: i64 = 600_000;
+    let held = store
+        .held_inbound_emails(now, now - STALE, 50)
+        .await
+        .expect("held");
+    assert_eq!(held.iter().map(|h| h.0).collect::<Vec<_>>(), [id]);
+
+    let other = Store::open(&db.url).await.expect("a second node");
+    let mut takers = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let s = if n % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        takers.spawn(async move { s.claim_held_inbound_email(id, now, now - STALE).await });
+    }
+    let mut took = 0;
+    while let Some(r) = takers.join_next().await {
+        took += usize::from(r.expect("join").expect("claim"));
+    }
+    assert_eq!(took, 1);
+    // Being filed: not offered again, until the filing is stale.
+    let soon = now + STALE - 1;
+    assert!(
+        store
+            .held_inbound_emails(soon, soon - STALE, 50)
+            .await
+            .expect("held")
+            .is_empty()
+    );
+    assert!(
+        !store
+            .claim_held_inbound_email(id, soon, soon - STALE)
+            .await
+            .expect("claim")
+    );
+    let later = now + STALE;
+    let again = store
+        .held_inbound_emails(later, later - STALE, 50)
+        .await
+        .expect("held");
+    assert_eq!(again.len(), 1);
+    assert!(
+        other
+            .claim_held_inbound_email(id, later, later - STALE)
+            .await
+            .expect("claim")
+    );
+    // Filed: never offered again.
+    store
+        .finish_inbound_email(id, "filed", None, None)
+        .await
+        .expect("file");
+    let much_later = later + 10 * STALE;
+    assert!(
+        store
+            .held_inbound_emails(much_later, much_later - STALE, 50)
+            .await
+            .expect("held")
+            .is_empty()
     );
 }

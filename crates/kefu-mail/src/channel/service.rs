@@ -246,11 +246,18 @@ impl MailService {
         &self,
         inboxes: &HashMap<Uuid, (Inbox, EmailSettings)>,
     ) -> Result<(), super::ChannelError> {
-        let cutoff = to_millis(now()) - FLOOD_WINDOW_MS;
-        for (id, inbox_id, sha256) in self.store.held_inbound_emails(cutoff, 50).await? {
+        let at = to_millis(now());
+        let cutoff = at - FLOOD_WINDOW_MS;
+        // A node that took a message and did not finish filing it for this
+        // long has died; another files it.
+        let stale = at - outbound::SEND_LEASE.as_millis() as i64;
+        for (id, inbox_id, sha256) in self.store.held_inbound_emails(cutoff, stale, 50).await? {
             let Some((inbox, settings)) = inboxes.get(&inbox_id) else {
                 continue;
             };
+            if !self.store.claim_held_inbound_email(id, at, stale).await? {
+                continue;
+            }
             let Some(path) = self.blobs.path(&sha256) else {
                 continue;
             };
