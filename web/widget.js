@@ -408,13 +408,18 @@
     });
   }
 
+  // The email offer only when the server says replies go out by mail
+  // (the inbox is linked to an email inbox); a promise it cannot keep is
+  // worse than none.
   function drawNote(online) {
     note.hidden = online;
-    var sig = online + '|' + (saved.email || '');
+    var mail = cfg.email_follow_up === true;
+    var sig = online + '|' + mail + '|' + (saved.email || '');
     if (online || sig === noteSig) return;
     noteSig = sig;
     note.textContent = '';
     note.appendChild(h('div', null, T.offline));
+    if (!mail) return;
     if (saved.email) { note.appendChild(h('div', null, T.saved + saved.email)); return; }
     note.appendChild(h('div', null, T.emailAsk));
     var f = h('form'), e = h('input'), b = h('button', 'btn', T.save);
@@ -824,7 +829,7 @@
   // page views cost no request; opening the panel refreshes who is online.
   function fetchConfig() {
     return api('/api/widget/v1/config?inbox=' + encodeURIComponent(INBOX)).then(function (c) {
-      cfg = { inbox_name: c.inbox_name, settings: c.settings || {}, agents_online: c.agents_online };
+      cfg = { inbox_name: c.inbox_name, settings: c.settings || {}, agents_online: c.agents_online, email_follow_up: c.email_follow_up === true };
       saved.cfg = cfg; saved.cfgAt = Date.now(); save();
     });
   }

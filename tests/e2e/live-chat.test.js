@@ -24,20 +24,30 @@ let kefu;
 let site;
 let browser;
 let inbox;
+let admin;
+let mailbox;
+const WIDGET = { color: '#0f62fe', greeting: '您好！欢迎来到示例商城，有什么可以帮您？', position: 'right' };
 const dialogs = [];
 
 before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
   kefu = await startKefu();
   assert.ok(kefu.setupLink, 'the setup link is printed before the listening line');
-  const admin = new Client(kefu.base);
+  admin = new Client(kefu.base);
   const token = new URL(kefu.setupLink).searchParams.get('token');
   const me = await admin.post('/api/v1/setup', { token, ...ADMIN });
   inbox = await admin.post('/api/v1/inboxes', {
     kind: 'widget',
     name: '官网客服',
     member_ids: [me.agent.id],
-    settings: { widget: { color: '#0f62fe', greeting: '您好！欢迎来到示例商城，有什么可以帮您？', position: 'right' } },
+    settings: { widget: WIDGET },
+  });
+  // The email inbox the widget is linked to for a while (its relay is
+  // never reached: no agent answers while the link is on).
+  mailbox = await admin.post('/api/v1/inboxes', {
+    kind: 'email',
+    name: '邮件客服',
+    settings: { email: { address: 'support@shop.example', smtp: { host: '127.0.0.1', port: 9, security: 'none' } } },
   });
   const keys = await admin.get(`/api/v1/inboxes/${inbox.id}/widget`);
   assert.match(keys.snippet, /widget\.js/);
@@ -260,8 +270,16 @@ test('the widget fills a phone screen, as in WeChat', async () => {
   await w('textarea').fill('手机上可以聊天吗？');
   await w('.send').tap();
   await w('.row.me:not(.pend) .bub').filter({ hasText: '手机上可以聊天吗？' }).waitFor(T);
-  // No console is open: the widget says so and takes an email for the answer.
+  // No console is open: the widget says so. It promises an answer by email
+  // only once the inbox sends its replies by mail (linked to an email inbox).
   await w('.head small').filter({ hasText: '不在线' }).waitFor(T);
+  await w('.note').filter({ hasText: '不在线' }).waitFor(T);
+  assert.equal(await w('.note input[type=email]').count(), 0, 'no email promise without a linked email inbox');
+  assert.equal(await w('.note').filter({ hasText: '邮箱' }).count(), 0);
+  await admin.patch(`/api/v1/inboxes/${inbox.id}`, { settings: { widget: { ...WIDGET, reply_email_inbox: mailbox.id } } });
+  await phone.reload();
+  await w('.launch').tap(T);
+  await w('.note').filter({ hasText: '留下邮箱，回复会同时发送到您的邮箱' }).waitFor(T);
   await w('.note input[type=email]').fill('wang@example.com');
   await w('.note .btn').tap();
   await w('.note').filter({ hasText: 'wang@example.com' }).waitFor(T);
@@ -269,6 +287,7 @@ test('the widget fills a phone screen, as in WeChat', async () => {
   await w('.x').tap();
   assert.equal(await w('.panel').isVisible(), false);
   await phone.context().close();
+  await admin.patch(`/api/v1/inboxes/${inbox.id}`, { settings: { widget: WIDGET } });
 });
 
 test('settings: the widget snippet, a new agent, and signing out other devices', async () => {

@@ -21,6 +21,8 @@ use tokio::sync::{Mutex, watch};
 struct Env {
     store: Store,
     blobs: Blobs,
+    /// The database's URL, to open a second node on it.
+    url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -30,6 +32,7 @@ async fn open(postgres: bool) -> Option<Env> {
     Some(Env {
         store: Store::open(&url).await.expect("open store"),
         blobs: Blobs::new(dir.path().join("blobs")),
+        url,
         _dir: dir,
     })
 }
@@ -51,7 +54,8 @@ macro_rules! on_both {
 
 on_both!(
     mail_is_filed_threaded_and_answered,
-    mail_over_starttls_is_filed
+    mail_over_starttls_is_filed,
+    two_nodes_send_each_reply_once
 );
 
 #[path = "support/tls.rs"]
@@ -508,4 +512,145 @@ async fn mail_over_starttls_is_filed(env: Env) {
 
     let _ = stop.send(true);
     running.await.expect("join").expect("service");
+}
+
+/// Two nodes (two stores and two mail services on one database, sharing the
+/// attachment directory as nodes share object storage) run their outboxes
+/// at the same time while agents answer: each reply reaches the customer's
+/// provider exactly once. The outbox used to send every due row from every
+/// node, so with two nodes a reply could arrive twice.
+async fn two_nodes_send_each_reply_once(env: Env) {
+    const CONVERSATIONS: usize = 5;
+    const REPLIES: usize = 10;
+    let (sink, sink_port) = start_sink().await;
+    let inbox = env
+        .store
+        .create_inbox(&NewInbox {
+            kind: InboxKind::Email,
+            name: "邮件客服".into(),
+            sla: SlaPolicy::default(),
+            settings: json!({ "email": {
+                "address": "support@shop.example",
+                "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" }
+            }}),
+            member_ids: vec![],
+        })
+        .await
+        .expect("inbox");
+    let agent = env
+        .store
+        .create_agent(
+            &kefu_core::NewAgent {
+                email: "li@shop.example".into(),
+                name: "李雷".into(),
+                role: kefu_core::Role::Agent,
+                password: None,
+            },
+            None,
+        )
+        .await
+        .expect("agent");
+    let mut conversations = Vec::new();
+    for n in 0..CONVERSATIONS {
+        let (c, _) = env
+            .store
+            .create_conversation(
+                &kefu_core::NewConversation {
+                    inbox_id: inbox.id,
+                    contact_id: None,
+                    contact: Some(kefu_core::NewContact {
+                        name: Some(format!("客户{n}")),
+                        email: Some(format!("customer{n}@customer.example")),
+                        ..Default::default()
+                    }),
+                    subject: Some(format!("订单 {n} 的问题")),
+                    priority: kefu_core::Priority::Medium,
+                    assignee_id: None,
+                    team_id: None,
+                    tags: vec![],
+                    message: Some(NewMessage::text(Direction::Incoming, "请问什么时候发货？")),
+                },
+                None,
+            )
+            .await
+            .expect("conversation");
+        conversations.push(c.id);
+    }
+
+    let second = Store::open(&env.url)
+        .await
+        .expect("the second node's store");
+    let mut nodes = Vec::new();
+    for store in [env.store.clone(), second.clone()] {
+        let (stop, stopped) = watch::channel(false);
+        let config = MailServiceConfig {
+            outbox_interval: Duration::from_millis(20),
+            ..MailServiceConfig::default()
+        };
+        let service = MailService::new(store, env.blobs.clone());
+        nodes.push((stop, tokio::spawn(service.run(config, stopped, None))));
+    }
+
+    // Agents answer on both nodes while both outboxes run.
+    let mut writers = tokio::task::JoinSet::new();
+    for (n, conversation) in conversations.iter().copied().enumerate() {
+        let store = if n % 2 == 0 {
+            env.store.clone()
+        } else {
+            second.clone()
+        };
+        writers.spawn(async move {
+            let mut ids = Vec::new();
+            for r in 0..REPLIES {
+                let mut reply =
+                    NewMessage::text(Direction::Outgoing, format!("回复 {n}-{r}：明天发货。"));
+                reply.sender_kind = Some(SenderKind::Agent);
+                reply.sender_id = Some(agent.id);
+                let sent = store
+                    .append_message(conversation, &reply, Some(agent.id))
+                    .await
+                    .expect("reply");
+                ids.push(sent.message.id);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            ids
+        });
+    }
+    let mut replies = Vec::new();
+    while let Some(ids) = writers.join_next().await {
+        replies.extend(ids.expect("writer"));
+    }
+    assert_eq!(replies.len(), CONVERSATIONS * REPLIES);
+
+    // Every reply is sent; then both nodes keep going for many more rounds,
+    // in which a second copy would show up.
+    for id in &replies {
+        let mut status = serde_json::Value::Null;
+        for _ in 0..400 {
+            status =
+                env.store.message(*id).await.expect("message").metadata["email"]["status"].clone();
+            if status == "sent" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(status, "sent", "reply {id}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = sink.got.lock().await.clone();
+    let mut texts: Vec<String> = got
+        .iter()
+        .map(|raw| kefu_mail::parse(raw).text.trim().to_string())
+        .collect();
+    texts.sort();
+    let mut expected: Vec<String> = (0..CONVERSATIONS)
+        .flat_map(|n| (0..REPLIES).map(move |r| format!("回复 {n}-{r}：明天发货。")))
+        .collect();
+    expected.sort();
+    assert_eq!(texts, expected, "each reply exactly once");
+
+    for (stop, running) in nodes {
+        let _ = stop.send(true);
+        running.await.expect("join").expect("service");
+    }
 }

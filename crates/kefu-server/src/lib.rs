@@ -10,6 +10,8 @@
 //!   token secrets. [`error`]: `ApiError`. [`extract`]: JSON/path/query
 //!   extractors that answer bad input in the API's error format.
 //! - [`form`]: the H5 form channel (`/f/{slug}`, its JSON API, `/s/{token}`).
+//! - `reply_inbox`: the email inbox a form or widget inbox also answers by
+//!   mail through (`reply_email_inbox` in its settings), checked on save.
 //! - [`state`], [`config`], [`limits`], [`metrics`], `web`: the plumbing.
 
 pub mod auth;
@@ -22,6 +24,7 @@ pub(crate) mod http;
 pub use http::tokens as http_tokens;
 pub mod limits;
 pub mod metrics;
+mod reply_inbox;
 pub mod setup;
 pub mod state;
 pub mod visitor;

@@ -17,6 +17,7 @@ both_backends!(
     replies_show_their_delivery_state,
     replies_are_dkim_signed,
     replies_without_an_address_fail_once,
+    widget_replies_follow_up_by_email,
 );
 
 const IMAP_PASSWORD: &str = "imap-秘密-7f3a9c";
@@ -411,8 +412,205 @@ async fn replies_without_an_address_fail_once(b: Backend) {
     let week_ago = chrono::Utc::now().timestamp_millis() - 7 * 86_400_000;
     let left = s
         .store
-        .unqueued_email_replies(&[inbox_id], week_ago, 200)
+        .unqueued_email_replies(&[inbox_id], week_ago, week_ago, 200)
         .await
         .expect("query");
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// A widget inbox linked to an email inbox (`settings.widget.reply_email_inbox`)
+/// keeps the widget's promise: its config says email follow-up is on, an
+/// agent's reply to a customer who left an address arrives by mail with a
+/// reply token, and the customer's answer by mail comes back into the same
+/// conversation. Without the link the config says no, and nothing is
+/// mailed. A link that names no email inbox is refused.
+async fn widget_replies_follow_up_by_email(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let (sink, sink_port) = mail::Sink::start().await;
+    let channel = mail::Mail::start(&s).await;
+    let email = mail::email_inbox(&admin, sink_port).await;
+    let api = create_inbox(&admin, "接口", &[]).await;
+    let widget = |name: &str, link: Value| {
+        json!({ "kind": "widget", "name": name, "member_ids": [admin.agent_id()],
+                "settings": { "widget": { "greeting": "您好！有什么可以帮您？", "reply_email_inbox": link } } })
+    };
+    for bad in [
+        json!("不是编号"),
+        json!(uuid::Uuid::now_v7().to_string()),
+        json!(id(&api)),
+        json!(42),
+    ] {
+        let res = admin.post("/api/v1/inboxes", widget("坏链接", bad)).await;
+        res.assert_error(422, "validation_failed");
+        assert!(
+            res.body
+                .to_string()
+                .contains("settings.widget.reply_email_inbox"),
+            "{}",
+            res.body
+        );
+    }
+    let linked = admin
+        .post("/api/v1/inboxes", widget("官网在线客服", json!(id(&email))))
+        .await
+        .ok(201)
+        .clone();
+    let plain = admin
+        .post("/api/v1/inboxes", widget("活动页客服", Value::Null))
+        .await
+        .ok(201)
+        .clone();
+    // A PATCH is checked the same way.
+    let res = admin
+        .patch(
+            &format!("/api/v1/inboxes/{}", id(&plain)),
+            json!({ "settings": { "widget": { "reply_email_inbox": id(&api) } } }),
+        )
+        .await;
+    res.assert_error(422, "validation_failed");
+
+    let visitor = s.client();
+    let mut conversations = Vec::new();
+    for (inbox, address, follow_up) in [
+        (&linked, "wang@customer.example", true),
+        (&plain, "zhao@customer.example", false),
+    ] {
+        let keys = admin
+            .get(&format!("/api/v1/inboxes/{}/widget", id(inbox)))
+            .await
+            .ok(200)
+            .clone();
+        let token = keys["public_token"].as_str().expect("public token");
+        let config = visitor
+            .get(&format!("/api/widget/v1/config?inbox={token}"))
+            .await
+            .ok(200)
+            .clone();
+        assert_eq!(config["email_follow_up"], follow_up, "{config}");
+        assert_eq!(config["settings"]["greeting"], "您好！有什么可以帮您？");
+        // Which inbox sends the mail is not the page's business.
+        assert!(
+            config["settings"].get("reply_email_inbox").is_none(),
+            "{config}"
+        );
+
+        // The customer leaves an address in the widget, and writes.
+        let session = visitor
+            .post(
+                "/api/widget/v1/session",
+                json!({ "inbox": token, "email": address }),
+            )
+            .await
+            .ok(200)
+            .clone();
+        let conv = admin
+            .post(
+                "/api/v1/conversations",
+                json!({ "inbox_id": id(inbox), "contact_id": session["contact_id"],
+                        "message": { "direction": "incoming", "text": "退款到哪一步了？" } }),
+            )
+            .await
+            .ok(201)["conversation"]
+            .clone();
+        let path = format!("/api/v1/conversations/{}/messages", id(&conv));
+        let reply = admin
+            .post(
+                &path,
+                json!({ "direction": "outgoing", "text": "退款已原路退回，三个工作日内到账。" }),
+            )
+            .await
+            .ok(201)
+            .clone();
+        conversations.push((conv, path, reply, session));
+    }
+
+    let (conv, path, reply, session) = &conversations[0];
+    let state = mail::delivery_state(&admin, path, reply).await;
+    assert_eq!(state["status"], "sent", "{state}");
+    let out = sink.mail(0).await;
+    assert_eq!(out.to[0].address, "wang@customer.example");
+    assert!(out.text.contains("退款已原路退回"), "{}", out.text);
+    let subject = out.subject.clone().unwrap_or_default();
+    assert!(
+        subject.contains("官网在线客服") && subject.contains(&format!("[#{}]", conv["number"])),
+        "{subject}"
+    );
+    let reply_to = out.reply_to[0].address.clone();
+    assert!(
+        reply_to.starts_with("support+") && reply_to.ends_with("@shop.example"),
+        "{reply_to}"
+    );
+    let our_id = out.message_id.clone().expect("Message-ID");
+
+    // The customer answers from their mail client, quoting as Foxmail does.
+    let answer = format!(
+        "From: =?UTF-8?B?546L5bCP5piO?= <wang@customer.example>\r\nTo: {reply_to}\r\n\
+         Subject: {subject}\r\nMessage-ID: <w2@customer.example>\r\n\
+         In-Reply-To: <{our_id}>\r\nReferences: <{our_id}>\r\n\
+         Date: Mon, 07 Dec 2026 10:00:00 +0800\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         收到了，谢谢！\r\n\r\n在 2026-12-07 09:58，\"示例商城客服\"<support@shop.example> 写道：\r\n\
+         > 退款已原路退回，三个工作日内到账。\r\n"
+    );
+    channel
+        .client()
+        .send_raw(
+            "wang@customer.example",
+            std::slice::from_ref(&reply_to),
+            answer.as_bytes(),
+        )
+        .await
+        .expect("the answer is accepted");
+    let mut texts = Vec::new();
+    for _ in 0..200 {
+        let list = admin.get(path).await.ok(200).clone();
+        texts = list
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|m| (m["direction"].clone(), m["text"].clone()))
+            .collect();
+        if texts.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert_eq!(texts[2].0, "incoming");
+    assert_eq!(texts[2].1, "收到了，谢谢！", "{texts:?}");
+    // In the widget's conversation, not a new one.
+    let contact: uuid::Uuid = session["contact_id"]
+        .as_str()
+        .expect("contact id")
+        .parse()
+        .expect("uuid");
+    let filter = kefu_store::ConversationFilter {
+        contact_id: Some(contact),
+        limit: 10,
+        ..Default::default()
+    };
+    let of_contact = s
+        .store
+        .list_conversations(kefu_store::Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(of_contact.len(), 1);
+    assert_eq!(of_contact[0].id.to_string(), id(conv));
+
+    // The unlinked widget's reply is not mailed: many outbox rounds later
+    // the sink still holds the one mail, and the reply has no mail state.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(sink.got.lock().await.len(), 1);
+    let (_, path, reply, _) = &conversations[1];
+    let list = admin.get(path).await.ok(200).clone();
+    let shown = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|m| m["id"] == reply["id"])
+        .expect("the reply")
+        .clone();
+    assert!(shown["metadata"]["email"].is_null(), "{shown}");
 }

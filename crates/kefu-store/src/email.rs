@@ -51,9 +51,12 @@ pub struct OutboxEmail {
     pub sha256: String,
     pub status: String,
     pub attempts: i64,
+    /// The claim this node holds on the row while it sends it (see
+    /// [`Store::claim_due_email`]); the outcome is recorded only under it.
+    pub claim: Option<Uuid>,
 }
 
-const OUTBOX_COLUMNS: &str = "id, inbox_id, conversation_id, message_id, header_id, envelope_from, recipients, sha256, status, attempts";
+const OUTBOX_COLUMNS: &str = "id, inbox_id, conversation_id, message_id, header_id, envelope_from, recipients, sha256, status, attempts, claim";
 
 impl Store {
     /// Records a received message; `None` when the same Message-ID from the
@@ -113,16 +116,40 @@ impl Store {
         .ok_or(StoreError::NotFound)
     }
 
-    /// Messages held since before `before_ms`, oldest first: (id, inbox, sha256).
+    /// Messages held since before `before_ms`, oldest first: (id, inbox,
+    /// sha256). Also those a node began to file before `stale_ms` and did
+    /// not finish (it died): they are filed again.
     pub async fn held_inbound_emails(
         &self,
         before_ms: i64,
+        stale_ms: i64,
         limit: usize,
     ) -> Result<Vec<(Uuid, Uuid, String)>> {
         Ok(on_db!(self.db.reader(), p =>
-            sqlx::query_as("SELECT id, inbox_id, sha256 FROM email_inbound WHERE status = 'held' AND received_at < $1
-                            ORDER BY received_at LIMIT $2")
-                .bind(before_ms).bind(limit as i64).fetch_all(p).await?))
+            sqlx::query_as("SELECT id, inbox_id, sha256 FROM email_inbound
+                            WHERE (status = 'held' OR (status = 'filing' AND filed_at <= $2)) AND received_at < $1
+                            ORDER BY received_at LIMIT $3")
+                .bind(before_ms).bind(stale_ms).bind(limit as i64).fetch_all(p).await?))
+    }
+
+    /// Takes a held message (or one whose filing went stale before
+    /// `stale_ms`) for filing by this node: `false` when another node took
+    /// it first. Every node sweeps held mail; without this, two could file
+    /// the same message twice.
+    pub async fn claim_held_inbound_email(
+        &self,
+        id: Uuid,
+        now_ms: i64,
+        stale_ms: i64,
+    ) -> Result<bool> {
+        let n = on_db!(self.db.writer(), p =>
+            sqlx::query(
+                "UPDATE email_inbound SET status = 'filing', filed_at = $2
+                 WHERE id = $1 AND (status = 'held' OR (status = 'filing' AND filed_at <= $3))",
+            )
+            .bind(id).bind(now_ms).bind(stale_ms)
+            .execute(p).await?.rows_affected());
+        Ok(n == 1)
     }
 
     pub async fn email_thread(&self, conversation_id: Uuid) -> Result<Option<EmailThread>> {
@@ -201,22 +228,26 @@ impl Store {
                 .bind(conversation_id).fetch_all(p).await?))
     }
 
-    /// Queues mail to send now.
-    pub async fn enqueue_email(&self, new: NewOutboxEmail<'_>) -> Result<Uuid> {
+    /// Queues mail to send now. `None` when mail for the same message is
+    /// queued already: two nodes may build the same reply at once, and only
+    /// the first one's mail is kept (the other's bytes stay unused in the
+    /// blob store).
+    pub async fn enqueue_email(&self, new: NewOutboxEmail<'_>) -> Result<Option<Uuid>> {
         let id = Uuid::now_v7();
         let at = to_millis(now());
         let recipients = serde_json::to_string(new.recipients)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        on_db!(self.db.writer(), p =>
+        let n = on_db!(self.db.writer(), p =>
             sqlx::query(
                 "INSERT INTO email_outbox (id, inbox_id, conversation_id, message_id, header_id, envelope_from,
                    recipients, sha256, status, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $9)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9, $9)
+                 ON CONFLICT (message_id) DO NOTHING",
             )
             .bind(id).bind(new.inbox_id).bind(new.conversation_id).bind(new.message_id).bind(new.header_id)
             .bind(new.envelope_from).bind(&recipients).bind(new.sha256).bind(at)
             .execute(p).await?.rows_affected());
-        Ok(id)
+        Ok((n == 1).then_some(id))
     }
 
     /// Records that an agent's reply cannot go out by mail at all (no
@@ -242,14 +273,51 @@ impl Store {
         Ok(())
     }
 
-    /// Queued mail whose time has come, oldest first.
-    pub async fn due_emails(&self, limit: usize) -> Result<Vec<OutboxEmail>> {
-        let sql = format!(
-            "SELECT {OUTBOX_COLUMNS} FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= $1
-             ORDER BY next_attempt_at LIMIT $2"
-        );
-        Ok(on_db!(self.db.reader(), p =>
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(to_millis(now())).bind(limit as i64).fetch_all(p).await?))
+    /// Claims the oldest queued mail of these inboxes whose time has come
+    /// and that no node holds, for `lease_ms` from `now_ms`: the node that
+    /// gets it sends it, every other node passes it over until the lease
+    /// runs out. A node that dies mid-send thus delays the mail by the
+    /// lease, never strands it. `now_ms` is a parameter so that tests can
+    /// move the clock past a lease.
+    pub async fn claim_due_email(
+        &self,
+        inbox_ids: &[Uuid],
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<OutboxEmail>> {
+        if inbox_ids.is_empty() {
+            return Ok(None);
+        }
+        // PostgreSQL: SKIP LOCKED lets a second claimer pass over the row a
+        // first one is taking instead of queueing behind it; the outer
+        // condition is checked again on the row as the first left it, so
+        // the two never both win. SQLite has one writer: the statement is
+        // atomic as it is.
+        let lock = match self.backend() {
+            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            crate::Backend::Sqlite => "",
+        };
+        let free = |sql: &mut crate::rows::Sql| {
+            sql.push(" AND status = 'queued' AND (claimed_until IS NULL OR claimed_until <= ")
+                .bind(crate::rows::Arg::I64(now_ms))
+                .push(")");
+        };
+        let mut sql = crate::rows::Sql::new("UPDATE email_outbox SET claim = ");
+        sql.bind(crate::rows::Arg::Uuid(Uuid::now_v7()))
+            .push(", claimed_until = ")
+            .bind(crate::rows::Arg::I64(now_ms + lease_ms))
+            .push(" WHERE id = (SELECT id FROM email_outbox WHERE next_attempt_at <= ")
+            .bind(crate::rows::Arg::I64(now_ms));
+        free(&mut sql);
+        sql.push(" AND inbox_id IN ")
+            .bind_list(inbox_ids)
+            .push(" ORDER BY next_attempt_at LIMIT 1")
+            .push(lock)
+            .push(")");
+        free(&mut sql);
+        sql.push(" RETURNING ").push(OUTBOX_COLUMNS);
+        Ok(on_db!(self.db.writer(), p =>
+            bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_optional(p).await?))
     }
 
     /// The mail sent with this Message-ID (bounces name it).
@@ -263,25 +331,30 @@ impl Store {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(header_id).fetch_optional(p).await?))
     }
 
-    /// After an attempt: `sent`, `failed`, or back to `queued` at `retry_at`.
+    /// After an attempt under `claim`: `sent`, `failed`, or back to
+    /// `queued` at `retry_at`; the claim is released. `false` (nothing
+    /// recorded) when the claim is no longer held: its lease ran out and
+    /// another node took the mail over, whose outcome counts.
     pub async fn record_email_attempt(
         &self,
         id: Uuid,
+        claim: Uuid,
         status: &str,
         error: Option<&str>,
         retry_at: Option<i64>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let at = to_millis(now());
-        on_db!(self.db.writer(), p =>
+        let n = on_db!(self.db.writer(), p =>
             sqlx::query(
                 "UPDATE email_outbox SET status = $2, last_error = $3, attempts = attempts + 1,
                    next_attempt_at = COALESCE($4, next_attempt_at),
-                   sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END
-                 WHERE id = $1",
+                   sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END,
+                   claim = NULL, claimed_until = NULL
+                 WHERE id = $1 AND claim = $6",
             )
-            .bind(id).bind(status).bind(error).bind(retry_at).bind(at)
+            .bind(id).bind(status).bind(error).bind(retry_at).bind(at).bind(claim)
             .execute(p).await?.rows_affected());
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Marks mail failed after it was sent (a bounce came back).
@@ -294,13 +367,17 @@ impl Store {
 
     /// Agents' replies (not notes) since `since_ms` in these inboxes that
     /// have no mail queued yet: (message, conversation, inbox). Catches up
-    /// after a restart. The inboxes are the email inboxes and the form
-    /// inboxes that answer by mail; in a form inbox only conversations whose
-    /// contact has an email address count (there is no one to mail otherwise).
+    /// after a restart. The inboxes are the email inboxes and the form and
+    /// widget inboxes that answer by mail; in those only conversations whose
+    /// contact has an email address count (there is no one to mail
+    /// otherwise), and in a widget inbox only replies since `chat_since_ms`:
+    /// a chat's older lines are not mailed all at once when its customer
+    /// leaves an address later or the inbox is linked to an email inbox.
     pub async fn unqueued_email_replies(
         &self,
         inbox_ids: &[Uuid],
         since_ms: i64,
+        chat_since_ms: i64,
         limit: usize,
     ) -> Result<Vec<(Uuid, Uuid, Uuid)>> {
         if inbox_ids.is_empty() {
@@ -317,7 +394,9 @@ impl Store {
                AND m.created_at >= ",
         );
         sql.bind(crate::rows::Arg::I64(since_ms))
-            .push(" AND c.inbox_id IN ")
+            .push(" AND (i.kind <> 'widget' OR m.created_at >= ")
+            .bind(crate::rows::Arg::I64(chat_since_ms))
+            .push(") AND c.inbox_id IN ")
             .bind_list(inbox_ids)
             .push(" ORDER BY m.created_at LIMIT ")
             .bind(crate::rows::Arg::I64(limit as i64));

@@ -56,7 +56,9 @@ on_both!(
     contacts_are_recognised_by_identity,
     a_long_history_shows_its_newest_conversations,
     snoozed_conversations_wake,
-    migrations_are_idempotent
+    migrations_are_idempotent,
+    outbox_claims_are_exclusive_and_expire,
+    held_mail_is_taken_by_one_node
 );
 
 async fn inbox(store: &Store, sla: SlaPolicy) -> Uuid {
@@ -942,4 +944,214 @@ async fn placing_waits_for_its_source_and_sees_later_runs(db: Db) {
     let mut tags = convs[0].tags.clone();
     tags.sort();
     assert_eq!(tags, vec!["archive".to_string(), "imported".to_string()]);
+}
+
+/// Queued mail is claimed by one node at a time: while one holds it (many
+/// claiming at once), no other gets it; a node that died mid-send leaves it
+/// to the next claimer once the lease has run out, and the dead node's late
+/// outcome is then not recorded over the live one's. A reply queued twice
+/// (two nodes building it at once) is kept once.
+async fn outbox_claims_are_exclusive_and_expire(db: Db) {
+    let store = db.store.clone();
+    let inbox_id = inbox(&store, SlaPolicy::default()).await;
+    let (c, first) = store
+        .create_conversation(&new_conversation(inbox_id, "o_claims"), None)
+        .await
+        .expect("conversation");
+    let first = first.expect("first message");
+    let recipients = vec!["wang@customer.example".to_string()];
+    let mail = |header_id: &'static str| kefu_store::NewOutboxEmail {
+        inbox_id,
+        conversation_id: c.id,
+        message_id: Some(first.id),
+        header_id,
+        envelope_from: "support@shop.example",
+        recipients: &recipients,
+        sha256: "00",
+    };
+    let queued = store
+        .enqueue_email(mail("a@shop.example"))
+        .await
+        .expect("queue");
+    assert!(queued.is_some());
+    let again = store
+        .enqueue_email(mail("b@shop.example"))
+        .await
+        .expect("queue again");
+    assert_eq!(again, None, "a second copy of the same reply was queued");
+
+    // Ten claimers at once (the second node's own store among them): one wins.
+    let other = Store::open(&db.url).await.expect("a second node");
+    let now = chrono::Utc::now().timestamp_millis();
+    const LEASE: i64 = 600_000;
+    let mut claims = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let s = if n % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        claims.spawn(async move { s.claim_due_email(&[inbox_id], now, LEASE).await });
+    }
+    let mut won = Vec::new();
+    while let Some(r) = claims.join_next().await {
+        if let Some(m) = r.expect("join").expect("claim") {
+            won.push(m);
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let dead = won.remove(0);
+    assert_eq!(Some(dead.id), queued);
+    assert_eq!(dead.header_id, "a@shop.example");
+    assert!(dead.claim.is_some());
+
+    // Not before the lease runs out, nor for an inbox not asked about.
+    let later = now + LEASE - 1;
+    assert!(
+        store
+            .claim_due_email(&[inbox_id], later, LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let elsewhere = Uuid::now_v7();
+    let expired = now + LEASE;
+    assert!(
+        store
+            .claim_due_email(&[elsewhere], expired, LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    // The claimer died: once the lease is over another node takes it.
+    let live = other
+        .claim_due_email(&[inbox_id], expired, LEASE)
+        .await
+        .expect("claim")
+        .expect("the mail is not stranded");
+    assert_eq!(live.id, dead.id);
+    assert_ne!(live.claim, dead.claim);
+    // The dead node's late outcome does not count; the live one's does,
+    // and releases the row.
+    let late = store
+        .record_email_attempt(
+            dead.id,
+            dead.claim.expect("claim"),
+            "queued",
+            Some("timeout"),
+            Some(now),
+        )
+        .await
+        .expect("record");
+    assert!(!late);
+    let recorded = other
+        .record_email_attempt(live.id, live.claim.expect("claim"), "sent", None, None)
+        .await
+        .expect("record");
+    assert!(recorded);
+    let sent = store
+        .outbox_email_by_header("a@shop.example")
+        .await
+        .expect("row")
+        .expect("the mail");
+    assert_eq!(
+        (sent.status.as_str(), sent.attempts, sent.claim),
+        ("sent", 1, None)
+    );
+    // Sent mail is never claimed again.
+    let much_later = expired + 10 * LEASE;
+    assert!(
+        store
+            .claim_due_email(&[inbox_id], much_later, LEASE)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
+/// Mail held for flooding is swept by every node: one takes each message
+/// (many trying at once), and one a node took and never finished (it died)
+/// is offered again once its filing is stale.
+async fn held_mail_is_taken_by_one_node(db: Db) {
+    let store = db.store.clone();
+    let inbox_id = inbox(&store, SlaPolicy::default()).await;
+    let id = store
+        .record_inbound_email(kefu_store::NewInbound {
+            inbox_id,
+            sha256: "00",
+            size: 2,
+            header_id: Some("flood-31@customer.example"),
+            sender: Some("wang@customer.example"),
+            status: "received",
+        })
+        .await
+        .expect("record")
+        .expect("new");
+    store
+        .finish_inbound_email(id, "held", Some("sender over the rate limit"), None)
+        .await
+        .expect("hold");
+    let now = chrono::Utc::now().timestamp_millis() + 1_000;
+    const STALE: i64 = 600_000;
+    let held = store
+        .held_inbound_emails(now, now - STALE, 50)
+        .await
+        .expect("held");
+    assert_eq!(held.iter().map(|h| h.0).collect::<Vec<_>>(), [id]);
+
+    let other = Store::open(&db.url).await.expect("a second node");
+    let mut takers = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let s = if n % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        takers.spawn(async move { s.claim_held_inbound_email(id, now, now - STALE).await });
+    }
+    let mut took = 0;
+    while let Some(r) = takers.join_next().await {
+        took += usize::from(r.expect("join").expect("claim"));
+    }
+    assert_eq!(took, 1);
+    // Being filed: not offered again, until the filing is stale.
+    let soon = now + STALE - 1;
+    assert!(
+        store
+            .held_inbound_emails(soon, soon - STALE, 50)
+            .await
+            .expect("held")
+            .is_empty()
+    );
+    assert!(
+        !store
+            .claim_held_inbound_email(id, soon, soon - STALE)
+            .await
+            .expect("claim")
+    );
+    let later = now + STALE;
+    let again = store
+        .held_inbound_emails(later, later - STALE, 50)
+        .await
+        .expect("held");
+    assert_eq!(again.len(), 1);
+    assert!(
+        other
+            .claim_held_inbound_email(id, later, later - STALE)
+            .await
+            .expect("claim")
+    );
+    // Filed: never offered again.
+    store
+        .finish_inbound_email(id, "filed", None, None)
+        .await
+        .expect("file");
+    let much_later = later + 10 * STALE;
+    assert!(
+        store
+            .held_inbound_emails(much_later, much_later - STALE, 50)
+            .await
+            .expect("held")
+            .is_empty()
+    );
 }

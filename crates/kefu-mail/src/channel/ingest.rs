@@ -4,7 +4,7 @@
 
 use super::ChannelError;
 use super::outbound;
-use super::settings::{EmailSettings, form_reply_inbox};
+use super::settings::{EmailSettings, reply_email_inbox};
 use crate::classify::MailKind;
 use crate::parse::{ParsedEmail, parse};
 use crate::thread::{ReplyToken, thread_hints};
@@ -207,7 +207,8 @@ async fn customer_is(
 }
 
 /// The conversation, or the one it was merged into, if it lives in this
-/// inbox or in a form inbox that answers its customers through this one.
+/// inbox or in a form or widget inbox that answers its customers through
+/// this one.
 async fn live(store: &Store, inbox: &Inbox, id: Uuid) -> Result<Option<Uuid>, ChannelError> {
     let c = store.conversation(id).await?;
     let c = match c.merged_into_id {
@@ -218,7 +219,7 @@ async fn live(store: &Store, inbox: &Inbox, id: Uuid) -> Result<Option<Uuid>, Ch
         return Ok(Some(c.id));
     }
     let home = store.inbox(c.inbox_id).await?;
-    Ok((form_reply_inbox(&home) == Some(inbox.id)).then_some(c.id))
+    Ok((reply_email_inbox(&home) == Some(inbox.id)).then_some(c.id))
 }
 
 /// The message an email becomes: the reply without its quoted history,

@@ -8,17 +8,24 @@ use super::ChannelError;
 use super::settings::EmailSettings;
 use crate::compose::{Lang, OutgoingAttachment, OutgoingEmail, auto_ack, build};
 use crate::parse::Mailbox;
-use crate::send::{SendError, SmtpSender};
+use crate::send::{SendError, SendErrorKind, SmtpSender};
 use crate::thread::{ReplyToken, reply_subject, subject_with_ticket};
 use kefu_core::time::{now, to_millis};
 use kefu_core::{Conversation, Inbox, Message};
 use kefu_store::blobs::Blobs;
 use kefu_store::{EmailThread, NewOutboxEmail, OutboxEmail, Store};
 use serde_json::json;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Waits before the next attempt after 1, 2, … failures; then it fails.
 const BACKOFF_SECS: [i64; 6] = [60, 300, 900, 3_600, 4 * 3_600, 12 * 3_600];
+
+/// How long a node holds queued mail it is sending before another node may
+/// take it over (when the first died mid-send). A send is cut off at half
+/// of it, so a slow relay cannot outlast the claim and get the mail sent
+/// twice.
+pub const SEND_LEASE: Duration = Duration::from_secs(10 * 60);
 
 /// Queues an agent's reply (message `message_id`) as mail to the customer.
 pub async fn queue_reply(
@@ -103,8 +110,9 @@ pub async fn queue_auto_ack(
     enqueue(store, blobs, inbox, settings, &conversation, None, &email).await
 }
 
-/// The thread of an email conversation; one is made for a conversation an
-/// agent started, from the contact's email address.
+/// The thread of an email conversation; one is made, from the contact's
+/// email address, for a conversation an agent started and for a form or
+/// widget conversation's first reply by mail.
 async fn thread_of(store: &Store, c: &Conversation) -> Result<Option<EmailThread>, ChannelError> {
     if let Some(t) = store.email_thread(c.id).await? {
         return Ok(Some(t));
@@ -112,11 +120,16 @@ async fn thread_of(store: &Store, c: &Conversation) -> Result<Option<EmailThread
     let Some(address) = store.contact(c.contact_id).await?.email else {
         return Ok(None);
     };
+    // A chat (widget) has no subject: its mail is titled after its inbox.
+    let subject = match &c.subject {
+        Some(s) => s.clone(),
+        None => store.inbox(c.inbox_id).await?.name,
+    };
     let thread = EmailThread {
         conversation_id: c.id,
         token: ReplyToken::generate().as_str().to_string(),
         customer_email: address,
-        subject: c.subject.clone().unwrap_or_default(),
+        subject,
     };
     store.create_email_thread(&thread).await?;
     Ok(store.email_thread(c.id).await?)
@@ -179,7 +192,7 @@ async fn enqueue(
     });
     let built = build(email, signer.as_ref())?;
     let sha256 = blobs.put(&built.bytes).await?;
-    store
+    let queued = store
         .enqueue_email(NewOutboxEmail {
             inbox_id: inbox.id,
             conversation_id: c.id,
@@ -190,6 +203,11 @@ async fn enqueue(
             sha256: &sha256,
         })
         .await?;
+    if queued.is_none() {
+        // Another node queued this reply first; its mail is the one sent,
+        // and its Message-ID the one threading knows.
+        return Ok(());
+    }
     store
         .record_header_id(inbox.id, &built.message_id, c.id, message_id, true)
         .await?;
@@ -205,7 +223,7 @@ async fn enqueue(
     Ok(())
 }
 
-/// Sends one queued mail and records the outcome.
+/// Sends one queued mail, claimed by this node, and records the outcome.
 pub async fn send_one(
     store: &Store,
     blobs: &Blobs,
@@ -217,18 +235,32 @@ pub async fn send_one(
         .ok_or_else(|| ChannelError::Invalid("bad outbox hash".into()))?;
     let bytes = tokio::fs::read(path).await?;
     let recipients: Vec<String> = serde_json::from_str(&mail.recipients).unwrap_or_default();
-    let outcome = sender
-        .send_raw(&mail.envelope_from, &recipients, &bytes)
-        .await;
+    let limit = SEND_LEASE / 2;
+    let outcome = tokio::time::timeout(
+        limit,
+        sender.send_raw(&mail.envelope_from, &recipients, &bytes),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(SendError {
+            kind: SendErrorKind::Transient,
+            code: None,
+            message: format!("no answer from the relay within {} s", limit.as_secs()),
+        })
+    });
     record(store, mail, outcome).await
 }
 
-/// Records a send's outcome on the outbox row and the message.
+/// Records a send's outcome on the outbox row and the message, under the
+/// row's claim.
 pub async fn record(
     store: &Store,
     mail: &OutboxEmail,
     outcome: Result<(), SendError>,
 ) -> Result<(), ChannelError> {
+    let claim = mail
+        .claim
+        .ok_or_else(|| ChannelError::Invalid("outbox mail sent without a claim".into()))?;
     let attempt = mail.attempts as usize;
     let (status, error, retry_at) = match &outcome {
         Ok(()) => ("sent", None, None),
@@ -241,9 +273,13 @@ pub async fn record(
             Some(to_millis(now()) + BACKOFF_SECS[attempt] * 1000),
         ),
     };
-    store
-        .record_email_attempt(mail.id, status, error.as_deref(), retry_at)
+    let held = store
+        .record_email_attempt(mail.id, claim, status, error.as_deref(), retry_at)
         .await?;
+    if !held {
+        tracing::warn!(outbox = %mail.id, status, "the mail's claim ran out during the send; another node has it");
+        return Ok(());
+    }
     if let Some(m) = mail.message_id {
         let mut state =
             json!({ "status": status, "message_id": mail.header_id, "attempts": attempt + 1 });

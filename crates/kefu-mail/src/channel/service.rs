@@ -6,7 +6,7 @@
 
 use super::ingest::{self, FLOOD_WINDOW_MS, Filed};
 use super::outbound;
-use super::settings::{EmailSettings, ImapSettings, form_reply_inbox};
+use super::settings::{EmailSettings, ImapSettings, reply_email_inbox};
 use crate::imap::{Cursor, ImapHandler, ImapHandlerError, ImapSession};
 use crate::send::SmtpSender;
 use crate::smtp::{DeliveryError, InboundHandler, InboundMessage, SmtpServerConfig, SmtpTls};
@@ -20,6 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use uuid::Uuid;
+
+/// How far back replies not yet queued are taken up (after a restart).
+const WEEK_MS: i64 = 7 * 86_400_000;
+/// The same for widget replies: a restart is caught up, a chat's history is
+/// not mailed when its customer leaves an address hours later.
+const CHAT_CATCH_UP_MS: i64 = 3_600_000;
 
 #[derive(Debug, Clone)]
 pub struct MailServiceConfig {
@@ -114,21 +120,22 @@ impl MailService {
     }
 
     /// Where agents' replies in each inbox leave from: an email inbox sends
-    /// through itself; a form inbox through the email inbox its
-    /// `settings.form.reply_email_inbox` names (when that one is valid).
+    /// through itself; a form or widget inbox through the email inbox its
+    /// `settings.form.reply_email_inbox` or `settings.widget.reply_email_inbox`
+    /// names (when that one is valid).
     pub async fn reply_routes(&self) -> HashMap<Uuid, (Inbox, EmailSettings)> {
         let all = self.list_inboxes().await;
-        let forms: Vec<(Uuid, Uuid)> = all
+        let linked: Vec<(Uuid, Uuid)> = all
             .iter()
-            .filter_map(|i| Some((i.id, form_reply_inbox(i)?)))
+            .filter_map(|i| Some((i.id, reply_email_inbox(i)?)))
             .collect();
         let mut routes: HashMap<Uuid, (Inbox, EmailSettings)> = email_inboxes(all)
             .into_iter()
             .map(|(i, s)| (i.id, (i, s)))
             .collect();
-        for (form, email) in forms {
+        for (home, email) in linked {
             if let Some(route) = routes.get(&email).cloned() {
-                routes.insert(form, route);
+                routes.insert(home, route);
             }
         }
         routes
@@ -177,11 +184,11 @@ impl MailService {
         // Keyed by the inbox a conversation lives in (email or form); mail in
         // the outbox and held mail name email inboxes, which route to themselves.
         let inboxes = self.reply_routes().await;
-        let week_ago = to_millis(now()) - 7 * 86_400_000;
+        let at = to_millis(now());
         let ids: Vec<Uuid> = inboxes.keys().copied().collect();
         for (message_id, _, inbox_id) in self
             .store
-            .unqueued_email_replies(&ids, week_ago, 200)
+            .unqueued_email_replies(&ids, at - WEEK_MS, at - CHAT_CATCH_UP_MS, 200)
             .await?
         {
             let Some((inbox, settings)) = inboxes.get(&inbox_id) else {
@@ -190,37 +197,67 @@ impl MailService {
             let message = self.store.message(message_id).await?;
             outbound::queue_reply(&self.store, &self.blobs, inbox, settings, &message).await?;
         }
-        let mut senders: HashMap<Uuid, Option<SmtpSender>> = HashMap::new();
-        for mail in self.store.due_emails(100).await? {
-            let sender = senders.entry(mail.inbox_id).or_insert_with(|| {
-                let smtp = inboxes
-                    .get(&mail.inbox_id)?
-                    .1
-                    .smtp
-                    .as_ref()?
-                    .config()
-                    .ok()?;
-                SmtpSender::new(&smtp).ok()
-            });
-            match sender {
-                Some(s) => outbound::send_one(&self.store, &self.blobs, s, &mail).await?,
-                None => {
-                    tracing::debug!(inbox = %mail.inbox_id, "no SMTP relay configured: mail waits")
-                }
-            }
-        }
+        self.send_due(&inboxes).await?;
         self.file_held(&inboxes).await
+    }
+
+    /// Sends due mail of the inboxes that have a relay, one row at a time,
+    /// each claimed first: every node runs this loop, and a claimed row is
+    /// sent by its claimer only. Mail of an inbox without a relay is left
+    /// unclaimed; it waits for one.
+    async fn send_due(
+        &self,
+        inboxes: &HashMap<Uuid, (Inbox, EmailSettings)>,
+    ) -> Result<(), super::ChannelError> {
+        // Built before claiming (no connection is made until a send), so
+        // nothing is claimed that this node cannot send.
+        let senders: HashMap<Uuid, SmtpSender> = inboxes
+            .values()
+            .filter_map(|(i, s)| {
+                let config = s.smtp.as_ref()?.config().ok()?;
+                match SmtpSender::new(&config) {
+                    Ok(sender) => Some((i.id, sender)),
+                    Err(e) => {
+                        tracing::warn!(inbox = %i.id, error = %e, "SMTP relay settings: mail waits");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let ids: Vec<Uuid> = senders.keys().copied().collect();
+        let lease = outbound::SEND_LEASE.as_millis() as i64;
+        for _ in 0..100 {
+            let Some(mail) = self
+                .store
+                .claim_due_email(&ids, to_millis(now()), lease)
+                .await?
+            else {
+                break;
+            };
+            let Some(sender) = senders.get(&mail.inbox_id) else {
+                continue;
+            };
+            outbound::send_one(&self.store, &self.blobs, sender, &mail).await?;
+        }
+        Ok(())
     }
 
     async fn file_held(
         &self,
         inboxes: &HashMap<Uuid, (Inbox, EmailSettings)>,
     ) -> Result<(), super::ChannelError> {
-        let cutoff = to_millis(now()) - FLOOD_WINDOW_MS;
-        for (id, inbox_id, sha256) in self.store.held_inbound_emails(cutoff, 50).await? {
+        let at = to_millis(now());
+        let cutoff = at - FLOOD_WINDOW_MS;
+        // A node that took a message and did not finish filing it for this
+        // long has died; another files it.
+        let stale = at - outbound::SEND_LEASE.as_millis() as i64;
+        for (id, inbox_id, sha256) in self.store.held_inbound_emails(cutoff, stale, 50).await? {
             let Some((inbox, settings)) = inboxes.get(&inbox_id) else {
                 continue;
             };
+            if !self.store.claim_held_inbound_email(id, at, stale).await? {
+                continue;
+            }
             let Some(path) = self.blobs.path(&sha256) else {
                 continue;
             };

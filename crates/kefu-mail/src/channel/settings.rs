@@ -174,14 +174,17 @@ impl EmailSettings {
     }
 }
 
-/// The email inbox a form inbox answers its customers through
-/// (`settings.form.reply_email_inbox`; the server checks it names an email
-/// inbox when the form is saved).
-pub fn form_reply_inbox(inbox: &kefu_core::Inbox) -> Option<uuid::Uuid> {
-    if inbox.kind != kefu_core::InboxKind::Form {
-        return None;
-    }
-    inbox.settings["form"]["reply_email_inbox"]
+/// The email inbox a form or widget inbox also answers its customers
+/// through: `settings.form.reply_email_inbox` or
+/// `settings.widget.reply_email_inbox` (the server checks it names an email
+/// inbox when the inbox is saved).
+pub fn reply_email_inbox(inbox: &kefu_core::Inbox) -> Option<uuid::Uuid> {
+    let section = match inbox.kind {
+        kefu_core::InboxKind::Form => "form",
+        kefu_core::InboxKind::Widget => "widget",
+        _ => return None,
+    };
+    inbox.settings[section]["reply_email_inbox"]
         .as_str()?
         .parse()
         .ok()

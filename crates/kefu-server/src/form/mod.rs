@@ -470,20 +470,7 @@ pub(crate) async fn prepare_inbox(
         reply_email_inbox,
         ..
     } = settings::prepare(settings)?;
-    if let Some(reply) = reply_email_inbox {
-        let named = match state.store.inbox(reply).await {
-            Ok(i) => Some(i),
-            Err(kefu_store::StoreError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if !named.is_some_and(|i| i.kind == InboxKind::Email) {
-            return Err(kefu_core::ValidationError::new(
-                "settings.form.reply_email_inbox",
-                "must be the id of an email inbox",
-            )
-            .into());
-        }
-    }
+    crate::reply_inbox::check(state, "settings.form.reply_email_inbox", reply_email_inbox).await?;
     match state.store.inbox_by_public_token(&slug).await {
         Ok((other, _)) if Some(other.id) != id => Err(kefu_core::ValidationError::new(
             "settings.form.slug",

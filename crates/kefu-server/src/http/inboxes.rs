@@ -41,6 +41,7 @@ async fn create(
     body.validate()?;
     keep_stored_passwords(&mut body.settings, &serde_json::Value::Null)?;
     state.check_inbox_settings(body.kind, &body.settings)?;
+    crate::reply_inbox::prepare_widget(&state, body.kind, &body.settings).await?;
     let slug = crate::form::prepare_inbox(&state, body.kind, &mut body.settings, None).await?;
     let inbox = state.store.create_inbox(&body).await?;
     if let Some(slug) = slug {
@@ -88,6 +89,7 @@ async fn update(
         let stored = state.store.inbox(id).await?;
         keep_stored_passwords(settings, &stored.settings)?;
         state.check_inbox_settings(stored.kind, settings)?;
+        crate::reply_inbox::prepare_widget(&state, stored.kind, settings).await?;
         slug = crate::form::prepare_inbox(&state, stored.kind, settings, Some(id)).await?;
     }
     let inbox = state.store.update_inbox(id, &patch).await?;

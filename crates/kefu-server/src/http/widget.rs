@@ -42,6 +42,10 @@ struct WidgetConfig {
     /// form, business hours.
     settings: Value,
     agents_online: bool,
+    /// Whether agents' replies also reach a customer who left an email
+    /// address by mail (the inbox is linked to an email inbox that can
+    /// send); the widget offers to take an address only then.
+    email_follow_up: bool,
 }
 
 async fn widget_inbox(
@@ -63,15 +67,21 @@ async fn config(
 ) -> ApiResult<axum::Json<WidgetConfig>> {
     state.widget_per_ip.check(&addr.ip())?;
     let (inbox, _) = widget_inbox(&state, &q.inbox).await?;
-    let settings = inbox
+    let mut settings = inbox
         .settings
         .get("widget")
         .cloned()
         .unwrap_or_else(kefu_core::empty_object);
+    // Which inbox sends the mail is the server's business, not the page's.
+    if let Some(map) = settings.as_object_mut() {
+        map.remove("reply_email_inbox");
+    }
+    let email_follow_up = crate::reply_inbox::email_follow_up(&state, &inbox).await;
     Ok(axum::Json(WidgetConfig {
+        agents_online: crate::ws::widget::agents_online(&state, inbox.id).await,
         inbox_name: inbox.name,
         settings,
-        agents_online: crate::ws::widget::agents_online(&state, inbox.id).await,
+        email_follow_up,
     }))
 }
 
