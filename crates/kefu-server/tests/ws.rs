@@ -33,6 +33,7 @@ both_backends!(
     continuity_links_open_an_imported_history,
     presence_is_told_per_inbox,
     email_delivery_state_is_pushed,
+    uploads_are_attached_only_by_their_uploader,
 );
 
 mod two_nodes {
@@ -1157,4 +1158,114 @@ async fn email_delivery_state_is_pushed(backend: Backend) {
             }
         }
     }
+}
+
+/// An agent's upload through the REST API; its id.
+async fn agent_upload(c: &Client, name: &str, bytes: &[u8]) -> String {
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+        .file_name(name.to_string())
+        .mime_str("application/pdf")
+        .expect("mime");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let res = c
+        .send(
+            c.request(reqwest::Method::POST, "/api/v1/attachments")
+                .multipart(form),
+        )
+        .await;
+    id(res.ok(201)).to_string()
+}
+
+/// Issue #12: an upload is attached only by whoever uploaded it — through
+/// the REST API, the agent socket and the widget socket alike, admins
+/// included — and a refused attempt leaves the file pending for its owner.
+async fn uploads_are_attached_only_by_their_uploader(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let li = server
+        .agent_client("li@kefu.test", "小李", Role::Agent)
+        .await;
+    let wang = server
+        .agent_client("wang@kefu.test", "小王", Role::Agent)
+        .await;
+    let (_, public, _) = widget_inbox(&admin, &[li.agent_id(), wang.agent_id()]).await;
+    let token = visitor_token(&server, &public).await;
+
+    // The customer starts a conversation and uploads a file left unsent.
+    let (mut visitor, _) = widget(&server.base, &token, json!({})).await;
+    visitor
+        .send(json!({ "type": "send", "client_id": "v1", "text": "发票开错了" }))
+        .await;
+    let cid = visitor.expect("ack").await["conversation_id"]
+        .as_str()
+        .expect("conversation id")
+        .to_string();
+    let png = b"\x89PNG\r\n\x1a\n \xe5\x8f\x91\xe7\xa5\xa8".to_vec();
+    let (status, file) = upload(&server, Some(&token), "发票.png", "image/png", png).await;
+    assert_eq!(status, 201, "{file}");
+    let customers = id(&file).to_string();
+    let lis = agent_upload(&li, "报价单.pdf", b"%PDF-1.4 li").await;
+    let wangs = agent_upload(&wang, "合同.pdf", b"%PDF-1.4 wang").await;
+
+    // REST: another agent's file, the customer's file, and (for an admin)
+    // an agent's file are all refused, and nothing is written.
+    let msgs = format!("/api/v1/conversations/{cid}/messages");
+    for (who, file) in [(&li, &wangs), (&li, &customers), (&admin, &lis)] {
+        who.post(
+            &msgs,
+            json!({ "direction": "outgoing", "text": "附件", "attachment_ids": [file] }),
+        )
+        .await
+        .assert_error(422, "validation_failed");
+    }
+
+    // The agent socket: the same rule, answered `rejected`.
+    let mut console = agent(&server.base, &li).await;
+    for (n, file) in [&wangs, &customers].into_iter().enumerate() {
+        console
+            .send(json!({ "type": "send", "client_id": format!("steal{n}"),
+                "conversation_id": cid, "text": "附件", "attachment_ids": [file] }))
+            .await;
+        let err = console.expect("error").await;
+        assert_eq!(err["code"], "rejected", "{err}");
+    }
+    // The customer cannot send an agent's file either.
+    visitor
+        .send(
+            json!({ "type": "send", "client_id": "v2", "conversation_id": cid,
+            "text": "看这个", "attachment_ids": [lis] }),
+        )
+        .await;
+    assert_eq!(visitor.expect("error").await["code"], "rejected");
+
+    // Each owner still sends their own: the refusals linked nothing.
+    console
+        .send(
+            json!({ "type": "send", "client_id": "own", "conversation_id": cid,
+            "text": "报价单见附件", "attachment_ids": [lis] }),
+        )
+        .await;
+    assert_eq!(console.expect("ack").await["duplicate"], false);
+    wang.post(
+        &msgs,
+        json!({ "direction": "outgoing", "text": "合同", "attachment_ids": [wangs] }),
+    )
+    .await
+    .ok(201);
+    visitor
+        .send(
+            json!({ "type": "send", "client_id": "v3", "conversation_id": cid,
+            "text": "截图", "attachment_ids": [customers] }),
+        )
+        .await;
+    visitor.expect("ack").await;
+    let listed = admin.get(&msgs).await.ok(200).clone();
+    let attached: Vec<&str> = listed
+        .as_array()
+        .expect("messages")
+        .iter()
+        .flat_map(|m| m["attachments"].as_array().into_iter().flatten())
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(attached, [lis.as_str(), wangs.as_str(), customers.as_str()]);
 }
