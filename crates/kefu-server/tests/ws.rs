@@ -34,6 +34,7 @@ both_backends!(
     presence_is_told_per_inbox,
     email_delivery_state_is_pushed,
     uploads_are_attached_only_by_their_uploader,
+    unsent_uploads_have_a_quota_per_customer,
 );
 
 mod two_nodes {
@@ -1268,4 +1269,75 @@ async fn uploads_are_attached_only_by_their_uploader(backend: Backend) {
         .filter_map(|a| a["id"].as_str())
         .collect();
     assert_eq!(attached, [lis.as_str(), wangs.as_str(), customers.as_str()]);
+}
+
+/// Issue #12: visitor tokens are free, so one customer may hold only so
+/// many unsent files (count and bytes); the refusal is `upload_quota`
+/// (429), nothing of the refused file is kept, and sending frees room.
+async fn unsent_uploads_have_a_quota_per_customer(backend: Backend) {
+    let mut cfg = common::config();
+    cfg.uploads.pending_files_per_contact = 2;
+    cfg.uploads.pending_bytes_per_contact = 4096;
+    let server = TestServer::start_with(backend, cfg).await;
+    let admin = server.admin().await;
+    let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let token = visitor_token(&server, &public).await;
+    let shot = |n: u8| [b"\x89PNG\r\n\x1a\n".as_slice(), &[n; 1000]].concat();
+
+    let (status, first) = upload(&server, Some(&token), "1.png", "image/png", shot(1)).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, _) = upload(&server, Some(&token), "2.png", "image/png", shot(2)).await;
+    assert_eq!(status, 201);
+    let (status, err) = upload(&server, Some(&token), "3.png", "image/png", shot(3)).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (429, Some("upload_quota")),
+        "{err}"
+    );
+
+    // Another customer is not affected.
+    let stranger = visitor_token(&server, &public).await;
+    assert_eq!(
+        upload(&server, Some(&stranger), "s.png", "image/png", shot(4))
+            .await
+            .0,
+        201
+    );
+
+    // Sending one frees a place, but not room for more bytes than are left.
+    let (mut ws, _) = widget(&server.base, &token, json!({})).await;
+    ws.send(json!({ "type": "send", "client_id": "f1", "text": "付款截图", "attachment_ids": [first["id"]] }))
+        .await;
+    ws.expect("ack").await;
+    let big = [b"\x89PNG\r\n\x1a\n".as_slice(), &[9; 3500]].concat();
+    let (status, err) = upload(&server, Some(&token), "big.png", "image/png", big).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (429, Some("upload_quota")),
+        "{err}"
+    );
+    let (status, _) = upload(&server, Some(&token), "3.png", "image/png", shot(3)).await;
+    assert_eq!(status, 201);
+
+    // Refused files left neither records nor blobs.
+    let claims = visitor::verify(
+        &server.state.visitor_key().await.expect("key"),
+        &token,
+        kefu_core::time::now().timestamp(),
+    )
+    .expect("claims");
+    assert_eq!(
+        server
+            .store
+            .pending_uploads(claims.c)
+            .await
+            .expect("pending"),
+        (2, 2 * 1008)
+    );
+    let spooled = std::fs::read_dir(server.dir.path().join("attachments"))
+        .expect("blob dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+        .count();
+    assert_eq!(spooled, 0, "no spooled file is left behind");
 }
