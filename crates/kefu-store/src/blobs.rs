@@ -20,6 +20,8 @@ use tokio::io::AsyncWriteExt;
 
 /// The extension of files being received.
 const SPOOL: &str = "spool";
+/// The most a spool copies per write to the blocking pool.
+const SPOOL_BUF: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -64,7 +66,10 @@ impl Blobs {
         let path = self
             .dir
             .join(format!("{}.{SPOOL}", uuid::Uuid::now_v7().simple()));
-        let file = tokio::fs::File::create(&path).await?;
+        let mut file = tokio::fs::File::create(&path).await?;
+        // Each write is copied for the blocking pool; tokio's default of up
+        // to 2 MiB a copy let ten concurrent uploads hold 20 MiB in flight.
+        file.set_max_buf_size(SPOOL_BUF);
         Ok(Spool {
             file,
             hasher: Sha256::new(),
