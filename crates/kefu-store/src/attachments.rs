@@ -106,7 +106,11 @@ impl Store {
 
     /// Deletes the uploads never sent in a message that are older than
     /// `max_age` at `now`, and their blob files unless something else
-    /// still names the same bytes. A sent attachment is never touched: the
+    /// still names the same bytes. Only uploads by someone (a customer or
+    /// an agent): files the server stores itself have no uploader and are
+    /// linked by the same flow, except an import's, which wait — staged,
+    /// perhaps across a restart the next day — until their messages are
+    /// placed, and must not be swept from under it. A sent attachment is never touched: the
     /// delete and the link in a message both require `message_id IS NULL`,
     /// so whichever commits first wins and the other finds nothing.
     /// Several nodes may sweep at once: each record is deleted by one.
@@ -124,7 +128,8 @@ impl Store {
             let hashes: Vec<String> = on_db!(self.db.writer(), p =>
                 sqlx::query_scalar(
                     "DELETE FROM attachments WHERE id IN (
-                        SELECT id FROM attachments WHERE message_id IS NULL AND created_at < $1
+                        SELECT id FROM attachments
+                        WHERE message_id IS NULL AND uploaded_by IS NOT NULL AND created_at < $1
                         LIMIT $2)
                      RETURNING sha256",
                 )

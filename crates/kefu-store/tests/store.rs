@@ -529,6 +529,18 @@ async fn unsent_uploads_expire_and_sent_ones_stay(db: Db) {
     // The same bytes again, and other bytes, both left unsent.
     let twin = upload(&store, &blobs, receipt, mine.contact_id).await;
     let lone = upload(&store, &blobs, "订单 2026-001".as_bytes(), mine.contact_id).await;
+    // A file the server stored itself (an import's, staged until placed).
+    let sha256 = blobs.put("导入的图片".as_bytes()).await.expect("blob");
+    let staged = store
+        .create_attachment(NewAttachment {
+            sha256: &sha256,
+            filename: "导入.jpg",
+            content_type: "image/jpeg",
+            size: 15,
+            uploaded_by: None,
+        })
+        .await
+        .expect("attachment");
     let lone_file = blobs.path(&lone.sha256).expect("path");
     let shared_file = blobs.path(&sent.sha256).expect("path");
 
@@ -575,6 +587,11 @@ async fn unsent_uploads_expire_and_sent_ones_stay(db: Db) {
     assert!(!lone_file.exists(), "an unsent upload's file goes with it");
     assert!(shared_file.exists(), "bytes a sent attachment uses stay");
     assert!(store.attachment(sent.id).await.is_ok());
+    assert!(
+        store.attachment(staged.id).await.is_ok(),
+        "no uploader: not swept"
+    );
+    assert!(blobs.path(&staged.sha256).expect("path").exists());
     for gone in [twin.id, lone.id] {
         assert!(matches!(
             store.attachment(gone).await,
