@@ -19,6 +19,21 @@ pub struct ServerConfig {
     /// Requests that take longer are answered 503 and abandoned.
     pub request_timeout_secs: u64,
     pub limits: RateLimits,
+    pub uploads: UploadLimits,
+}
+
+/// Uploads not (yet) sent in a message. Visitor tokens cost nothing, so
+/// without these anyone could fill the disk through the widget.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadLimits {
+    /// Hours an upload that was never sent is kept before it and its file
+    /// are deleted (every node sweeps; each upload is deleted once).
+    pub pending_hours: u32,
+    /// Unsent uploads one customer (widget contact) may hold at once.
+    pub pending_files_per_contact: u32,
+    /// Bytes of unsent uploads one customer may hold at once.
+    pub pending_bytes_per_contact: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,7 +61,28 @@ impl Default for ServerConfig {
             session_days: 30,
             request_timeout_secs: 30,
             limits: RateLimits::default(),
+            uploads: UploadLimits::default(),
         }
+    }
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        // A customer sends a few screenshots or documents at a time; 20
+        // files and 50 MiB waiting is plenty, and a day is enough to press
+        // "send" after choosing a file.
+        UploadLimits {
+            pending_hours: 24,
+            pending_files_per_contact: 20,
+            pending_bytes_per_contact: 50 * 1024 * 1024,
+        }
+    }
+}
+
+impl UploadLimits {
+    /// How long an unsent upload is kept.
+    pub fn pending_for(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.pending_hours) * 3600)
     }
 }
 
@@ -81,6 +117,9 @@ impl ServerConfig {
         }
         if self.request_timeout_secs == 0 {
             p.push("server.request_timeout_secs must be at least 1".into());
+        }
+        if self.uploads.pending_hours == 0 {
+            p.push("server.uploads.pending_hours must be at least 1".into());
         }
         p
     }

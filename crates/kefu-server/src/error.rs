@@ -28,6 +28,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Too many unsent uploads held at once (429, `upload_quota`).
+    #[error("{0}")]
+    UploadQuota(String),
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -46,7 +49,9 @@ impl ApiError {
             ApiError::Validation(_) | ApiError::Unprocessable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::UploadQuota(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -62,6 +67,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Validation(_) | ApiError::Unprocessable(_) => "validation_failed",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::UploadQuota(_) => "upload_quota",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
         }

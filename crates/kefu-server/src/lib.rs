@@ -12,7 +12,8 @@
 //! - [`form`]: the H5 form channel (`/f/{slug}`, its JSON API, `/s/{token}`).
 //! - `reply_inbox`: the email inbox a form or widget inbox also answers by
 //!   mail through (`reply_email_inbox` in its settings), checked on save.
-//! - [`state`], [`config`], [`limits`], [`metrics`], `web`: the plumbing.
+//! - [`state`], [`config`], [`limits`], [`metrics`], `web`: the plumbing;
+//!   `uploads`: the quota and expiry of uploads never sent.
 
 pub mod auth;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod metrics;
 mod reply_inbox;
 pub mod setup;
 pub mod state;
+mod uploads;
 pub mod visitor;
 mod web;
 pub mod ws;
@@ -92,13 +94,15 @@ async fn limit_per_ip(State(state): State<AppState>, req: Request, next: Next) -
 
 /// Serves until `shutdown` completes, then stops accepting and waits for
 /// in-flight requests to finish. Also runs the maintenance loop (snoozed
-/// conversations, limiter pruning) for as long as it serves.
+/// conversations, limiter pruning) and the sweeper of unsent uploads for as
+/// long as it serves.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = tokio::spawn(maintain(state.clone()));
+    let sweeper = tokio::spawn(uploads::sweep_forever(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     // Without TCP_NODELAY a socket that streams small frames (an agent's
     // console during a busy hour) waits for the peer's delayed ACK before
@@ -112,6 +116,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await;
     maintenance.abort();
+    sweeper.abort();
     result
 }
 

@@ -23,6 +23,7 @@ both_backends!(
     the_status_link_shows_public_messages_and_takes_replies,
     customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail,
     status_links_expire_and_agents_can_revoke_them,
+    a_limited_client_is_refused_before_its_body_is_read,
 );
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
@@ -1307,4 +1308,72 @@ async fn status_links_expire_and_agents_can_revoke_them(b: Backend) {
         200,
         "a refused revoke changes nothing"
     );
+}
+
+/// Sends only the head of a 30 MB multipart POST and reads the answer,
+/// without ever sending the body.
+async fn head_only(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: multipart/form-data; boundary=----kefu\r\n\
+         Content-Length: {}\r\n\r\n",
+        30 * 1024 * 1024
+    );
+    tcp.write_all(head.as_bytes()).await.expect("send head");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("an answer before the body was sent");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Issue #12: twelve parallel 30 MB posts from a client over its limit
+/// used to be read whole (into memory) before the limit was looked at. The
+/// page, like its JSON twin, now answers 429 before reading the body.
+async fn a_limited_client_is_refused_before_its_body_is_read(b: Backend) {
+    let mut config = common::config();
+    config.limits.form_submissions_per_minute_per_ip = 1;
+    let s = TestServer::start_with(b, config).await;
+    let admin = s.admin().await;
+    let inbox = form_inbox(&admin, json!({ "slug": "help" })).await;
+    let c = s.client();
+    let (token, answer) = page_challenge(&c, "help").await;
+    let res = post_form(
+        &c,
+        "help",
+        &[
+            ("name", "王"),
+            ("email", "w@example.cn"),
+            ("message", "快递一直没到"),
+            ("challenge_token", &token),
+            ("challenge_answer", &answer),
+        ],
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    for path in ["/f/help", "/api/form/v1/help"] {
+        let answer = head_only(s.addr, path).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "{path}: {answer}");
+    }
+    assert_eq!(conversations_in(&admin, &inbox).await.len(), 1);
+    let spooled = std::fs::read_dir(s.dir.path().join("attachments"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(spooled, 0);
 }

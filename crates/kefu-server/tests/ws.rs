@@ -33,6 +33,8 @@ both_backends!(
     continuity_links_open_an_imported_history,
     presence_is_told_per_inbox,
     email_delivery_state_is_pushed,
+    uploads_are_attached_only_by_their_uploader,
+    unsent_uploads_have_a_quota_per_customer,
 );
 
 mod two_nodes {
@@ -1157,4 +1159,185 @@ async fn email_delivery_state_is_pushed(backend: Backend) {
             }
         }
     }
+}
+
+/// An agent's upload through the REST API; its id.
+async fn agent_upload(c: &Client, name: &str, bytes: &[u8]) -> String {
+    let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+        .file_name(name.to_string())
+        .mime_str("application/pdf")
+        .expect("mime");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let res = c
+        .send(
+            c.request(reqwest::Method::POST, "/api/v1/attachments")
+                .multipart(form),
+        )
+        .await;
+    id(res.ok(201)).to_string()
+}
+
+/// Issue #12: an upload is attached only by whoever uploaded it — through
+/// the REST API, the agent socket and the widget socket alike, admins
+/// included — and a refused attempt leaves the file pending for its owner.
+async fn uploads_are_attached_only_by_their_uploader(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let li = server
+        .agent_client("li@kefu.test", "小李", Role::Agent)
+        .await;
+    let wang = server
+        .agent_client("wang@kefu.test", "小王", Role::Agent)
+        .await;
+    let (_, public, _) = widget_inbox(&admin, &[li.agent_id(), wang.agent_id()]).await;
+    let token = visitor_token(&server, &public).await;
+
+    // The customer starts a conversation and uploads a file left unsent.
+    let (mut visitor, _) = widget(&server.base, &token, json!({})).await;
+    visitor
+        .send(json!({ "type": "send", "client_id": "v1", "text": "发票开错了" }))
+        .await;
+    let cid = visitor.expect("ack").await["conversation_id"]
+        .as_str()
+        .expect("conversation id")
+        .to_string();
+    let png = b"\x89PNG\r\n\x1a\n \xe5\x8f\x91\xe7\xa5\xa8".to_vec();
+    let (status, file) = upload(&server, Some(&token), "发票.png", "image/png", png).await;
+    assert_eq!(status, 201, "{file}");
+    let customers = id(&file).to_string();
+    let lis = agent_upload(&li, "报价单.pdf", b"%PDF-1.4 li").await;
+    let wangs = agent_upload(&wang, "合同.pdf", b"%PDF-1.4 wang").await;
+
+    // REST: another agent's file, the customer's file, and (for an admin)
+    // an agent's file are all refused, and nothing is written.
+    let msgs = format!("/api/v1/conversations/{cid}/messages");
+    for (who, file) in [(&li, &wangs), (&li, &customers), (&admin, &lis)] {
+        who.post(
+            &msgs,
+            json!({ "direction": "outgoing", "text": "附件", "attachment_ids": [file] }),
+        )
+        .await
+        .assert_error(422, "validation_failed");
+    }
+
+    // The agent socket: the same rule, answered `rejected`.
+    let mut console = agent(&server.base, &li).await;
+    for (n, file) in [&wangs, &customers].into_iter().enumerate() {
+        console
+            .send(json!({ "type": "send", "client_id": format!("steal{n}"),
+                "conversation_id": cid, "text": "附件", "attachment_ids": [file] }))
+            .await;
+        let err = console.expect("error").await;
+        assert_eq!(err["code"], "rejected", "{err}");
+    }
+    // The customer cannot send an agent's file either.
+    visitor
+        .send(
+            json!({ "type": "send", "client_id": "v2", "conversation_id": cid,
+            "text": "看这个", "attachment_ids": [lis] }),
+        )
+        .await;
+    assert_eq!(visitor.expect("error").await["code"], "rejected");
+
+    // Each owner still sends their own: the refusals linked nothing.
+    console
+        .send(
+            json!({ "type": "send", "client_id": "own", "conversation_id": cid,
+            "text": "报价单见附件", "attachment_ids": [lis] }),
+        )
+        .await;
+    assert_eq!(console.expect("ack").await["duplicate"], false);
+    wang.post(
+        &msgs,
+        json!({ "direction": "outgoing", "text": "合同", "attachment_ids": [wangs] }),
+    )
+    .await
+    .ok(201);
+    visitor
+        .send(
+            json!({ "type": "send", "client_id": "v3", "conversation_id": cid,
+            "text": "截图", "attachment_ids": [customers] }),
+        )
+        .await;
+    visitor.expect("ack").await;
+    let listed = admin.get(&msgs).await.ok(200).clone();
+    let attached: Vec<&str> = listed
+        .as_array()
+        .expect("messages")
+        .iter()
+        .flat_map(|m| m["attachments"].as_array().into_iter().flatten())
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(attached, [lis.as_str(), wangs.as_str(), customers.as_str()]);
+}
+
+/// Issue #12: visitor tokens are free, so one customer may hold only so
+/// many unsent files (count and bytes); the refusal is `upload_quota`
+/// (429), nothing of the refused file is kept, and sending frees room.
+async fn unsent_uploads_have_a_quota_per_customer(backend: Backend) {
+    let mut cfg = common::config();
+    cfg.uploads.pending_files_per_contact = 2;
+    cfg.uploads.pending_bytes_per_contact = 4096;
+    let server = TestServer::start_with(backend, cfg).await;
+    let admin = server.admin().await;
+    let (_, public, _) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let token = visitor_token(&server, &public).await;
+    let shot = |n: u8| [b"\x89PNG\r\n\x1a\n".as_slice(), &[n; 1000]].concat();
+
+    let (status, first) = upload(&server, Some(&token), "1.png", "image/png", shot(1)).await;
+    assert_eq!(status, 201, "{first}");
+    let (status, _) = upload(&server, Some(&token), "2.png", "image/png", shot(2)).await;
+    assert_eq!(status, 201);
+    let (status, err) = upload(&server, Some(&token), "3.png", "image/png", shot(3)).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (429, Some("upload_quota")),
+        "{err}"
+    );
+
+    // Another customer is not affected.
+    let stranger = visitor_token(&server, &public).await;
+    assert_eq!(
+        upload(&server, Some(&stranger), "s.png", "image/png", shot(4))
+            .await
+            .0,
+        201
+    );
+
+    // Sending one frees a place, but not room for more bytes than are left.
+    let (mut ws, _) = widget(&server.base, &token, json!({})).await;
+    ws.send(json!({ "type": "send", "client_id": "f1", "text": "付款截图", "attachment_ids": [first["id"]] }))
+        .await;
+    ws.expect("ack").await;
+    let big = [b"\x89PNG\r\n\x1a\n".as_slice(), &[9; 3500]].concat();
+    let (status, err) = upload(&server, Some(&token), "big.png", "image/png", big).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (429, Some("upload_quota")),
+        "{err}"
+    );
+    let (status, _) = upload(&server, Some(&token), "3.png", "image/png", shot(3)).await;
+    assert_eq!(status, 201);
+
+    // Refused files left neither records nor blobs.
+    let claims = visitor::verify(
+        &server.state.visitor_key().await.expect("key"),
+        &token,
+        kefu_core::time::now().timestamp(),
+    )
+    .expect("claims");
+    assert_eq!(
+        server
+            .store
+            .pending_uploads(claims.c)
+            .await
+            .expect("pending"),
+        (2, 2 * 1008)
+    );
+    let spooled = std::fs::read_dir(server.dir.path().join("attachments"))
+        .expect("blob dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
+        .count();
+    assert_eq!(spooled, 0, "no spooled file is left behind");
 }

@@ -351,7 +351,8 @@ impl Store {
             let mut sender = (SenderKind::System, None);
             if let Some(m) = &new.message {
                 sender = crate::messages::sender_of(m, contact_id, agent);
-                insert_message!(tx, message_id, id, 1_i64, m, sender.0, sender.1, at);
+                insert_message!(tx, message_id, id, 1_i64, m, sender.0, sender.1, at,
+                    crate::messages::attach_as(agent, contact_id));
             }
             tx.commit().await?;
             Ok(Written { contact_id, number, sla, sender })
@@ -684,7 +685,8 @@ impl Store {
             last += 1;
             let text = format!("Conversation #{source_number} was merged into this one ({moved} messages).");
             let note = kefu_core::NewMessage::text(kefu_core::Direction::System, text);
-            insert_message!(tx, note_id, target, last, &note, SenderKind::System, agent, at);
+            // The note carries no files: nobody may attach any.
+            insert_message!(tx, note_id, target, last, &note, SenderKind::System, agent, at, (Uuid::nil(), 0));
             sqlx::query(
                 "INSERT INTO conversation_tags (conversation_id, tag_id)
                  SELECT $2, tag_id FROM conversation_tags WHERE conversation_id = $1 ON CONFLICT DO NOTHING",

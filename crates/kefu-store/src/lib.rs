@@ -43,7 +43,7 @@ mod tags;
 mod teams;
 mod widget;
 
-pub use attachments::NewAttachment;
+pub use attachments::{NewAttachment, Swept};
 pub use audit::NewAudit;
 pub use auth::{NewApiToken, NewSession};
 pub use continuity::{ContinuityLink, LinkTarget};

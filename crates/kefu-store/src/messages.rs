@@ -99,10 +99,32 @@ pub(crate) const STATUS_OF: &str = "SELECT status FROM conversations WHERE id = 
 pub(crate) const BY_EXTERNAL_ID: &str =
     "SELECT id FROM messages WHERE conversation_id = $1 AND external_id = $2";
 
+/// Links pending uploads to message `$1`, but only those the writer may
+/// attach (see [`attach_as`]); the caller appends `= $4` or an `IN` list.
+pub(crate) const LINK_ATTACHMENTS: &str = "UPDATE attachments SET message_id = $1
+     WHERE message_id IS NULL AND (uploaded_by = $2 OR (uploaded_by IS NULL AND $3 = 1)) AND id ";
+pub(crate) const NOT_ATTACHABLE: &str =
+    "attachment_ids: unknown, already sent, or uploaded by someone else";
+
+/// Whose pending uploads a message may carry: `(uploader, server_files)`.
+/// An acting agent attaches only what that agent uploaded (not even an
+/// admin takes another agent's or a customer's file by its id). Without an
+/// agent the writer is the conversation's contact (widget, form, mail):
+/// their own uploads, or files the server stored itself for this message
+/// (no uploader). Every path that writes a message goes through here, so
+/// no transport needs a check of its own.
+pub(crate) fn attach_as(agent: Option<Uuid>, contact: Uuid) -> (Uuid, i64) {
+    match agent {
+        Some(a) => (a, 0),
+        None => (contact, 1),
+    }
+}
+
 /// Inside a transaction: inserts a message row and links its attachments,
-/// which must exist and not belong to another message yet.
+/// which must exist, not belong to another message yet, and be the
+/// writer's to attach (`$attach_as`, from [`attach_as`]).
 macro_rules! insert_message {
-    ($tx:expr, $id:expr, $conversation:expr, $seq:expr, $m:expr, $kind:expr, $sender:expr, $at:expr) => {{
+    ($tx:expr, $id:expr, $conversation:expr, $seq:expr, $m:expr, $kind:expr, $sender:expr, $at:expr, $attach_as:expr) => {{
         let m: &kefu_core::NewMessage = $m;
         let created_at = m.created_at.map(kefu_core::time::to_millis).unwrap_or($at);
         sqlx::query($crate::messages::INSERT_MESSAGE)
@@ -120,11 +142,12 @@ macro_rules! insert_message {
             .execute(&mut *$tx)
             .await?;
         if !m.attachment_ids.is_empty() {
-            let mut sql = $crate::rows::Sql::new(
-                "UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id IN ",
-            );
+            let (uploader, server_files): (uuid::Uuid, i64) = $attach_as;
+            let mut sql = $crate::rows::Sql::new($crate::messages::LINK_ATTACHMENTS);
             sql.args.push($crate::rows::Arg::Uuid($id));
-            sql.bind_list(&m.attachment_ids);
+            sql.args.push($crate::rows::Arg::Uuid(uploader));
+            sql.args.push($crate::rows::Arg::I64(server_files));
+            sql.push("IN ").bind_list(&m.attachment_ids);
             let linked = bind_args!(
                 sqlx::query(sqlx::AssertSqlSafe(sql.text.as_str())),
                 sql.args
@@ -134,7 +157,7 @@ macro_rules! insert_message {
             .rows_affected();
             if linked as usize != m.attachment_ids.len() {
                 return Err($crate::StoreError::Invalid(
-                    "attachment_ids: unknown or already sent attachment".into(),
+                    $crate::messages::NOT_ATTACHABLE.into(),
                 ));
             }
         }
@@ -269,7 +292,7 @@ impl Store {
                 Some(prev) => Ok((false, prev, false)),
                 None => {
                     let (kind, sender) = sender_of(m, contact, agent);
-                    insert_message!(tx, id, conversation_id, seq, m, kind, sender, at);
+                    insert_message!(tx, id, conversation_id, seq, m, kind, sender, at, attach_as(agent, contact));
                     tx.commit().await?;
                     Ok((true, id, reopened))
                 }

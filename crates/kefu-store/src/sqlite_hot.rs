@@ -15,7 +15,10 @@ use crate::conversations::{
     COLUMNS, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_TAG, Written, due,
     first_message_effects, insert_conversation_sql,
 };
-use crate::messages::{BUMP_SEQ, BY_EXTERNAL_ID, INSERT_MESSAGE, STATUS_OF, sender_of};
+use crate::messages::{
+    BUMP_SEQ, BY_EXTERNAL_ID, INSERT_MESSAGE, LINK_ATTACHMENTS, NOT_ATTACHABLE, STATUS_OF,
+    attach_as, sender_of,
+};
 use crate::rows::{INSERT_TAG, TAG_ID};
 use kefu_core::time::to_millis;
 use kefu_core::{Conversation, Direction, NewContact, NewConversation, NewMessage, SenderKind};
@@ -104,7 +107,8 @@ pub(crate) fn create_conversation(
     let mut sender = (SenderKind::System, None);
     if let Some(m) = &new.message {
         sender = sender_of(m, contact_id, plan.agent);
-        insert_message(conn, plan.message_id, plan.id, 1, m, sender, at)?;
+        let attach = attach_as(plan.agent, contact_id);
+        insert_message(conn, plan.message_id, plan.id, 1, m, sender, attach, at)?;
     }
     Ok(Written {
         contact_id,
@@ -163,7 +167,16 @@ pub(crate) fn append_message(
         )));
     }
     let sender = sender_of(m, contact, agent);
-    insert_message(conn, id, conversation_id, seq, m, sender, at)?;
+    insert_message(
+        conn,
+        id,
+        conversation_id,
+        seq,
+        m,
+        sender,
+        attach_as(agent, contact),
+        at,
+    )?;
     Ok(Appended::Created {
         reopened: incoming && before.is_some_and(|s| s != "open"),
         conversation: Box::new(read_conversation(conn, conversation_id)?),
@@ -185,6 +198,8 @@ fn read_conversation(conn: &Connection, id: Uuid) -> Result<Conversation> {
     row.into_conversation(tags)
 }
 
+// The statement's own values, one by one, as `insert_message!` takes them.
+#[allow(clippy::too_many_arguments)]
 fn insert_message(
     conn: &Connection,
     id: Uuid,
@@ -192,6 +207,7 @@ fn insert_message(
     seq: i64,
     m: &NewMessage,
     (kind, sender): (SenderKind, Option<Uuid>),
+    (uploader, server_files): (Uuid, i64),
     at: i64,
 ) -> Result<()> {
     let created_at = m.created_at.map(to_millis).unwrap_or(at);
@@ -209,15 +225,14 @@ fn insert_message(
         created_at,
     ])?;
     for attachment in &m.attachment_ids {
-        let linked = prepare(
-            conn,
-            "UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id = $2",
-        )?
-        .execute(params![id, attachment])?;
+        let linked = prepare(conn, &format!("{LINK_ATTACHMENTS}= $4"))?.execute(params![
+            id,
+            uploader,
+            server_files,
+            attachment
+        ])?;
         if linked != 1 {
-            return Err(StoreError::Invalid(
-                "attachment_ids: unknown or already sent attachment".into(),
-            ));
+            return Err(StoreError::Invalid(NOT_ATTACHABLE.into()));
         }
     }
     Ok(())

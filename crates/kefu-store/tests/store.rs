@@ -6,9 +6,10 @@ use kefu_core::{
     ConversationPatch, ConversationStatus, Direction, Event, Identity, InboxKind, NewContact,
     NewConversation, NewInbox, NewMessage, Priority, SlaPolicy,
 };
+use kefu_store::blobs::Blobs;
 use kefu_store::{
-    ConversationFilter, EncodedMessage, FileProgress, ImportContact, PlaceCounts, PlaceOptions,
-    StagedBody, StagedMessage, Store, StoreError, Visibility,
+    ConversationFilter, EncodedMessage, FileProgress, ImportContact, NewAttachment, PlaceCounts,
+    PlaceOptions, StagedBody, StagedMessage, Store, StoreError, Swept, Visibility,
 };
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -56,6 +57,7 @@ on_both!(
     contacts_are_recognised_by_identity,
     a_long_history_shows_its_newest_conversations,
     snoozed_conversations_wake,
+    unsent_uploads_expire_and_sent_ones_stay,
     migrations_are_idempotent,
     outbox_claims_are_exclusive_and_expire,
     held_mail_is_taken_by_one_node
@@ -483,6 +485,146 @@ async fn snoozed_conversations_wake(db: Db) {
     let woke = store.conversation(c.id).await.expect("get");
     assert_eq!(woke.status, ConversationStatus::Open);
     assert_eq!(woke.snoozed_until, None);
+}
+
+async fn upload(store: &Store, blobs: &Blobs, bytes: &[u8], by: Uuid) -> kefu_core::Attachment {
+    let sha256 = blobs.put(bytes).await.expect("blob");
+    store
+        .create_attachment(NewAttachment {
+            sha256: &sha256,
+            filename: "截图.png",
+            content_type: "image/png",
+            size: bytes.len() as i64,
+            uploaded_by: Some(by),
+        })
+        .await
+        .expect("attachment")
+}
+
+fn with_files(text: &str, ids: &[Uuid]) -> NewMessage {
+    let mut m = NewMessage::text(Direction::Incoming, text);
+    m.attachment_ids = ids.to_vec();
+    m
+}
+
+/// Issue #12: uploads never sent expire with their files, judged at an
+/// injected "now"; sent ones (and bytes a sent one shares) stay; a
+/// customer's file goes only into that customer's conversation.
+async fn unsent_uploads_expire_and_sent_ones_stay(db: Db) {
+    let store = db.store.clone();
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let inbox = inbox(&store, SlaPolicy::default()).await;
+    let (mine, _) = store
+        .create_conversation(&new_conversation(inbox, "o-files"), None)
+        .await
+        .expect("create");
+    let (theirs, _) = store
+        .create_conversation(&new_conversation(inbox, "o-other"), None)
+        .await
+        .expect("create");
+    let receipt = "付款截图 ¥128".as_bytes();
+    let sent = upload(&store, &blobs, receipt, mine.contact_id).await;
+    store
+        .append_message(mine.id, &with_files("见截图", &[sent.id]), None)
+        .await
+        .expect("send");
+    // The same bytes again, and other bytes, both left unsent.
+    let twin = upload(&store, &blobs, receipt, mine.contact_id).await;
+    let lone = upload(&store, &blobs, "订单 2026-001".as_bytes(), mine.contact_id).await;
+    // A file the server stored itself (an import's, staged until placed).
+    let sha256 = blobs.put("导入的图片".as_bytes()).await.expect("blob");
+    let staged = store
+        .create_attachment(NewAttachment {
+            sha256: &sha256,
+            filename: "导入.jpg",
+            content_type: "image/jpeg",
+            size: 15,
+            uploaded_by: None,
+        })
+        .await
+        .expect("attachment");
+    let lone_file = blobs.path(&lone.sha256).expect("path");
+    let shared_file = blobs.path(&sent.sha256).expect("path");
+
+    let refused = store
+        .append_message(theirs.id, &with_files("偷图", &[lone.id]), None)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    let pending = (receipt.len() + "订单 2026-001".len()) as i64;
+    assert_eq!(
+        store.pending_uploads(mine.contact_id).await.expect("count"),
+        (2, pending)
+    );
+    assert_eq!(
+        store
+            .pending_uploads(theirs.contact_id)
+            .await
+            .expect("count"),
+        (0, 0)
+    );
+
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let now = kefu_core::time::now();
+    let early = store
+        .sweep_pending_uploads(&blobs, now + chrono::Duration::hours(23), day)
+        .await
+        .expect("sweep");
+    assert_eq!(early, Swept::default());
+    assert!(lone_file.exists() && shared_file.exists());
+
+    let late = store
+        .sweep_pending_uploads(&blobs, now + chrono::Duration::hours(25), day)
+        .await
+        .expect("sweep");
+    assert_eq!(
+        late,
+        Swept {
+            uploads: 2,
+            files: 1
+        }
+    );
+    assert!(!lone_file.exists(), "an unsent upload's file goes with it");
+    assert!(shared_file.exists(), "bytes a sent attachment uses stay");
+    assert!(store.attachment(sent.id).await.is_ok());
+    assert!(
+        store.attachment(staged.id).await.is_ok(),
+        "no uploader: not swept"
+    );
+    assert!(blobs.path(&staged.sha256).expect("path").exists());
+    for gone in [twin.id, lone.id] {
+        assert!(matches!(
+            store.attachment(gone).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+    assert_eq!(
+        store.pending_uploads(mine.contact_id).await.expect("count"),
+        (0, 0)
+    );
+    let expired = store
+        .append_message(mine.id, &with_files("晚了", &[lone.id]), None)
+        .await;
+    assert!(
+        matches!(expired, Err(StoreError::Invalid(_))),
+        "{expired:?}"
+    );
+    let messages = store
+        .list_messages(mine.id, 0, 10, true)
+        .await
+        .expect("messages");
+    assert_eq!(
+        messages.iter().map(|m| m.attachments.len()).sum::<usize>(),
+        1
+    );
+    let again = store
+        .sweep_pending_uploads(&blobs, now + chrono::Duration::days(30), day)
+        .await
+        .expect("sweep");
+    assert_eq!(again, Swept::default());
+    assert!(shared_file.exists());
 }
 
 async fn migrations_are_idempotent(db: Db) {

@@ -128,7 +128,7 @@ async fn submit_form(
         let (inbox, s) = load(&state, &slug).await?;
         let outcome = async {
             state.form_per_ip.check(&addr.ip())?;
-            let submitted = submit::read(req, super::limits(&state, &s)).await?;
+            let submitted = submit::read(req, super::limits(&state, &s), &state.blobs).await?;
             process(&state, &inbox, &s, &submitted, lang).await
         }
         .await;

@@ -211,7 +211,7 @@ enum Outcome {
 }
 
 /// The checks every submission passes, then the ticket. The rate limit is
-/// the caller's (the page reads the body first, to show it again).
+/// the caller's, checked before the body is read.
 async fn process(
     state: &AppState,
     inbox: &Inbox,
@@ -333,14 +333,16 @@ async fn post(
         Ok(found) => found,
         Err(e) => return e.page(lang),
     };
-    let submitted = match submit::read(req, limits(&state, &settings)).await {
+    // The limit comes first: a refused client must not make the server
+    // read (and store) what it sends.
+    if let Err(limited) = state.form_per_ip.check(&addr.ip()) {
+        return limited_page(&state, &inbox, &settings, req, limited.into(), lang).await;
+    }
+    let submitted = match submit::read(req, limits(&state, &settings), &state.blobs).await {
         Ok(s) => s,
         Err(e) => return e.page(lang),
     };
-    let result = match state.form_per_ip.check(&addr.ip()) {
-        Ok(()) => process(&state, &inbox, &settings, &submitted, lang).await,
-        Err(e) => Err(e.into()),
-    };
+    let result = process(&state, &inbox, &settings, &submitted, lang).await;
     match result {
         Ok(outcome) => {
             let title = settings.title.clone().unwrap_or_else(|| inbox.name.clone());
@@ -366,22 +368,51 @@ async fn post(
             )
             .await
         }
-        Err(FormError::RateLimited { retry_after_secs }) => {
-            let notice = FormError::RateLimited { retry_after_secs }.notice(lang);
-            form_again(
-                &state,
-                &inbox,
-                &settings,
-                &submitted,
-                Problems::new(),
-                false,
-                Some(notice),
-                lang,
-            )
-            .await
-        }
         Err(e) => e.page(lang),
     }
+}
+
+/// A rate-limited page submission. A small body (a form without files,
+/// as a browser sends it) is read so that the form comes back with what was
+/// typed; anything larger, or of unknown length, is answered without
+/// reading a byte of it (the browser's back button still has the values).
+async fn limited_page(
+    state: &AppState,
+    inbox: &Inbox,
+    settings: &FormSettings,
+    req: Request,
+    limited: FormError,
+    lang: Lang,
+) -> Response {
+    let small = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n <= submit::MAX_TEXT_BYTES);
+    if !small {
+        return limited.page(lang);
+    }
+    // No files: a file part is read through and dropped.
+    let text_only = submit::Limits {
+        max_files: 0,
+        max_file_bytes: 0,
+    };
+    let submitted = submit::read(req, text_only, &state.blobs)
+        .await
+        .unwrap_or_default();
+    let notice = limited.notice(lang);
+    form_again(
+        state,
+        inbox,
+        settings,
+        &submitted,
+        Problems::new(),
+        false,
+        Some(notice),
+        lang,
+    )
+    .await
 }
 
 impl FormError {

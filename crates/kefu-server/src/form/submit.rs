@@ -8,9 +8,12 @@ use super::settings::{Field, FieldKind, FormSettings, HONEYPOT, RESERVED};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
+use kefu_store::blobs::{Blobs, Spooled};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// Text parts of a body (everything but files) may not exceed this.
+/// Text parts of a body (everything but files) may not exceed this, each
+/// and together: with files on disk, it bounds what one request holds.
 pub const MAX_TEXT_BYTES: usize = 256 * 1024;
 
 /// What the customer sent, as sent.
@@ -24,11 +27,15 @@ pub struct Submitted {
     pub problems: Problems,
 }
 
+/// A file as received: on disk (spooled while it arrived), with its type
+/// found from its bytes on the way.
 #[derive(Debug, Clone)]
 pub struct RawFile {
     pub field: String,
     pub filename: String,
-    pub bytes: Bytes,
+    /// `None`: not a type we accept.
+    pub sniffed: Option<&'static str>,
+    pub data: Arc<Spooled>,
 }
 
 impl Submitted {
@@ -75,8 +82,9 @@ impl Limits {
     }
 }
 
-/// Reads a body of any of the three encodings.
-pub async fn read(req: Request, limits: Limits) -> Result<Submitted, FormError> {
+/// Reads a body of any of the three encodings; files go to `blobs`'
+/// spool as they arrive.
+pub async fn read(req: Request, limits: Limits, blobs: &Blobs) -> Result<Submitted, FormError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -84,7 +92,7 @@ pub async fn read(req: Request, limits: Limits) -> Result<Submitted, FormError> 
         .unwrap_or_default()
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
-        read_multipart(req, limits).await
+        read_multipart(req, limits, blobs).await
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
         let body = body_bytes(req).await?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
@@ -132,56 +140,131 @@ fn read_json(body: &[u8]) -> Result<Submitted, FormError> {
     Ok(s)
 }
 
-async fn read_multipart(req: Request, limits: Limits) -> Result<Submitted, FormError> {
+async fn read_multipart(
+    req: Request,
+    limits: Limits,
+    blobs: &Blobs,
+) -> Result<Submitted, FormError> {
     let mut form = Multipart::from_request(req, &())
         .await
         .map_err(|e| FormError::BadRequest(e.body_text()))?;
-    let (mut s, mut total) = (Submitted::default(), 0usize);
+    let mut s = Submitted::default();
+    let mut read = Read::default();
     let bad = |e: axum::extract::multipart::MultipartError| FormError::BadRequest(e.body_text());
     while let Some(mut part) = form.next_field().await.map_err(bad)? {
         let name = part.name().unwrap_or_default().to_string();
         let filename = part.file_name().map(str::to_string);
-        let cap = if filename.is_some() {
-            limits.max_file_bytes
-        } else {
-            MAX_TEXT_BYTES
-        };
-        let mut bytes = Vec::new();
-        let mut over = false;
-        while let Some(chunk) = part.chunk().await.map_err(bad)? {
-            total += chunk.len();
-            if total > limits.body() {
-                return Err(FormError::TooLarge);
-            }
-            // Past its own limit a part is read to the end but not kept,
-            // so the other fields still arrive and can be shown again.
-            over |= bytes.len() + chunk.len() > cap;
-            if !over {
-                bytes.extend_from_slice(&chunk);
-            }
-        }
         match filename {
-            // A file input left empty still sends a part with no name.
-            Some(f) if f.is_empty() && bytes.is_empty() => {}
-            Some(_) if over => {
-                s.problems
-                    .insert(name, Problem::FileTooLarge(limits.max_file_bytes));
+            Some(f) => {
+                let file = read_file(&mut part, limits, blobs, &mut read).await?;
+                match file {
+                    // A file input left empty still sends a part with no name.
+                    FilePart::Empty if f.is_empty() => {}
+                    FilePart::TooLarge => {
+                        s.problems
+                            .insert(name, Problem::FileTooLarge(limits.max_file_bytes));
+                    }
+                    FilePart::Empty => {
+                        s.problems.entry(name).or_insert(Problem::FileType);
+                    }
+                    FilePart::Kept(spooled, sniffed) => s.files.push(RawFile {
+                        field: name,
+                        filename: f,
+                        sniffed,
+                        data: Arc::new(spooled),
+                    }),
+                };
             }
-            Some(f) => s.files.push(RawFile {
-                field: name,
-                filename: f,
-                bytes: bytes.into(),
-            }),
-            None if over => {
-                s.problems.insert(name, Problem::TooLong(MAX_TEXT_BYTES));
-            }
-            None => {
-                let text = String::from_utf8(bytes).unwrap_or_default();
-                s.values.entry(name).or_insert(text);
-            }
+            None => match read_text(&mut part, limits, &mut read).await? {
+                Some(text) => {
+                    s.values.entry(name).or_insert(text);
+                }
+                None => {
+                    s.problems.insert(name, Problem::TooLong(MAX_TEXT_BYTES));
+                }
+            },
         }
     }
     Ok(s)
+}
+
+/// What a body has used so far, against [`Limits::body`] and the text limit.
+#[derive(Default)]
+struct Read {
+    total: usize,
+    text: usize,
+}
+
+impl Read {
+    fn count(&mut self, n: usize, limits: Limits) -> Result<(), FormError> {
+        self.total += n;
+        if self.total > limits.body() {
+            return Err(FormError::TooLarge);
+        }
+        Ok(())
+    }
+}
+
+enum FilePart {
+    Empty,
+    TooLarge,
+    Kept(Spooled, Option<&'static str>),
+}
+
+/// A file part, streamed to disk. Past its limit it is read to the end but
+/// not kept, so the other fields still arrive and can be shown again.
+async fn read_file(
+    part: &mut axum::extract::multipart::Field<'_>,
+    limits: Limits,
+    blobs: &Blobs,
+    read: &mut Read,
+) -> Result<FilePart, FormError> {
+    let bad = |e: axum::extract::multipart::MultipartError| FormError::BadRequest(e.body_text());
+    let io = |e: std::io::Error| FormError::Api(crate::error::ApiError::internal(e));
+    let mut spool = None;
+    let mut sniffer = super::upload::Sniffer::default();
+    let (mut size, mut over) = (0usize, limits.max_files == 0);
+    while let Some(chunk) = part.chunk().await.map_err(bad)? {
+        read.count(chunk.len(), limits)?;
+        size += chunk.len();
+        over |= size > limits.max_file_bytes;
+        if over {
+            spool = None;
+            continue;
+        }
+        if spool.is_none() {
+            spool = Some(blobs.spool().await.map_err(io)?);
+        }
+        if let Some(file) = spool.as_mut() {
+            file.write(&chunk).await.map_err(io)?;
+        }
+        sniffer.feed(&chunk);
+    }
+    Ok(match (over, spool) {
+        (true, _) if size > 0 => FilePart::TooLarge,
+        (_, Some(file)) => FilePart::Kept(file.finish().await.map_err(io)?, sniffer.finish()),
+        _ => FilePart::Empty,
+    })
+}
+
+/// A text part, or `None` when it (or all text parts together) is too long.
+async fn read_text(
+    part: &mut axum::extract::multipart::Field<'_>,
+    limits: Limits,
+    read: &mut Read,
+) -> Result<Option<String>, FormError> {
+    let bad = |e: axum::extract::multipart::MultipartError| FormError::BadRequest(e.body_text());
+    let mut bytes = Vec::new();
+    let mut over = false;
+    while let Some(chunk) = part.chunk().await.map_err(bad)? {
+        read.count(chunk.len(), limits)?;
+        read.text += chunk.len();
+        over |= read.text > MAX_TEXT_BYTES;
+        if !over {
+            bytes.extend_from_slice(&chunk);
+        }
+    }
+    Ok((!over).then(|| String::from_utf8(bytes).unwrap_or_default()))
 }
 
 /// A field's value as it will be stored, with the customer's label.
@@ -197,7 +280,7 @@ pub struct Upload {
     pub field: String,
     pub filename: String,
     pub content_type: &'static str,
-    pub bytes: Bytes,
+    pub data: Arc<Spooled>,
 }
 
 /// A submission whose every field is right.
@@ -331,12 +414,12 @@ fn check_files(
             problems.insert(f.name.clone(), Problem::Required);
         }
         for r in mine {
-            match super::upload::sniff(&r.bytes) {
+            match r.sniffed {
                 Some(content_type) => uploads.push(Upload {
                     field: f.name.clone(),
                     filename: super::upload::clean_filename(&r.filename),
                     content_type,
-                    bytes: r.bytes.clone(),
+                    data: r.data.clone(),
                 }),
                 None => {
                     problems.insert(f.name.clone(), Problem::FileType);
@@ -451,41 +534,47 @@ mod tests {
         );
     }
 
-    #[test]
-    fn files_are_typed_by_their_bytes_and_counted() {
+    /// A file as `read_multipart` makes it: spooled, typed by its bytes.
+    async fn file(blobs: &Blobs, name: &str, bytes: &[u8]) -> RawFile {
+        let mut spool = blobs.spool().await.unwrap();
+        spool.write(bytes).await.unwrap();
+        RawFile {
+            field: "photo".into(),
+            filename: name.into(),
+            sniffed: super::super::upload::sniff(bytes),
+            data: Arc::new(spool.finish().await.unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn files_are_typed_by_their_bytes_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::new(dir.path());
         let s = settings(
             json!({ "slug": "xy", "require_email_or_phone": false, "fields": [{ "name": "photo", "type": "file", "required": true }]}),
         );
-        let png = Bytes::from_static(
-            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89",
-        );
-        let file = |name: &str, bytes: Bytes| RawFile {
-            field: "photo".into(),
-            filename: name.into(),
-            bytes,
-        };
+        let png: &[u8] =
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
         let mut sub = Submitted::default();
         assert_eq!(
             check(&s, &sub, LIMITS).unwrap_err().get("photo"),
             Some(&Problem::Required)
         );
-        sub.files.push(file("截图.png", png.clone()));
+        sub.files.push(file(&blobs, "截图.png", png).await);
         let ok = check(&s, &sub, LIMITS).unwrap();
         assert_eq!(
             (ok.uploads[0].content_type, ok.uploads[0].filename.as_str()),
             ("image/png", "截图.png")
         );
-        sub.files.push(file(
-            "photo.png",
-            Bytes::from_static(b"MZ\x90\0 not a picture"),
-        ));
+        sub.files
+            .push(file(&blobs, "photo.png", b"MZ\x90\0 not a picture").await);
         assert_eq!(
             check(&s, &sub, LIMITS).unwrap_err().get("photo"),
             Some(&Problem::FileType)
         );
         let mut many = Submitted::default();
         for _ in 0..3 {
-            many.files.push(file("a.png", png.clone()));
+            many.files.push(file(&blobs, "a.png", png).await);
         }
         assert_eq!(
             check(&s, &many, LIMITS).unwrap_err().get("photo"),

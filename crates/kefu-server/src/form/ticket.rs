@@ -57,14 +57,14 @@ pub async fn create(
     })
 }
 
-/// Files are stored only now, after every check passed: a refused
-/// submission leaves nothing behind.
+/// Files become blobs only now, after every check passed: a refused
+/// submission's spooled files are removed when it is dropped.
 async fn store_files(state: &AppState, valid: &Valid) -> ApiResult<Vec<Uuid>> {
     let mut ids = Vec::new();
     for u in &valid.uploads {
         let sha256 = state
             .blobs
-            .put(&u.bytes)
+            .keep(&u.data)
             .await
             .map_err(ApiError::internal)?;
         let a = state
@@ -73,7 +73,7 @@ async fn store_files(state: &AppState, valid: &Valid) -> ApiResult<Vec<Uuid>> {
                 sha256: &sha256,
                 filename: &u.filename,
                 content_type: u.content_type,
-                size: u.bytes.len() as i64,
+                size: u.data.size as i64,
                 uploaded_by: None,
             })
             .await?;

@@ -43,18 +43,19 @@ async fn upload(
     who: Principal,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Attachment>)> {
-    let max = state.config.max_upload_bytes;
+    let max = state.config.max_upload_bytes as u64;
     let attachment = receive(&state, form, max, Some(who.agent.id), |_, _| Ok(())).await?;
     Ok((StatusCode::CREATED, axum::Json(attachment)))
 }
 
 /// Reads the multipart field `file` (at most `max` bytes), lets `check`
 /// refuse it by name and type, stores the bytes and records the attachment
-/// as uploaded by `by` (an agent, or a widget visitor's contact).
+/// as uploaded by `by` (an agent, or a widget visitor's contact). The file
+/// goes to disk as it arrives: a request holds one chunk, not the file.
 pub(crate) async fn receive(
     state: &AppState,
     form: Result<Multipart, MultipartRejection>,
-    max: usize,
+    max: u64,
     by: Option<uuid::Uuid>,
     check: impl Fn(&str, &str) -> ApiResult<()>,
 ) -> ApiResult<Attachment> {
@@ -75,23 +76,29 @@ pub(crate) async fn receive(
                 .to_string()
         });
         check(&filename, &content_type)?;
-        let mut bytes = Vec::new();
+        let mut spool = state.blobs.spool().await.map_err(ApiError::internal)?;
         while let Some(chunk) = field
             .chunk()
             .await
             .map_err(|e| ApiError::BadRequest(e.body_text()))?
         {
-            if bytes.len() + chunk.len() > max {
+            if spool.size() + chunk.len() as u64 > max {
                 return Err(ApiError::PayloadTooLarge);
             }
-            bytes.extend_from_slice(&chunk);
+            spool.write(&chunk).await.map_err(ApiError::internal)?;
         }
-        let sha256 = state.blobs.put(&bytes).await.map_err(ApiError::internal)?;
+        let spooled = spool.finish().await.map_err(ApiError::internal)?;
+        let size = spooled.size as i64;
+        let sha256 = state
+            .blobs
+            .keep(&spooled)
+            .await
+            .map_err(ApiError::internal)?;
         let new = NewAttachment {
             sha256: &sha256,
             filename: &filename,
             content_type: &content_type,
-            size: bytes.len() as i64,
+            size,
             uploaded_by: by,
         };
         return Ok(state.store.create_attachment(new).await?);

@@ -374,7 +374,8 @@ async fn visitor_claims(state: &AppState, token: &str) -> ApiResult<Claims> {
 /// Uploads a customer's file (multipart field `file`, header X-Visitor-Token);
 /// send its id in the `attachment_ids` of a widget `send`.
 #[utoipa::path(post, path = "/api/widget/v1/attachments", tag = "widget", request_body(content_type = "multipart/form-data", description = "field `file`"),
-    responses((status = 201, body = kefu_core::Attachment), (status = 401), (status = 413), (status = 422)))]
+    responses((status = 201, body = kefu_core::Attachment), (status = 401), (status = 413), (status = 422),
+        (status = 429, description = "`rate_limited`, or `upload_quota`: too many unsent files (send them, or wait for them to expire)")))]
 async fn upload(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -387,7 +388,10 @@ async fn upload(
         .and_then(|v| v.to_str().ok())
         .ok_or(ApiError::Unauthorized)?;
     let claims = visitor_claims(&state, token).await?;
-    let max = VISITOR_MAX_BYTES.min(state.config.max_upload_bytes);
+    // The quota first: a customer holding too many unsent files is
+    // answered before a byte of this one is read.
+    let room = crate::uploads::room_for(&state, claims.c).await?;
+    let file_max = VISITOR_MAX_BYTES.min(state.config.max_upload_bytes) as u64;
     let allowed = |_: &str, content_type: &str| {
         if VISITOR_TYPES.contains(&content_type) {
             Ok(())
@@ -397,7 +401,12 @@ async fn upload(
             )))
         }
     };
-    let a = super::attachments::receive(&state, form, max, Some(claims.c), allowed).await?;
+    let a = super::attachments::receive(&state, form, file_max.min(room), Some(claims.c), allowed)
+        .await
+        .map_err(|e| match e {
+            ApiError::PayloadTooLarge if room < file_max => crate::uploads::quota_error(&state),
+            e => e,
+        })?;
     Ok((axum::http::StatusCode::CREATED, axum::Json(a)))
 }
 
