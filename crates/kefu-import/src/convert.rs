@@ -46,6 +46,8 @@ pub struct Ctx {
     pub keep_deleted_tags: bool,
     pub keep_groups: bool,
     pub pii: PiiPolicy,
+    /// How spreadsheets are read (`--encoding`, time zone).
+    pub sheet: kefu_wechat::SheetOptions,
 }
 
 pub fn item(ctx: &Ctx, r: Result<Record, Rejected>, pii: &mut PiiSummary) -> Item {

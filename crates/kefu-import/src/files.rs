@@ -3,7 +3,7 @@
 
 use crate::convert::{Ctx, Item, item};
 use kefu_wechat::pii::PiiSummary;
-use kefu_wechat::{Format, JsonRecords, OpenError, Records, SheetOptions};
+use kefu_wechat::{CsvRecords, Format, JsonRecords, OpenError, Records, SheetOptions};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -96,16 +96,26 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-fn open(input: &Input, read: Arc<AtomicU64>) -> Result<Records, OpenError> {
+/// The file's records, and for a CSV the encoding it is read in.
+fn open(
+    input: &Input,
+    sheet: SheetOptions,
+    read: Arc<AtomicU64>,
+) -> Result<(Records, Option<&'static str>), OpenError> {
     if !input.format.is_json() {
         // Spreadsheets are small; their bytes are counted as read at once.
         read.store(input.size, Ordering::Relaxed);
-        return kefu_wechat::open(&input.path, Some(input.format), SheetOptions::default())
-            .map(|(_, r)| r);
+        if input.format == Format::Csv {
+            let file = std::fs::File::open(&input.path).map_err(OpenError::Io)?;
+            let csv = CsvRecords::new(file, sheet).map_err(OpenError::Io)?;
+            let encoding = csv.encoding;
+            return Ok((Box::new(csv), Some(encoding)));
+        }
+        return kefu_wechat::open(&input.path, Some(input.format), sheet).map(|(_, r)| (r, None));
     }
     let file = std::fs::File::open(&input.path).map_err(OpenError::Io)?;
     let reader = std::io::BufReader::with_capacity(64 * 1024, Counting { inner: file, read });
-    Ok(Box::new(JsonRecords::new(input.format, reader)))
+    Ok((Box::new(JsonRecords::new(input.format, reader)), None))
 }
 
 /// Up to `batch` records of a file, converted.
@@ -117,6 +127,8 @@ pub struct Batch {
     /// Bytes read so far (the reader buffers ahead: an upper bound).
     pub bytes: u64,
     pub pii: PiiSummary,
+    /// The encoding a CSV is read in.
+    pub encoding: Option<&'static str>,
 }
 
 /// Parses `input` on the calling (blocking) thread, skipping the first
@@ -131,7 +143,7 @@ pub fn read(
     tx: mpsc::Sender<Batch>,
 ) -> Result<(), OpenError> {
     let read = Arc::new(AtomicU64::new(0));
-    let mut records = open(input, read.clone())?;
+    let (mut records, encoding) = open(input, ctx.sheet, read.clone())?;
     for _ in 0..skip {
         if records.next().is_none() {
             break;
@@ -143,6 +155,7 @@ pub fn read(
         consumed: 0,
         bytes: 0,
         pii: PiiSummary::default(),
+        encoding,
     };
     let mut current = next();
     for r in records {

@@ -55,6 +55,9 @@ pub struct FileReport {
     pub records: u64,
     /// Records committed by an earlier, interrupted run and skipped.
     pub resumed_at: u64,
+    /// The text encoding a CSV was read in (detected or `--encoding`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +111,9 @@ impl fmt::Display for Report {
                 "  {} [{format}] {}: {} records",
                 file.path, file.status, file.records
             )?;
+            if let Some(e) = &file.encoding {
+                write!(f, " ({e})")?;
+            }
             if file.resumed_at > 0 {
                 write!(f, " (resumed after {})", file.resumed_at)?;
             }

@@ -226,6 +226,7 @@ impl<'a> Job<'a> {
             status: "rejected".into(),
             records: 0,
             resumed_at: 0,
+            encoding: None,
         });
     }
 
@@ -242,6 +243,10 @@ impl<'a> Job<'a> {
             keep_deleted_tags: self.opts.keep_deleted_tags,
             keep_groups: self.opts.keep_groups,
             pii: self.opts.pii,
+            sheet: kefu_wechat::SheetOptions {
+                encoding: self.opts.encoding,
+                ..Default::default()
+            },
         });
         for input in inputs
             .iter()
@@ -300,6 +305,7 @@ impl<'a> Job<'a> {
                 status: "read".into(),
                 records: n,
                 resumed_at: 0,
+                encoding: None,
             });
             self.progress.file_done(input.size);
         }
@@ -327,6 +333,7 @@ impl<'a> Job<'a> {
             .into(),
             records: 0,
             resumed_at: before.as_ref().map_or(0, |p| p.line),
+            encoding: None,
         };
         if before.as_ref().is_some_and(|p| p.done) {
             file.status = "already_done".into();
@@ -358,6 +365,9 @@ impl<'a> Job<'a> {
             file.records += batch.consumed - progress.line;
             progress.line = batch.consumed;
             progress.byte_offset = batch.bytes;
+            if file.encoding.is_none() {
+                file.encoding = batch.encoding.map(str::to_string);
+            }
             self.report.pii.merge(&batch.pii);
             self.take(&path, batch.items, &mut pending).await?;
             if !self.opts.dry_run && pending.is_full(self.opts.batch.max(1)) {

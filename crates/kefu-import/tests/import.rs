@@ -47,7 +47,8 @@ macro_rules! on_both {
 on_both!(
     imports_every_source_once,
     dry_run_writes_nothing,
-    clean_input_exits_zero
+    clean_input_exits_zero,
+    csv_encoding_detected_or_given,
 );
 
 /// Rows of a table, through the database's own driver (the store has no
@@ -520,4 +521,48 @@ async fn clean_input_exits_zero(db: Db) {
         db.store.list_import_runs(1).await.expect("runs")[0].status,
         "finished"
     );
+}
+
+/// A Big5 customer list as Excel on Traditional Chinese Windows saves it
+/// (no BOM, CRLF) is detected as Big5, not read as GB18030 mojibake; the
+/// report names the encoding; `encoding` (`--encoding`) overrides detection.
+async fn csv_encoding_detected_or_given(db: Db) {
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let text = "客戶名稱,手機,電子郵件,公司,備註\r\n\
+                陳大文,0912345678,tai.man@example.com.tw,台灣積體電路製造股份有限公司,老客戶\r\n\
+                林美玲,0987654321,mei@example.com.hk,鴻海精密工業股份有限公司,\r\n";
+    let (big5, _, unmappable) = kefu_import::encoding_for_label("big5")
+        .expect("big5")
+        .encode(text);
+    assert!(!unmappable);
+    let input = db.dir.path().join("export");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    std::fs::write(input.join("客戶名單.csv"), &big5).expect("write");
+    let mut opts = Options::new(vec![input.clone()]);
+    opts.actor = "test".into();
+    let report = kefu_import::run(&db.store, &blobs, &opts)
+        .await
+        .expect("run");
+    print!("{report}");
+    assert_eq!(report.rejected, 0, "{:?}", report.rejected_lines);
+    assert_eq!(report.files[0].encoding.as_deref(), Some("Big5"));
+    assert!(report.to_string().contains("(Big5)"), "{report}");
+    let chen = db
+        .store
+        .contact_by_identity("email", "tai.man@example.com.tw")
+        .await
+        .expect("contact");
+    assert_eq!(chen.name.as_deref(), Some("陳大文"));
+    assert_eq!(chen.attributes["company"], "台灣積體電路製造股份有限公司");
+    assert_eq!(chen.attributes["description"], "老客戶");
+
+    // Told otherwise, the importer reads the bytes as told (a dry run, so
+    // the names it would make are not checked against the database).
+    let mut told = opts.clone();
+    told.dry_run = true;
+    told.encoding = Some(kefu_import::encoding_for_label("gbk").expect("gbk"));
+    let report = kefu_import::run(&db.store, &blobs, &told)
+        .await
+        .expect("dry run");
+    assert_eq!(report.files[0].encoding.as_deref(), Some("gb18030"));
 }

@@ -192,7 +192,7 @@ fn has_key(text: &str, key: &str) -> bool {
 /// A header line with a comma or tab and a known Chinese column name.
 fn looks_like_sheet(body: &[u8]) -> bool {
     let text = crate::sheet::decode_head(body);
-    let header = text.lines().next().unwrap_or("");
+    let header = crate::sheet::simplified(text.lines().next().unwrap_or(""));
     (header.contains(',') || header.contains('\t'))
         && [
             "客户名称",

@@ -49,4 +49,6 @@ pub use format::{Format, UnknownFormat, detect};
 pub use model::*;
 pub use reader::{JsonRecords, OpenError, Records, open};
 pub use session::Sessionizer;
-pub use sheet::{CsvRecords, SheetOptions, read_xlsx};
+pub use sheet::{
+    CsvRecords, Encoding, SheetOptions, UnknownEncoding, encoding_for_label, read_xlsx,
+};
