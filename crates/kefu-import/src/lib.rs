@@ -31,7 +31,7 @@ mod tags;
 
 pub use kefu_wechat::pii::{PiiMode, PiiPolicy};
 pub use kefu_wechat::{Encoding, Format, MessageSource, UnknownEncoding, encoding_for_label};
-pub use report::{FileReport, RejectedLine, Report};
+pub use report::{ConflictLine, FileReport, MergeLine, RejectedLine, Report};
 pub use run::run;
 
 use std::path::PathBuf;

@@ -17,6 +17,16 @@ pub struct Report {
     /// (by contact files and by placing messages of unknown customers).
     pub contacts_created: u64,
     pub contacts_updated: u64,
+    /// Records joined to a contact of another source (or an earlier one)
+    /// by a phone number or email: included in `contacts_updated`.
+    pub contacts_merged: u64,
+    /// Records that shared a phone number or email with a contact holding
+    /// another WeChat id, and became a contact of their own.
+    pub contact_conflicts: u64,
+    /// The merges (at most [`MAX_LISTED`]; not listed by a dry run).
+    pub merges: Vec<MergeLine>,
+    /// The conflicts (at most [`MAX_LISTED`]; not listed by a dry run).
+    pub conflicts: Vec<ConflictLine>,
     /// Distinct tag names given to contacts.
     pub tags: u64,
     /// Tag definitions read from tag files.
@@ -61,6 +71,20 @@ pub struct FileReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct MergeLine {
+    pub file: String,
+    #[serde(flatten)]
+    pub merge: kefu_store::ContactMerge,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictLine {
+    pub file: String,
+    #[serde(flatten)]
+    pub conflict: kefu_store::ContactConflict,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct RejectedLine {
     pub file: String,
     /// 1-based; 0 when the whole file was rejected.
@@ -81,6 +105,33 @@ impl Report {
             "finished_with_rejections"
         } else {
             "finished"
+        }
+    }
+
+    /// Counts and lists what placing contacts by phone or email did.
+    pub fn contact_matches(
+        &mut self,
+        file: &str,
+        merges: Vec<kefu_store::ContactMerge>,
+        conflicts: Vec<kefu_store::ContactConflict>,
+    ) {
+        self.contacts_merged += merges.len() as u64;
+        self.contact_conflicts += conflicts.len() as u64;
+        for merge in merges {
+            if self.merges.len() < MAX_LISTED {
+                self.merges.push(MergeLine {
+                    file: file.into(),
+                    merge,
+                });
+            }
+        }
+        for conflict in conflicts {
+            if self.conflicts.len() < MAX_LISTED {
+                self.conflicts.push(ConflictLine {
+                    file: file.into(),
+                    conflict,
+                });
+            }
         }
     }
 
@@ -119,9 +170,11 @@ impl fmt::Display for Report {
             }
             writeln!(f)?;
         }
-        let rows: [(&str, u64); 16] = [
+        let rows: [(&str, u64); 18] = [
             ("contacts created", self.contacts_created),
             ("contacts updated", self.contacts_updated),
+            ("merged by phone/email", self.contacts_merged),
+            ("kept apart (other WeChat id)", self.contact_conflicts),
             ("tags", self.tags),
             ("messages", self.messages),
             ("messages already imported", self.messages_already_imported),
@@ -156,6 +209,24 @@ impl fmt::Display for Report {
                     c.found, c.kept, c.masked, c.dropped
                 )?;
             }
+        }
+        for c in &self.conflicts {
+            let c2 = &c.conflict;
+            let ids = |ids: &[kefu_core::Identity]| {
+                ids.iter()
+                    .map(|i| format!("{}:{}", i.kind, i.value))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            writeln!(
+                f,
+                "  kept apart {}: {}:{} is also {}'s ({}); not merged",
+                c.file,
+                c2.shared.kind,
+                c2.shared.value,
+                ids(&c2.existing_ids),
+                ids(&c2.record)
+            )?;
         }
         for r in &self.rejected_lines {
             writeln!(f, "  rejected {}:{}: {}", r.file, r.line, r.reason)?;

@@ -126,6 +126,10 @@ impl Pending {
 struct DryCounts {
     /// Identity → person number, to count people once across sources.
     people: HashMap<(String, String), u64>,
+    /// Person number → the kinds of WeChat id the person has: a phone or
+    /// email joins a record to a person only without a clash (as the store
+    /// does).
+    kinds: HashMap<u64, HashSet<String>>,
     sessions: HashMap<(String, String, String), Tail>,
     agents: HashSet<String>,
 }
@@ -372,7 +376,7 @@ impl<'a> Job<'a> {
             self.take(&path, batch.items, &mut pending).await?;
             if !self.opts.dry_run && pending.is_full(self.opts.batch.max(1)) {
                 if let Some(w) = writing.take() {
-                    self.staged(w).await?;
+                    self.staged(&path, w).await?;
                 }
                 let batch = std::mem::take(&mut pending);
                 writing = Some(self.stage(input.format, batch, progress.clone()));
@@ -380,7 +384,7 @@ impl<'a> Job<'a> {
             self.progress.at(batch.bytes);
         }
         if let Some(w) = writing.take() {
-            self.staged(w).await?;
+            self.staged(&path, w).await?;
         }
         let opened = reader
             .await
@@ -391,7 +395,7 @@ impl<'a> Job<'a> {
         } else if !self.opts.dry_run {
             progress.done = true;
             let last = self.stage(input.format, pending, progress);
-            self.staged(last).await?;
+            self.staged(&path, last).await?;
         }
         self.report.files.push(file);
         self.progress.file_done(input.size);
@@ -414,11 +418,12 @@ impl<'a> Job<'a> {
         })
     }
 
-    /// Waits for a batch to be written and counts it.
-    async fn staged(&mut self, writing: Staging) -> Result<(), ImportError> {
+    /// Waits for a batch of the file at `path` to be written and counts it.
+    async fn staged(&mut self, path: &str, writing: Staging) -> Result<(), ImportError> {
         let c = writing
             .await
             .map_err(|e| ImportError::Writer(e.to_string()))??;
+        self.report.contact_matches(path, c.merges, c.conflicts);
         self.report.contacts_created += c.contacts_created;
         self.report.contacts_updated += c.contacts_updated;
         self.report.messages += c.messages_staged;
@@ -467,20 +472,42 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
+    /// The dry run's `upsert_contact`: a person by a WeChat id, else by a
+    /// phone or email unless that person has another id of a kind the
+    /// record has.
     fn count_person(&mut self, c: &ImportContact) {
-        let people = &mut self.dry.people;
+        let (people, kinds) = (&mut self.dry.people, &mut self.dry.kinds);
         let next = people.len() as u64;
-        let keys: Vec<(String, String)> = c
+        let key = |i: &kefu_core::Identity| (i.kind.clone(), i.value.clone());
+        let mut person = c
             .identities
             .iter()
-            .map(|i| (i.kind.clone(), i.value.clone()))
-            .collect();
-        let person = keys
-            .iter()
-            .find_map(|k| people.get(k).copied())
-            .unwrap_or(next);
-        for k in keys {
-            people.entry(k).or_insert(person);
+            .find_map(|i| people.get(&key(i)).copied());
+        if person.is_none() {
+            for w in &c.weak_identities {
+                let Some(&p) = people.get(&key(w)) else {
+                    continue;
+                };
+                let clash = c
+                    .identities
+                    .iter()
+                    .any(|i| kinds.get(&p).is_some_and(|k| k.contains(&i.kind)));
+                if clash {
+                    self.report.contact_conflicts += 1;
+                } else {
+                    self.report.contacts_merged += 1;
+                    person = Some(p);
+                    break;
+                }
+            }
+        }
+        let person = person.unwrap_or(next);
+        for i in &c.identities {
+            kinds.entry(person).or_default().insert(i.kind.clone());
+            people.entry(key(i)).or_insert(person);
+        }
+        for w in &c.weak_identities {
+            people.entry(key(w)).or_insert(person);
         }
     }
 

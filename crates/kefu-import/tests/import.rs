@@ -49,6 +49,7 @@ on_both!(
     dry_run_writes_nothing,
     clean_input_exits_zero,
     csv_encoding_detected_or_given,
+    spreadsheet_joins_wecom_contacts_by_mobile,
 );
 
 /// Rows of a table, through the database's own driver (the store has no
@@ -565,4 +566,150 @@ async fn csv_encoding_detected_or_given(db: Db) {
         .await
         .expect("dry run");
     assert_eq!(report.files[0].encoding.as_deref(), Some("gb18030"));
+}
+
+/// A WeCom external contact as `externalcontact/get` returns it, with the
+/// mobiles its follower noted.
+fn wecom_contact(id: &str, name: &str, mobiles: &[&str]) -> serde_json::Value {
+    json!({"errcode": 0, "errmsg": "ok",
+        "external_contact": {"external_userid": id, "name": name, "type": 1, "gender": 1},
+        "follow_user": [{"userid": "zhangsan", "remark": name, "createtime": T0,
+            "remark_mobiles": mobiles, "add_way": 1}]})
+}
+
+/// The customer list of the WeCom contacts above, as Excel on Chinese
+/// Windows saves it (GBK without BOM, CRLF), the mobiles written every way
+/// people write them, is joined to those contacts by mobile (and to an
+/// existing customer by email) instead of making a second contact each;
+/// two WeCom contacts sharing a mobile stay two, and both the merges and
+/// the conflict are in the report.
+async fn spreadsheet_joins_wecom_contacts_by_mobile(db: Db) {
+    let store = &db.store;
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    // A customer who wrote in by email before the move.
+    let zhao = store
+        .create_contact(&kefu_core::NewContact {
+            name: Some("赵磊".into()),
+            email: Some("zhao.lei@example.com".into()),
+            identities: vec![kefu_core::Identity {
+                kind: "email".into(),
+                value: "zhao.lei@example.com".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("contact");
+    let input = db.dir.path().join("export");
+    let contacts = [
+        wecom_contact("wmZW", "张伟", &["13800138000"]),
+        wecom_contact("wmLN", "李娜", &["139-0013-9000"]),
+        wecom_contact("wmWF", "王芳", &["+86 137 0013 7000"]),
+        wecom_contact("wmLY", "刘洋", &["13600136000"]),
+        // 刘洋's wife: the same home number, another WeCom contact.
+        wecom_contact("wmCJ", "陈静", &["136 0013 6000"]),
+    ];
+    write(&input, "contacts/external.ndjson", &lines(&contacts));
+    let csv = "客户名称,手机,邮箱,企业,标签\r\n\
+               张伟,138 0013 8000,,上海某某贸易有限公司,VIP\r\n\
+               李娜,+86-139-0013-9000,,,\r\n\
+               王芳,８６１３７００１３７０００,,,\r\n\
+               刘洋,(0086) 136-0013-6000,,,\r\n\
+               孙丽,13500135000,,,\r\n\
+               赵磊,,Zhao.Lei＠Example.com,,\r\n";
+    let (gbk, _, unmappable) = kefu_import::encoding_for_label("gbk")
+        .expect("gbk")
+        .encode(csv);
+    assert!(!unmappable);
+    assert!(!gbk.starts_with(b"\xEF\xBB\xBF") && std::str::from_utf8(&gbk).is_err());
+    std::fs::write(input.join("客户列表.csv"), &gbk).expect("write");
+    let mut opts = Options::new(vec![input]);
+    opts.actor = "test".into();
+    let before = count(&db, "contacts").await;
+    let report = kefu_import::run(store, &blobs, &opts).await.expect("run");
+    print!("{report}");
+    assert_eq!(report.rejected, 0, "{:?}", report.rejected_lines);
+    assert_eq!(report.files[1].encoding.as_deref(), Some("gb18030"));
+
+    // 5 WeCom contacts and 孙丽; the other 5 rows joined someone.
+    assert_eq!(count(&db, "contacts").await - before, 6);
+    assert_eq!(report.contacts_created, 6);
+    assert_eq!(report.contacts_merged, 5, "{:?}", report.merges);
+    let by = |k: &str, v: &str| (k.to_string(), v.to_string());
+    for (wm, phone) in [
+        ("wmZW", "13800138000"),
+        ("wmLN", "13900139000"),
+        ("wmWF", "13700137000"),
+        ("wmLY", "13600136000"),
+    ] {
+        let c = store
+            .contact_by_identity("wechat_external_userid", wm)
+            .await
+            .expect("wecom contact");
+        let ids: Vec<_> = c
+            .identities
+            .iter()
+            .map(|i| (i.kind.clone(), i.value.clone()))
+            .collect();
+        assert!(ids.contains(&by("phone", phone)), "{wm}: {ids:?}");
+        let merge = report
+            .merges
+            .iter()
+            .find(|m| m.merge.contact_id == c.id)
+            .expect("merge listed");
+        assert_eq!(merge.merge.by.value, phone);
+        assert!(merge.file.ends_with("客户列表.csv"), "{}", merge.file);
+    }
+    let zw = store
+        .contact_by_identity("phone", "13800138000")
+        .await
+        .expect("张伟");
+    assert_eq!(zw.name.as_deref(), Some("张伟"));
+    assert_eq!(zw.tags, ["VIP"]);
+    assert_eq!(zw.attributes["company"], "上海某某贸易有限公司");
+    // The customer known by email got the spreadsheet's row.
+    let merged_zhao = store
+        .contact_by_identity("email", "zhao.lei@example.com")
+        .await
+        .expect("赵磊");
+    assert_eq!(merged_zhao.id, zhao.id);
+    assert!(report.merges.iter().any(|m| m.merge.contact_id == zhao.id));
+
+    // Two WeCom ids sharing a mobile stay two people; the number stays
+    // with the first, the conflict is reported.
+    let cj = store
+        .contact_by_identity("wechat_external_userid", "wmCJ")
+        .await
+        .expect("陈静");
+    let ly = store
+        .contact_by_identity("phone", "13600136000")
+        .await
+        .expect("刘洋");
+    assert_ne!(cj.id, ly.id);
+    assert_eq!(ly.name.as_deref(), Some("刘洋"));
+    assert_eq!(report.contact_conflicts, 1);
+    let conflict = &report.conflicts[0].conflict;
+    assert_eq!(conflict.shared.value, "13600136000");
+    assert_eq!((conflict.existing, conflict.created), (ly.id, cj.id));
+    assert_eq!(conflict.existing_ids[0].value, "wmLY");
+    assert_eq!(conflict.record[0].value, "wmCJ");
+    assert!(report.to_string().contains("kept apart"), "{report}");
+
+    // A dry run counts the people in its input (赵磊 is one: it does not
+    // look at the database) joined and kept apart by the same rule.
+    let mut dry = opts.clone();
+    dry.dry_run = true;
+    let dry = kefu_import::run(store, &blobs, &dry).await.expect("dry");
+    assert_eq!(
+        (
+            dry.contacts_created,
+            dry.contacts_merged,
+            dry.contact_conflicts
+        ),
+        (7, 4, 1)
+    );
+
+    // Again: nothing new.
+    let again = kefu_import::run(store, &blobs, &opts).await.expect("rerun");
+    assert_eq!(again.contacts_created, 0);
+    assert_eq!(count(&db, "contacts").await - before, 6);
 }
