@@ -31,6 +31,11 @@ pub struct Report {
     pub tags: u64,
     /// Tag definitions read from tag files.
     pub tag_definitions: u64,
+    /// The live tags of the tag files (deleted ones left out): all of them
+    /// become kefu tags, carried by someone or not.
+    pub tag_list: u64,
+    /// Of those, the tags kefu did not have yet.
+    pub tags_created: u64,
     /// Messages read and kept (dry run) or newly staged.
     pub messages: u64,
     /// Staged by an earlier run: a re-run adds nothing.
@@ -170,12 +175,14 @@ impl fmt::Display for Report {
             }
             writeln!(f)?;
         }
-        let rows: [(&str, u64); 18] = [
+        let rows: [(&str, u64); 20] = [
             ("contacts created", self.contacts_created),
             ("contacts updated", self.contacts_updated),
             ("merged by phone/email", self.contacts_merged),
             ("kept apart (other WeChat id)", self.contact_conflicts),
             ("tags", self.tags),
+            ("tag list (live tags)", self.tag_list),
+            ("tags created", self.tags_created),
             ("messages", self.messages),
             ("messages already imported", self.messages_already_imported),
             ("messages placed", self.messages_placed),

@@ -242,6 +242,11 @@ impl<'a> Job<'a> {
         }
         let book = self.read_tags(inputs.iter().filter(|i| is_tag_file(i.format)));
         self.report.tag_definitions = book.len() as u64;
+        let live = book.live_names(self.opts.keep_deleted_tags);
+        self.report.tag_list = live.len() as u64;
+        if !self.opts.dry_run {
+            self.report.tags_created = self.store.ensure_tags(&live).await?;
+        }
         let ctx = Arc::new(Ctx {
             tags: Arc::new(book),
             keep_deleted_tags: self.opts.keep_deleted_tags,

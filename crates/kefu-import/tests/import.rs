@@ -50,6 +50,7 @@ on_both!(
     clean_input_exits_zero,
     csv_encoding_detected_or_given,
     spreadsheet_joins_wecom_contacts_by_mobile,
+    whole_live_tag_list,
 );
 
 /// Rows of a table, through the database's own driver (the store has no
@@ -712,4 +713,65 @@ async fn spreadsheet_joins_wecom_contacts_by_mobile(db: Db) {
     let again = kefu_import::run(store, &blobs, &opts).await.expect("rerun");
     assert_eq!(again.contacts_created, 0);
     assert_eq!(count(&db, "contacts").await - before, 6);
+}
+
+/// The corp tag list comes across whole: tags nobody carries yet (and
+/// groups whose tags nobody carries) become kefu tags agents can use;
+/// deleted tags and deleted groups stay out.
+async fn whole_live_tag_list(db: Db) {
+    let store = &db.store;
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let input = db.dir.path().join("export");
+    write(&input, "contacts/corp_tags.json", &json!({"errcode": 0, "errmsg": "ok", "tag_group": [
+        {"group_id": "etG1", "group_name": "客户等级", "create_time": T0, "order": 1, "deleted": false, "tag": [
+            {"id": "etT1", "name": "VIP", "create_time": T0, "order": 1, "deleted": false},
+            {"id": "etT2", "name": "普通", "create_time": T0, "order": 2, "deleted": false},
+            {"id": "etT3", "name": "流失", "create_time": T0, "order": 3, "deleted": true}]},
+        {"group_id": "etG2", "group_name": "所在地区", "create_time": T0, "order": 2, "deleted": false, "tag": [
+            {"id": "etT4", "name": "华东", "create_time": T0, "order": 1, "deleted": false},
+            {"id": "etT5", "name": "华南", "create_time": T0, "order": 2, "deleted": false}]},
+        {"group_id": "etG3", "group_name": "2022活动", "create_time": T0, "order": 3, "deleted": true, "tag": [
+            {"id": "etT6", "name": "双十一", "create_time": T0, "order": 1, "deleted": false}]}]}).to_string());
+    let mut contact = wecom_contact("wmZW", "张伟", &[]);
+    contact["follow_user"][0]["tags"] =
+        json!([{"group_name": "客户等级", "tag_name": "VIP", "tag_id": "etT1", "type": 1}]);
+    write(&input, "contacts/external.json", &contact.to_string());
+    let mut opts = Options::new(vec![input]);
+    opts.actor = "test".into();
+    let report = kefu_import::run(store, &blobs, &opts).await.expect("run");
+    print!("{report}");
+    let names: Vec<String> = store
+        .list_tags()
+        .await
+        .expect("tags")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for live in [
+        "客户等级/VIP",
+        "客户等级/普通",
+        "所在地区/华东",
+        "所在地区/华南",
+    ] {
+        assert!(names.contains(&live.to_string()), "{live} in {names:?}");
+    }
+    for gone in ["客户等级/流失", "2022活动/双十一"] {
+        assert!(!names.contains(&gone.to_string()), "{gone} in {names:?}");
+    }
+    assert_eq!((report.tag_list, report.tags_created), (4, 4));
+    let zw = store
+        .contact_by_identity("wechat_external_userid", "wmZW")
+        .await
+        .expect("contact");
+    assert_eq!(zw.tags, ["客户等级/VIP"]);
+
+    // A dry run writes no tag; a re-run creates none.
+    let mut dry = opts.clone();
+    dry.dry_run = true;
+    let before = count(&db, "tags").await;
+    let d = kefu_import::run(store, &blobs, &dry).await.expect("dry");
+    assert_eq!((d.tag_list, d.tags_created), (4, 0));
+    let again = kefu_import::run(store, &blobs, &opts).await.expect("rerun");
+    assert_eq!((again.tag_list, again.tags_created), (4, 0));
+    assert_eq!(count(&db, "tags").await, before);
 }
