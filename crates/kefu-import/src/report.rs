@@ -47,6 +47,12 @@ pub struct Report {
     pub skipped_group_messages: u64,
     pub skipped_without_customer: u64,
     pub skipped_contacts_without_id: u64,
+    /// Files in media folders (`--media`'s, any folder named `media`): not
+    /// read as sources.
+    pub skipped_media_files: u64,
+    /// Other files that cannot be sources by their bytes (images, audio,
+    /// video, archives, other binaries): not read, not rejected.
+    pub skipped_binary_files: u64,
     /// Agents by WeChat userid: found among kefu's agents (or the map)…
     pub agents_mapped: u64,
     /// …or created as inactive placeholders.
@@ -175,7 +181,7 @@ impl fmt::Display for Report {
             }
             writeln!(f)?;
         }
-        let rows: [(&str, u64); 20] = [
+        let rows: [(&str, u64); 22] = [
             ("contacts created", self.contacts_created),
             ("contacts updated", self.contacts_updated),
             ("merged by phone/email", self.contacts_merged),
@@ -191,6 +197,8 @@ impl fmt::Display for Report {
             ("recalls without original", self.recalls_missing),
             ("group messages skipped", self.skipped_group_messages),
             ("events without customer", self.skipped_without_customer),
+            ("media folder files skipped", self.skipped_media_files),
+            ("binary files skipped", self.skipped_binary_files),
             ("agents mapped", self.agents_mapped),
             ("agent placeholders created", self.agents_created),
             ("media found", self.media_found),

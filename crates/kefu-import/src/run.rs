@@ -206,14 +206,21 @@ impl<'a> Job<'a> {
 
     /// The files with their formats; undetectable ones are rejected here.
     fn inputs(&mut self) -> Result<Vec<Input>, ImportError> {
-        let paths = files::walk(&self.opts.paths).map_err(|e| ImportError::Io {
-            path: "input".into(),
-            source: e,
+        let walk = files::walk(&self.opts.paths, self.opts.media_dir.as_deref()).map_err(|e| {
+            ImportError::Io {
+                path: "input".into(),
+                source: e,
+            }
         })?;
+        self.report.skipped_media_files = walk.media_files;
         let mut inputs = Vec::new();
-        for p in paths {
+        for p in walk.files {
             match files::detect(&p, self.opts.format) {
-                Ok(i) => inputs.push(i),
+                Ok(files::Found::Source(i)) => inputs.push(i),
+                Ok(files::Found::Binary(kind)) => {
+                    self.report.skipped_binary_files += 1;
+                    tracing::debug!(path = %p.display(), kind, "not a source, skipped");
+                }
                 Err(e) => self.reject_file(&p.display().to_string(), None, e.to_string()),
             }
         }

@@ -51,6 +51,7 @@ on_both!(
     csv_encoding_detected_or_given,
     spreadsheet_joins_wecom_contacts_by_mobile,
     whole_live_tag_list,
+    export_folder_with_media_inside,
 );
 
 /// Rows of a table, through the database's own driver (the store has no
@@ -774,4 +775,57 @@ async fn whole_live_tag_list(db: Db) {
     let again = kefu_import::run(store, &blobs, &opts).await.expect("rerun");
     assert_eq!((again.tag_list, again.tags_created), (4, 0));
     assert_eq!(count(&db, "tags").await, before);
+}
+
+/// An export folder as the README lays it out, with `media/` inside and
+/// `--media` naming it, plus the binaries people leave in such a folder
+/// (a screenshot named .json, a voice file without extension, a zipped
+/// backup, a .DS_Store): the media folder and the binaries are skipped and
+/// counted, not rejected, and the import exits 0.
+async fn export_folder_with_media_inside(db: Db) {
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let (input, media) = fixtures(db.dir.path(), false);
+    let inside = input.join("media");
+    std::fs::rename(&media, &inside).expect("move media into the export");
+    std::fs::write(inside.join("MEDIA9"), b"#!AMR\n\x3c\x91\x17").expect("write");
+    let jpeg = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01";
+    write(&input, "oa/Media/qr.jpg", "");
+    std::fs::write(input.join("oa/Media/qr.jpg"), jpeg).expect("write");
+    std::fs::write(input.join("kf/截图.json"), jpeg).expect("write");
+    std::fs::write(input.join("archive/voice_0001"), b"#!SILK_V3\x0c\x00\x01").expect("write");
+    std::fs::write(
+        input.join("聊天备份.bak"),
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00media/MEDIA1.jpg",
+    )
+    .expect("write");
+    std::fs::write(
+        input.join(".DS_Store"),
+        b"\x00\x00\x00\x01Bud1\x00\x00\x10\x00",
+    )
+    .expect("write");
+    let opts = options(db.dir.path(), input, inside);
+    let report = kefu_import::run(&db.store, &blobs, &opts)
+        .await
+        .expect("run");
+    print!("{report}");
+    assert_eq!(report.rejected, 0, "{:?}", report.rejected_lines);
+    assert_eq!(report.exit_code(), 0);
+    // media/: MEDIA1.jpg, abc123.pdf, MEDIA9; oa/Media/: qr.jpg.
+    assert_eq!(report.skipped_media_files, 4);
+    assert_eq!(report.skipped_binary_files, 4);
+    assert!(
+        report.files.iter().all(|f| !f.path.contains("media")
+            && !f.path.contains("Media")
+            && !f.path.contains("截图")),
+        "{:?}",
+        report.files
+    );
+    assert!(
+        report.to_string().contains("media folder files skipped"),
+        "{report}"
+    );
+    // The media folder is still where attachments come from.
+    assert_eq!((report.media_found, report.media_missing), (2, 1));
+    assert_eq!(report.messages, report.messages_placed);
+    assert!(report.messages > 0);
 }

@@ -45,7 +45,7 @@ mod text;
 mod value;
 
 pub use archive::is_external_id;
-pub use format::{Format, UnknownFormat, detect};
+pub use format::{Format, UnknownFormat, detect, non_source};
 pub use model::*;
 pub use reader::{JsonRecords, OpenError, Records, open};
 pub use session::Sessionizer;
