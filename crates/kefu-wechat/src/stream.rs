@@ -221,7 +221,11 @@ impl Scan {
         if b == b'\n' {
             self.line += 1;
             cur.multiline = true;
-        } else if !cur.multiline && !self.buf.is_empty() && !b.is_ascii_whitespace() {
+        } else if !cur.first_line_content
+            && !cur.multiline
+            && !self.buf.is_empty()
+            && !b.is_ascii_whitespace()
+        {
             cur.first_line_content = true;
         }
         self.push(b);
