@@ -9,12 +9,14 @@
 //!   store may trust.
 //! - [`event`]: what the store announces after a commit.
 //! - [`time`]: the one clock type and its millisecond storage form.
+//! - [`keys`]: the identity form of phone numbers and email addresses.
 //!
 //! Start with `model::Conversation` and `model::Message`: every channel turns
 //! what arrives into those.
 
 pub mod enums;
 pub mod event;
+pub mod keys;
 pub mod model;
 pub mod time;
 pub mod validate;

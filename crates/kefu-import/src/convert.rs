@@ -46,6 +46,8 @@ pub struct Ctx {
     pub keep_deleted_tags: bool,
     pub keep_groups: bool,
     pub pii: PiiPolicy,
+    /// How spreadsheets are read (`--encoding`, time zone).
+    pub sheet: kefu_wechat::SheetOptions,
 }
 
 pub fn item(ctx: &Ctx, r: Result<Record, Rejected>, pii: &mut PiiSummary) -> Item {
@@ -91,26 +93,44 @@ fn rank(k: IdentityKind) -> u8 {
     }
 }
 
-/// WeChat ids only when there are any: two customers may share a phone
-/// number (a family, a shop), and merging by it would mix their histories.
-/// Spreadsheet rows without ids fall back to phone and email.
-fn identities(c: &ContactRecord) -> Vec<Identity> {
+/// (WeChat ids, phone and email keys). Phones and emails are weak: they
+/// join a record to a contact of another source (a spreadsheet row to the
+/// WeCom contact with that mobile) but never two WeChat ids into one
+/// person — two customers may share a number (a family, a shop), and
+/// merging them would mix their histories (the store keeps them apart and
+/// reports it). Keys are normalised (`kefu_core::keys`) so that
+/// "+86-138-0013-8000" and "138 0013 8000" are one number; a phone or
+/// email that is none is not used to find anyone.
+fn identities(c: &ContactRecord) -> (Vec<Identity>, Vec<Identity>) {
     let mut ids = c.identities.clone();
     ids.sort_by_key(|i| rank(i.kind));
-    if ids.iter().any(|i| rank(i.kind) <= 3) {
-        ids.retain(|i| rank(i.kind) <= 3);
-    }
-    ids.into_iter()
-        .map(|i| Identity {
+    let (mut strong, mut weak) = (Vec::new(), Vec::new());
+    for i in ids {
+        let key = match i.kind {
+            IdentityKind::Phone => kefu_core::keys::phone_key(&i.id),
+            IdentityKind::Email => kefu_core::keys::email_key(&i.id),
+            _ => Some(i.id),
+        };
+        let Some(value) = key else { continue };
+        let id = Identity {
             kind: i.kind.as_str().into(),
-            value: i.id,
-        })
-        .collect()
+            value,
+        };
+        let list = if rank(i.kind) <= 3 {
+            &mut strong
+        } else {
+            &mut weak
+        };
+        if !list.contains(&id) {
+            list.push(id);
+        }
+    }
+    (strong, weak)
 }
 
 fn contact(ctx: &Ctx, c: ContactRecord) -> Option<ImportContact> {
-    let identities = identities(&c);
-    if identities.is_empty() {
+    let (identities, weak_identities) = identities(&c);
+    if identities.is_empty() && weak_identities.is_empty() {
         return None;
     }
     let mut tags: Vec<String> = Vec::new();
@@ -123,6 +143,7 @@ fn contact(ctx: &Ctx, c: ContactRecord) -> Option<ImportContact> {
     }
     Some(ImportContact {
         identities,
+        weak_identities,
         name: c.name.clone().or(c.nickname.clone()).or(c.remark.clone()),
         phone: c.phones.first().cloned(),
         email: c.email.clone(),

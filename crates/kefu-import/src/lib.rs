@@ -30,8 +30,8 @@ mod run;
 mod tags;
 
 pub use kefu_wechat::pii::{PiiMode, PiiPolicy};
-pub use kefu_wechat::{Format, MessageSource};
-pub use report::{FileReport, RejectedLine, Report};
+pub use kefu_wechat::{Encoding, Format, MessageSource, UnknownEncoding, encoding_for_label};
+pub use report::{ConflictLine, FileReport, MergeLine, RejectedLine, Report};
 pub use run::run;
 
 use std::path::PathBuf;
@@ -72,6 +72,8 @@ pub struct Options {
     pub inbox: Option<Uuid>,
     /// Show a progress bar (only when stderr is a terminal).
     pub progress: bool,
+    /// The encoding of CSV files (`--encoding`); `None`: detected per file.
+    pub encoding: Option<&'static kefu_wechat::Encoding>,
 }
 
 impl Options {
@@ -101,6 +103,7 @@ impl Options {
             actor: "unknown".into(),
             inbox: None,
             progress: false,
+            encoding: None,
         }
     }
 }

@@ -17,10 +17,25 @@ pub struct Report {
     /// (by contact files and by placing messages of unknown customers).
     pub contacts_created: u64,
     pub contacts_updated: u64,
+    /// Records joined to a contact of another source (or an earlier one)
+    /// by a phone number or email: included in `contacts_updated`.
+    pub contacts_merged: u64,
+    /// Records that shared a phone number or email with a contact holding
+    /// another WeChat id, and became a contact of their own.
+    pub contact_conflicts: u64,
+    /// The merges (at most [`MAX_LISTED`]; not listed by a dry run).
+    pub merges: Vec<MergeLine>,
+    /// The conflicts (at most [`MAX_LISTED`]; not listed by a dry run).
+    pub conflicts: Vec<ConflictLine>,
     /// Distinct tag names given to contacts.
     pub tags: u64,
     /// Tag definitions read from tag files.
     pub tag_definitions: u64,
+    /// The live tags of the tag files (deleted ones left out): all of them
+    /// become kefu tags, carried by someone or not.
+    pub tag_list: u64,
+    /// Of those, the tags kefu did not have yet.
+    pub tags_created: u64,
     /// Messages read and kept (dry run) or newly staged.
     pub messages: u64,
     /// Staged by an earlier run: a re-run adds nothing.
@@ -32,6 +47,12 @@ pub struct Report {
     pub skipped_group_messages: u64,
     pub skipped_without_customer: u64,
     pub skipped_contacts_without_id: u64,
+    /// Files in media folders (`--media`'s, any folder named `media`): not
+    /// read as sources.
+    pub skipped_media_files: u64,
+    /// Other files that cannot be sources by their bytes (images, audio,
+    /// video, archives, other binaries): not read, not rejected.
+    pub skipped_binary_files: u64,
     /// Agents by WeChat userid: found among kefu's agents (or the map)…
     pub agents_mapped: u64,
     /// …or created as inactive placeholders.
@@ -55,6 +76,23 @@ pub struct FileReport {
     pub records: u64,
     /// Records committed by an earlier, interrupted run and skipped.
     pub resumed_at: u64,
+    /// The text encoding a CSV was read in (detected or `--encoding`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeLine {
+    pub file: String,
+    #[serde(flatten)]
+    pub merge: kefu_store::ContactMerge,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictLine {
+    pub file: String,
+    #[serde(flatten)]
+    pub conflict: kefu_store::ContactConflict,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +116,33 @@ impl Report {
             "finished_with_rejections"
         } else {
             "finished"
+        }
+    }
+
+    /// Counts and lists what placing contacts by phone or email did.
+    pub fn contact_matches(
+        &mut self,
+        file: &str,
+        merges: Vec<kefu_store::ContactMerge>,
+        conflicts: Vec<kefu_store::ContactConflict>,
+    ) {
+        self.contacts_merged += merges.len() as u64;
+        self.contact_conflicts += conflicts.len() as u64;
+        for merge in merges {
+            if self.merges.len() < MAX_LISTED {
+                self.merges.push(MergeLine {
+                    file: file.into(),
+                    merge,
+                });
+            }
+        }
+        for conflict in conflicts {
+            if self.conflicts.len() < MAX_LISTED {
+                self.conflicts.push(ConflictLine {
+                    file: file.into(),
+                    conflict,
+                });
+            }
         }
     }
 
@@ -108,15 +173,22 @@ impl fmt::Display for Report {
                 "  {} [{format}] {}: {} records",
                 file.path, file.status, file.records
             )?;
+            if let Some(e) = &file.encoding {
+                write!(f, " ({e})")?;
+            }
             if file.resumed_at > 0 {
                 write!(f, " (resumed after {})", file.resumed_at)?;
             }
             writeln!(f)?;
         }
-        let rows: [(&str, u64); 16] = [
+        let rows: [(&str, u64); 22] = [
             ("contacts created", self.contacts_created),
             ("contacts updated", self.contacts_updated),
+            ("merged by phone/email", self.contacts_merged),
+            ("kept apart (other WeChat id)", self.contact_conflicts),
             ("tags", self.tags),
+            ("tag list (live tags)", self.tag_list),
+            ("tags created", self.tags_created),
             ("messages", self.messages),
             ("messages already imported", self.messages_already_imported),
             ("messages placed", self.messages_placed),
@@ -125,6 +197,8 @@ impl fmt::Display for Report {
             ("recalls without original", self.recalls_missing),
             ("group messages skipped", self.skipped_group_messages),
             ("events without customer", self.skipped_without_customer),
+            ("media folder files skipped", self.skipped_media_files),
+            ("binary files skipped", self.skipped_binary_files),
             ("agents mapped", self.agents_mapped),
             ("agent placeholders created", self.agents_created),
             ("media found", self.media_found),
@@ -150,6 +224,24 @@ impl fmt::Display for Report {
                     c.found, c.kept, c.masked, c.dropped
                 )?;
             }
+        }
+        for c in &self.conflicts {
+            let c2 = &c.conflict;
+            let ids = |ids: &[kefu_core::Identity]| {
+                ids.iter()
+                    .map(|i| format!("{}:{}", i.kind, i.value))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            writeln!(
+                f,
+                "  kept apart {}: {}:{} is also {}'s ({}); not merged",
+                c.file,
+                c2.shared.kind,
+                c2.shared.value,
+                ids(&c2.existing_ids),
+                ids(&c2.record)
+            )?;
         }
         for r in &self.rejected_lines {
             writeln!(f, "  rejected {}:{}: {}", r.file, r.line, r.reason)?;

@@ -126,6 +126,10 @@ impl Pending {
 struct DryCounts {
     /// Identity → person number, to count people once across sources.
     people: HashMap<(String, String), u64>,
+    /// Person number → the kinds of WeChat id the person has: a phone or
+    /// email joins a record to a person only without a clash (as the store
+    /// does).
+    kinds: HashMap<u64, HashSet<String>>,
     sessions: HashMap<(String, String, String), Tail>,
     agents: HashSet<String>,
 }
@@ -202,14 +206,21 @@ impl<'a> Job<'a> {
 
     /// The files with their formats; undetectable ones are rejected here.
     fn inputs(&mut self) -> Result<Vec<Input>, ImportError> {
-        let paths = files::walk(&self.opts.paths).map_err(|e| ImportError::Io {
-            path: "input".into(),
-            source: e,
+        let walk = files::walk(&self.opts.paths, self.opts.media_dir.as_deref()).map_err(|e| {
+            ImportError::Io {
+                path: "input".into(),
+                source: e,
+            }
         })?;
+        self.report.skipped_media_files = walk.media_files;
         let mut inputs = Vec::new();
-        for p in paths {
+        for p in walk.files {
             match files::detect(&p, self.opts.format) {
-                Ok(i) => inputs.push(i),
+                Ok(files::Found::Source(i)) => inputs.push(i),
+                Ok(files::Found::Binary(kind)) => {
+                    self.report.skipped_binary_files += 1;
+                    tracing::debug!(path = %p.display(), kind, "not a source, skipped");
+                }
                 Err(e) => self.reject_file(&p.display().to_string(), None, e.to_string()),
             }
         }
@@ -226,6 +237,7 @@ impl<'a> Job<'a> {
             status: "rejected".into(),
             records: 0,
             resumed_at: 0,
+            encoding: None,
         });
     }
 
@@ -237,11 +249,20 @@ impl<'a> Job<'a> {
         }
         let book = self.read_tags(inputs.iter().filter(|i| is_tag_file(i.format)));
         self.report.tag_definitions = book.len() as u64;
+        let live = book.live_names(self.opts.keep_deleted_tags);
+        self.report.tag_list = live.len() as u64;
+        if !self.opts.dry_run {
+            self.report.tags_created = self.store.ensure_tags(&live).await?;
+        }
         let ctx = Arc::new(Ctx {
             tags: Arc::new(book),
             keep_deleted_tags: self.opts.keep_deleted_tags,
             keep_groups: self.opts.keep_groups,
             pii: self.opts.pii,
+            sheet: kefu_wechat::SheetOptions {
+                encoding: self.opts.encoding,
+                ..Default::default()
+            },
         });
         for input in inputs
             .iter()
@@ -300,6 +321,7 @@ impl<'a> Job<'a> {
                 status: "read".into(),
                 records: n,
                 resumed_at: 0,
+                encoding: None,
             });
             self.progress.file_done(input.size);
         }
@@ -327,6 +349,7 @@ impl<'a> Job<'a> {
             .into(),
             records: 0,
             resumed_at: before.as_ref().map_or(0, |p| p.line),
+            encoding: None,
         };
         if before.as_ref().is_some_and(|p| p.done) {
             file.status = "already_done".into();
@@ -358,11 +381,14 @@ impl<'a> Job<'a> {
             file.records += batch.consumed - progress.line;
             progress.line = batch.consumed;
             progress.byte_offset = batch.bytes;
+            if file.encoding.is_none() {
+                file.encoding = batch.encoding.map(str::to_string);
+            }
             self.report.pii.merge(&batch.pii);
             self.take(&path, batch.items, &mut pending).await?;
             if !self.opts.dry_run && pending.is_full(self.opts.batch.max(1)) {
                 if let Some(w) = writing.take() {
-                    self.staged(w).await?;
+                    self.staged(&path, w).await?;
                 }
                 let batch = std::mem::take(&mut pending);
                 writing = Some(self.stage(input.format, batch, progress.clone()));
@@ -370,7 +396,7 @@ impl<'a> Job<'a> {
             self.progress.at(batch.bytes);
         }
         if let Some(w) = writing.take() {
-            self.staged(w).await?;
+            self.staged(&path, w).await?;
         }
         let opened = reader
             .await
@@ -381,7 +407,7 @@ impl<'a> Job<'a> {
         } else if !self.opts.dry_run {
             progress.done = true;
             let last = self.stage(input.format, pending, progress);
-            self.staged(last).await?;
+            self.staged(&path, last).await?;
         }
         self.report.files.push(file);
         self.progress.file_done(input.size);
@@ -404,11 +430,12 @@ impl<'a> Job<'a> {
         })
     }
 
-    /// Waits for a batch to be written and counts it.
-    async fn staged(&mut self, writing: Staging) -> Result<(), ImportError> {
+    /// Waits for a batch of the file at `path` to be written and counts it.
+    async fn staged(&mut self, path: &str, writing: Staging) -> Result<(), ImportError> {
         let c = writing
             .await
             .map_err(|e| ImportError::Writer(e.to_string()))??;
+        self.report.contact_matches(path, c.merges, c.conflicts);
         self.report.contacts_created += c.contacts_created;
         self.report.contacts_updated += c.contacts_updated;
         self.report.messages += c.messages_staged;
@@ -457,20 +484,42 @@ impl<'a> Job<'a> {
         Ok(())
     }
 
+    /// The dry run's `upsert_contact`: a person by a WeChat id, else by a
+    /// phone or email unless that person has another id of a kind the
+    /// record has.
     fn count_person(&mut self, c: &ImportContact) {
-        let people = &mut self.dry.people;
+        let (people, kinds) = (&mut self.dry.people, &mut self.dry.kinds);
         let next = people.len() as u64;
-        let keys: Vec<(String, String)> = c
+        let key = |i: &kefu_core::Identity| (i.kind.clone(), i.value.clone());
+        let mut person = c
             .identities
             .iter()
-            .map(|i| (i.kind.clone(), i.value.clone()))
-            .collect();
-        let person = keys
-            .iter()
-            .find_map(|k| people.get(k).copied())
-            .unwrap_or(next);
-        for k in keys {
-            people.entry(k).or_insert(person);
+            .find_map(|i| people.get(&key(i)).copied());
+        if person.is_none() {
+            for w in &c.weak_identities {
+                let Some(&p) = people.get(&key(w)) else {
+                    continue;
+                };
+                let clash = c
+                    .identities
+                    .iter()
+                    .any(|i| kinds.get(&p).is_some_and(|k| k.contains(&i.kind)));
+                if clash {
+                    self.report.contact_conflicts += 1;
+                } else {
+                    self.report.contacts_merged += 1;
+                    person = Some(p);
+                    break;
+                }
+            }
+        }
+        let person = person.unwrap_or(next);
+        for i in &c.identities {
+            kinds.entry(person).or_default().insert(i.kind.clone());
+            people.entry(key(i)).or_insert(person);
+        }
+        for w in &c.weak_identities {
+            people.entry(key(w)).or_insert(person);
         }
     }
 

@@ -44,6 +44,30 @@ impl TagBook {
         self.by_id.len()
     }
 
+    /// Every tag of the tag files as kefu names it, in name order: the
+    /// whole live list, so that agents can tag new customers with tags
+    /// nobody carries yet. Deleted tags and the tags of deleted groups stay
+    /// out unless kept; so do the Official Account's reserved ids 0–2.
+    pub fn live_names(&self, keep_deleted: bool) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|((kind, id), info)| {
+                let reserved = *kind == kind_key(TagKind::OfficialAccount)
+                    && matches!(id.as_str(), "0" | "1" | "2");
+                !reserved && (keep_deleted || !info.deleted)
+            })
+            .map(|(_, info)| match &info.group {
+                Some(g) => format!("{g}/{}", info.name),
+                None => info.name.clone(),
+            })
+            .filter(|n| !n.trim().is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The kefu tag name ("组名/标签名", or the bare name without a group);
     /// `None` for a deleted tag (unless kept) or an id no tag file named.
     pub fn name(&self, t: &TagRef, keep_deleted: bool) -> Option<String> {
@@ -155,5 +179,40 @@ mod tests {
         for (tag, keep, want) in cases {
             assert_eq!(book.name(&tag, keep).as_deref(), want, "{tag:?}");
         }
+    }
+
+    #[test]
+    fn live_list() {
+        let mut book = TagBook::default();
+        let group = |id: &str, name: &str, deleted, tags| TagGroupRecord {
+            kind: TagKind::Corp,
+            group_id: Some(id.into()),
+            name: Some(name.into()),
+            created_at: None,
+            order: None,
+            deleted,
+            tags,
+        };
+        book.add(&group(
+            "g1",
+            "客户等级",
+            false,
+            vec![def("t1", "VIP", false), def("t2", "旧", true)],
+        ));
+        book.add(&group("g2", "停用", true, vec![def("t3", "甲", false)]));
+        book.add(&TagGroupRecord {
+            kind: TagKind::OfficialAccount,
+            group_id: None,
+            name: None,
+            created_at: None,
+            order: None,
+            deleted: false,
+            tags: vec![def("2", "星标组", false), def("100", "老客户", false)],
+        });
+        assert_eq!(book.live_names(false), ["客户等级/VIP", "老客户"]);
+        assert_eq!(
+            book.live_names(true),
+            ["停用/甲", "客户等级/VIP", "客户等级/旧", "老客户"]
+        );
     }
 }

@@ -47,7 +47,11 @@ macro_rules! on_both {
 on_both!(
     imports_every_source_once,
     dry_run_writes_nothing,
-    clean_input_exits_zero
+    clean_input_exits_zero,
+    csv_encoding_detected_or_given,
+    spreadsheet_joins_wecom_contacts_by_mobile,
+    whole_live_tag_list,
+    export_folder_with_media_inside,
 );
 
 /// Rows of a table, through the database's own driver (the store has no
@@ -520,4 +524,308 @@ async fn clean_input_exits_zero(db: Db) {
         db.store.list_import_runs(1).await.expect("runs")[0].status,
         "finished"
     );
+}
+
+/// A Big5 customer list as Excel on Traditional Chinese Windows saves it
+/// (no BOM, CRLF) is detected as Big5, not read as GB18030 mojibake; the
+/// report names the encoding; `encoding` (`--encoding`) overrides detection.
+async fn csv_encoding_detected_or_given(db: Db) {
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let text = "客戶名稱,手機,電子郵件,公司,備註\r\n\
+                陳大文,0912345678,tai.man@example.com.tw,台灣積體電路製造股份有限公司,老客戶\r\n\
+                林美玲,0987654321,mei@example.com.hk,鴻海精密工業股份有限公司,\r\n";
+    let (big5, _, unmappable) = kefu_import::encoding_for_label("big5")
+        .expect("big5")
+        .encode(text);
+    assert!(!unmappable);
+    let input = db.dir.path().join("export");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    std::fs::write(input.join("客戶名單.csv"), &big5).expect("write");
+    let mut opts = Options::new(vec![input.clone()]);
+    opts.actor = "test".into();
+    let report = kefu_import::run(&db.store, &blobs, &opts)
+        .await
+        .expect("run");
+    print!("{report}");
+    assert_eq!(report.rejected, 0, "{:?}", report.rejected_lines);
+    assert_eq!(report.files[0].encoding.as_deref(), Some("Big5"));
+    assert!(report.to_string().contains("(Big5)"), "{report}");
+    let chen = db
+        .store
+        .contact_by_identity("email", "tai.man@example.com.tw")
+        .await
+        .expect("contact");
+    assert_eq!(chen.name.as_deref(), Some("陳大文"));
+    assert_eq!(chen.attributes["company"], "台灣積體電路製造股份有限公司");
+    assert_eq!(chen.attributes["description"], "老客戶");
+
+    // Told otherwise, the importer reads the bytes as told (a dry run, so
+    // the names it would make are not checked against the database).
+    let mut told = opts.clone();
+    told.dry_run = true;
+    told.encoding = Some(kefu_import::encoding_for_label("gbk").expect("gbk"));
+    let report = kefu_import::run(&db.store, &blobs, &told)
+        .await
+        .expect("dry run");
+    assert_eq!(report.files[0].encoding.as_deref(), Some("gb18030"));
+}
+
+/// A WeCom external contact as `externalcontact/get` returns it, with the
+/// mobiles its follower noted.
+fn wecom_contact(id: &str, name: &str, mobiles: &[&str]) -> serde_json::Value {
+    json!({"errcode": 0, "errmsg": "ok",
+        "external_contact": {"external_userid": id, "name": name, "type": 1, "gender": 1},
+        "follow_user": [{"userid": "zhangsan", "remark": name, "createtime": T0,
+            "remark_mobiles": mobiles, "add_way": 1}]})
+}
+
+/// The customer list of the WeCom contacts above, as Excel on Chinese
+/// Windows saves it (GBK without BOM, CRLF), the mobiles written every way
+/// people write them, is joined to those contacts by mobile (and to an
+/// existing customer by email) instead of making a second contact each;
+/// two WeCom contacts sharing a mobile stay two, and both the merges and
+/// the conflict are in the report.
+async fn spreadsheet_joins_wecom_contacts_by_mobile(db: Db) {
+    let store = &db.store;
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    // A customer who wrote in by email before the move.
+    let zhao = store
+        .create_contact(&kefu_core::NewContact {
+            name: Some("赵磊".into()),
+            email: Some("zhao.lei@example.com".into()),
+            identities: vec![kefu_core::Identity {
+                kind: "email".into(),
+                value: "zhao.lei@example.com".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("contact");
+    let input = db.dir.path().join("export");
+    let contacts = [
+        wecom_contact("wmZW", "张伟", &["13800138000"]),
+        wecom_contact("wmLN", "李娜", &["139-0013-9000"]),
+        wecom_contact("wmWF", "王芳", &["+86 137 0013 7000"]),
+        wecom_contact("wmLY", "刘洋", &["13600136000"]),
+        // 刘洋's wife: the same home number, another WeCom contact.
+        wecom_contact("wmCJ", "陈静", &["136 0013 6000"]),
+    ];
+    write(&input, "contacts/external.ndjson", &lines(&contacts));
+    let csv = "客户名称,手机,邮箱,企业,标签\r\n\
+               张伟,138 0013 8000,,上海某某贸易有限公司,VIP\r\n\
+               李娜,+86-139-0013-9000,,,\r\n\
+               王芳,８６１３７００１３７０００,,,\r\n\
+               刘洋,(0086) 136-0013-6000,,,\r\n\
+               孙丽,13500135000,,,\r\n\
+               赵磊,,Zhao.Lei＠Example.com,,\r\n";
+    let (gbk, _, unmappable) = kefu_import::encoding_for_label("gbk")
+        .expect("gbk")
+        .encode(csv);
+    assert!(!unmappable);
+    assert!(!gbk.starts_with(b"\xEF\xBB\xBF") && std::str::from_utf8(&gbk).is_err());
+    std::fs::write(input.join("客户列表.csv"), &gbk).expect("write");
+    let mut opts = Options::new(vec![input]);
+    opts.actor = "test".into();
+    let before = count(&db, "contacts").await;
+    let report = kefu_import::run(store, &blobs, &opts).await.expect("run");
+    print!("{report}");
+    assert_eq!(report.rejected, 0, "{:?}", report.rejected_lines);
+    assert_eq!(report.files[1].encoding.as_deref(), Some("gb18030"));
+
+    // 5 WeCom contacts and 孙丽; the other 5 rows joined someone.
+    assert_eq!(count(&db, "contacts").await - before, 6);
+    assert_eq!(report.contacts_created, 6);
+    assert_eq!(report.contacts_merged, 5, "{:?}", report.merges);
+    let by = |k: &str, v: &str| (k.to_string(), v.to_string());
+    for (wm, phone) in [
+        ("wmZW", "13800138000"),
+        ("wmLN", "13900139000"),
+        ("wmWF", "13700137000"),
+        ("wmLY", "13600136000"),
+    ] {
+        let c = store
+            .contact_by_identity("wechat_external_userid", wm)
+            .await
+            .expect("wecom contact");
+        let ids: Vec<_> = c
+            .identities
+            .iter()
+            .map(|i| (i.kind.clone(), i.value.clone()))
+            .collect();
+        assert!(ids.contains(&by("phone", phone)), "{wm}: {ids:?}");
+        let merge = report
+            .merges
+            .iter()
+            .find(|m| m.merge.contact_id == c.id)
+            .expect("merge listed");
+        assert_eq!(merge.merge.by.value, phone);
+        assert!(merge.file.ends_with("客户列表.csv"), "{}", merge.file);
+    }
+    let zw = store
+        .contact_by_identity("phone", "13800138000")
+        .await
+        .expect("张伟");
+    assert_eq!(zw.name.as_deref(), Some("张伟"));
+    assert_eq!(zw.tags, ["VIP"]);
+    assert_eq!(zw.attributes["company"], "上海某某贸易有限公司");
+    // The customer known by email got the spreadsheet's row.
+    let merged_zhao = store
+        .contact_by_identity("email", "zhao.lei@example.com")
+        .await
+        .expect("赵磊");
+    assert_eq!(merged_zhao.id, zhao.id);
+    assert!(report.merges.iter().any(|m| m.merge.contact_id == zhao.id));
+
+    // Two WeCom ids sharing a mobile stay two people; the number stays
+    // with the first, the conflict is reported.
+    let cj = store
+        .contact_by_identity("wechat_external_userid", "wmCJ")
+        .await
+        .expect("陈静");
+    let ly = store
+        .contact_by_identity("phone", "13600136000")
+        .await
+        .expect("刘洋");
+    assert_ne!(cj.id, ly.id);
+    assert_eq!(ly.name.as_deref(), Some("刘洋"));
+    assert_eq!(report.contact_conflicts, 1);
+    let conflict = &report.conflicts[0].conflict;
+    assert_eq!(conflict.shared.value, "13600136000");
+    assert_eq!((conflict.existing, conflict.created), (ly.id, cj.id));
+    assert_eq!(conflict.existing_ids[0].value, "wmLY");
+    assert_eq!(conflict.record[0].value, "wmCJ");
+    assert!(report.to_string().contains("kept apart"), "{report}");
+
+    // A dry run counts the people in its input (赵磊 is one: it does not
+    // look at the database) joined and kept apart by the same rule.
+    let mut dry = opts.clone();
+    dry.dry_run = true;
+    let dry = kefu_import::run(store, &blobs, &dry).await.expect("dry");
+    assert_eq!(
+        (
+            dry.contacts_created,
+            dry.contacts_merged,
+            dry.contact_conflicts
+        ),
+        (7, 4, 1)
+    );
+
+    // Again: nothing new.
+    let again = kefu_import::run(store, &blobs, &opts).await.expect("rerun");
+    assert_eq!(again.contacts_created, 0);
+    assert_eq!(count(&db, "contacts").await - before, 6);
+}
+
+/// The corp tag list comes across whole: tags nobody carries yet (and
+/// groups whose tags nobody carries) become kefu tags agents can use;
+/// deleted tags and deleted groups stay out.
+async fn whole_live_tag_list(db: Db) {
+    let store = &db.store;
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let input = db.dir.path().join("export");
+    write(&input, "contacts/corp_tags.json", &json!({"errcode": 0, "errmsg": "ok", "tag_group": [
+        {"group_id": "etG1", "group_name": "客户等级", "create_time": T0, "order": 1, "deleted": false, "tag": [
+            {"id": "etT1", "name": "VIP", "create_time": T0, "order": 1, "deleted": false},
+            {"id": "etT2", "name": "普通", "create_time": T0, "order": 2, "deleted": false},
+            {"id": "etT3", "name": "流失", "create_time": T0, "order": 3, "deleted": true}]},
+        {"group_id": "etG2", "group_name": "所在地区", "create_time": T0, "order": 2, "deleted": false, "tag": [
+            {"id": "etT4", "name": "华东", "create_time": T0, "order": 1, "deleted": false},
+            {"id": "etT5", "name": "华南", "create_time": T0, "order": 2, "deleted": false}]},
+        {"group_id": "etG3", "group_name": "2022活动", "create_time": T0, "order": 3, "deleted": true, "tag": [
+            {"id": "etT6", "name": "双十一", "create_time": T0, "order": 1, "deleted": false}]}]}).to_string());
+    let mut contact = wecom_contact("wmZW", "张伟", &[]);
+    contact["follow_user"][0]["tags"] =
+        json!([{"group_name": "客户等级", "tag_name": "VIP", "tag_id": "etT1", "type": 1}]);
+    write(&input, "contacts/external.json", &contact.to_string());
+    let mut opts = Options::new(vec![input]);
+    opts.actor = "test".into();
+    let report = kefu_import::run(store, &blobs, &opts).await.expect("run");
+    print!("{report}");
+    let names: Vec<String> = store
+        .list_tags()
+        .await
+        .expect("tags")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for live in [
+        "客户等级/VIP",
+        "客户等级/普通",
+        "所在地区/华东",
+        "所在地区/华南",
+    ] {
+        assert!(names.contains(&live.to_string()), "{live} in {names:?}");
+    }
+    for gone in ["客户等级/流失", "2022活动/双十一"] {
+        assert!(!names.contains(&gone.to_string()), "{gone} in {names:?}");
+    }
+    assert_eq!((report.tag_list, report.tags_created), (4, 4));
+    let zw = store
+        .contact_by_identity("wechat_external_userid", "wmZW")
+        .await
+        .expect("contact");
+    assert_eq!(zw.tags, ["客户等级/VIP"]);
+
+    // A dry run writes no tag; a re-run creates none.
+    let mut dry = opts.clone();
+    dry.dry_run = true;
+    let before = count(&db, "tags").await;
+    let d = kefu_import::run(store, &blobs, &dry).await.expect("dry");
+    assert_eq!((d.tag_list, d.tags_created), (4, 0));
+    let again = kefu_import::run(store, &blobs, &opts).await.expect("rerun");
+    assert_eq!((again.tag_list, again.tags_created), (4, 0));
+    assert_eq!(count(&db, "tags").await, before);
+}
+
+/// An export folder as the README lays it out, with `media/` inside and
+/// `--media` naming it, plus the binaries people leave in such a folder
+/// (a screenshot named .json, a voice file without extension, a zipped
+/// backup, a .DS_Store): the media folder and the binaries are skipped and
+/// counted, not rejected, and the import exits 0.
+async fn export_folder_with_media_inside(db: Db) {
+    let blobs = Blobs::new(db.dir.path().join("attachments"));
+    let (input, media) = fixtures(db.dir.path(), false);
+    let inside = input.join("media");
+    std::fs::rename(&media, &inside).expect("move media into the export");
+    std::fs::write(inside.join("MEDIA9"), b"#!AMR\n\x3c\x91\x17").expect("write");
+    let jpeg = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01";
+    write(&input, "oa/Media/qr.jpg", "");
+    std::fs::write(input.join("oa/Media/qr.jpg"), jpeg).expect("write");
+    std::fs::write(input.join("kf/截图.json"), jpeg).expect("write");
+    std::fs::write(input.join("archive/voice_0001"), b"#!SILK_V3\x0c\x00\x01").expect("write");
+    std::fs::write(
+        input.join("聊天备份.bak"),
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00media/MEDIA1.jpg",
+    )
+    .expect("write");
+    std::fs::write(
+        input.join(".DS_Store"),
+        b"\x00\x00\x00\x01Bud1\x00\x00\x10\x00",
+    )
+    .expect("write");
+    let opts = options(db.dir.path(), input, inside);
+    let report = kefu_import::run(&db.store, &blobs, &opts)
+        .await
+        .expect("run");
+    print!("{report}");
+    assert_eq!(report.rejected, 0, "{:?}", report.rejected_lines);
+    assert_eq!(report.exit_code(), 0);
+    // media/: MEDIA1.jpg, abc123.pdf, MEDIA9; oa/Media/: qr.jpg.
+    assert_eq!(report.skipped_media_files, 4);
+    assert_eq!(report.skipped_binary_files, 4);
+    assert!(
+        report.files.iter().all(|f| !f.path.contains("media")
+            && !f.path.contains("Media")
+            && !f.path.contains("截图")),
+        "{:?}",
+        report.files
+    );
+    assert!(
+        report.to_string().contains("media folder files skipped"),
+        "{report}"
+    );
+    // The media folder is still where attachments come from.
+    assert_eq!((report.media_found, report.media_missing), (2, 1));
+    assert_eq!(report.messages, report.messages_placed);
+    assert!(report.messages > 0);
 }

@@ -53,8 +53,8 @@ pub use db::Backend;
 pub use email::{EmailThread, NewInbound, NewOutboxEmail, OutboxEmail};
 pub use error::StoreError;
 pub use import::{
-    EncodedMessage, FileProgress, ImportContact, ImportRun, ImportWork, PlaceCounts, PlaceOptions,
-    StageCounts, StagedBody, StagedMessage,
+    ContactConflict, ContactMerge, EncodedMessage, FileProgress, ImportContact, ImportRun,
+    ImportWork, PlaceCounts, PlaceOptions, StageCounts, StagedBody, StagedMessage,
 };
 pub use messages::Appended;
 pub use reads::CsatRow;

@@ -36,6 +36,24 @@ impl Store {
         self.tag(id).await
     }
 
+    /// Creates the named tags that do not exist yet, in one transaction
+    /// (an import's tag list); returns how many were created.
+    pub async fn ensure_tags(&self, names: &[String]) -> Result<u64> {
+        let at = to_millis(now());
+        let created = on_db!(self.db.writer(), p => {
+            let mut tx = p.begin().await?;
+            let mut created = 0;
+            for name in names {
+                created += sqlx::query(crate::rows::INSERT_TAG)
+                    .bind(Uuid::now_v7()).bind(name).bind(at)
+                    .execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            created
+        });
+        Ok(created)
+    }
+
     pub async fn tag(&self, id: Uuid) -> Result<Tag> {
         let row: TagRow = on_db!(self.db.reader(), p =>
             sqlx::query_as("SELECT id, name, color, created_at FROM tags WHERE id = $1")

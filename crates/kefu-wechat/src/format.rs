@@ -137,6 +137,62 @@ pub fn detect(head: &[u8], path: Option<&Path>) -> Option<Format> {
     looks_like_sheet(body).then_some(Format::Csv)
 }
 
+/// What a file that cannot be a source is — `image`, `audio`, `video`,
+/// `document`, `archive` or `binary` — from its first bytes (a few KiB),
+/// not its name: an export folder holds media files named by media_id with
+/// no extension, and screenshots named `.json` by mistake. `None` for
+/// anything that may be a source (text, or a zip that is an XLSX: one whose
+/// name ends in `.xlsx` or whose head names an `xl/` part).
+pub fn non_source(head: &[u8], path: Option<&Path>) -> Option<&'static str> {
+    let ext = path
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if head.starts_with(b"PK\x03\x04") {
+        let xlsx = ext.as_deref() == Some("xlsx") || head.windows(3).any(|w| w == b"xl/");
+        return (!xlsx).then_some("archive");
+    }
+    if let Some(mime) = crate::media::sniff_mime(head) {
+        return Some(match mime.split('/').next() {
+            Some("image") => "image",
+            Some("audio") => "audio",
+            Some("video") => "video",
+            _ => "document",
+        });
+    }
+    const MAGIC: &[(&[u8], &str)] = &[
+        (b"\x1F\x8B", "archive"),           // gzip
+        (b"7z\xBC\xAF\x27\x1C", "archive"), // 7-Zip
+        (b"Rar!\x1A\x07", "archive"),       // RAR
+        (b"\xFD7zXZ\x00", "archive"),       // xz
+        (b"BZh", "archive"),                // bzip2
+        (b"OggS", "audio"),
+        (b"fLaC", "audio"),
+        (b"\x1A\x45\xDF\xA3", "video"), // Matroska / WebM
+        (b"FLV\x01", "video"),
+        (b"II*\x00", "image"), // TIFF
+        (b"MM\x00*", "image"),
+        (b"\x00\x00\x01\x00", "image"),                    // ICO
+        (b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", "document"), // old Office
+    ];
+    if let Some((_, kind)) = MAGIC.iter().find(|(m, _)| head.starts_with(m)) {
+        return Some(kind);
+    }
+    if head.len() >= 12 && head.starts_with(b"RIFF") {
+        return Some(match &head[8..12] {
+            b"WAVE" => "audio",
+            b"AVI " => "video",
+            _ => "binary",
+        });
+    }
+    if head.len() >= 262 && &head[257..262] == b"ustar" {
+        return Some("archive");
+    }
+    // Text never holds NUL bytes, except UTF-16 (with its BOM).
+    let utf16 = head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF");
+    (!utf16 && head.contains(&0)).then_some("binary")
+}
+
 /// Key-based sniffing on raw text rather than parsing, because the head may
 /// end mid-document. The order settles files whose items hold several keys.
 fn detect_json(body: &[u8]) -> Option<Format> {
@@ -192,7 +248,7 @@ fn has_key(text: &str, key: &str) -> bool {
 /// A header line with a comma or tab and a known Chinese column name.
 fn looks_like_sheet(body: &[u8]) -> bool {
     let text = crate::sheet::decode_head(body);
-    let header = text.lines().next().unwrap_or("");
+    let header = crate::sheet::simplified(text.lines().next().unwrap_or(""));
     (header.contains(',') || header.contains('\t'))
         && [
             "客户名称",
@@ -241,6 +297,62 @@ mod tests {
         for (head, path, want) in cases {
             let got = detect(head, path.map(Path::new));
             assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(head));
+        }
+    }
+
+    #[test]
+    fn non_source_table() {
+        let mut tar = vec![0u8; 512];
+        tar[..8].copy_from_slice(b"chat.txt");
+        tar[257..262].copy_from_slice(b"ustar");
+        let cases: &[(&[u8], Option<&str>, Option<&str>)] = &[
+            (
+                b"\xFF\xD8\xFF\xE0\x00\x10JFIF",
+                Some("a.json"),
+                Some("image"),
+            ),
+            (b"\x89PNG\r\n\x1a\n\x00\x00", None, Some("image")),
+            (b"#!AMR\n\x3c", Some("MEDIA2"), Some("audio")),
+            (b"\x02#!SILK_V3\x0c", None, Some("audio")),
+            (b"\x00\x00\x00\x18ftypmp42", None, Some("video")),
+            (b"%PDF-1.4", None, Some("document")),
+            (
+                b"PK\x03\x04\x14\x00\x00\x00word/document.xml",
+                Some("x.docx"),
+                Some("archive"),
+            ),
+            (
+                b"PK\x03\x04\x14\x00\x00\x00media/1.jpg",
+                Some("backup.zip"),
+                Some("archive"),
+            ),
+            (
+                b"PK\x03\x04\x14\x00\x00\x00[Content_Types].xml..xl/workbook.xml",
+                None,
+                None,
+            ),
+            (b"PK\x03\x04\x14\x00", Some("客户.xlsx"), None),
+            (b"\x1F\x8B\x08\x00", Some("kf.ndjson.gz"), Some("archive")),
+            (b"7z\xBC\xAF\x27\x1C\x00\x04", None, Some("archive")),
+            (&tar, None, Some("archive")),
+            (b"RIFF\x00\x00\x00\x00WAVEfmt ", None, Some("audio")),
+            (
+                b"\x00\x00\x00\x01Bud1\x00",
+                Some(".DS_Store"),
+                Some("binary"),
+            ),
+            (br#"{"msg_list":[]}"#, None, None),
+            ("客户名称,手机\r\n".as_bytes(), None, None),
+            (b"\xFF\xFE\xA2\x5B\x37\x62", Some("list.txt"), None),
+            (b"", None, None),
+        ];
+        for (head, path, want) in cases {
+            assert_eq!(
+                non_source(head, path.map(Path::new)),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
         }
     }
 

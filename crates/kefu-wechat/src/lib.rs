@@ -45,8 +45,10 @@ mod text;
 mod value;
 
 pub use archive::is_external_id;
-pub use format::{Format, UnknownFormat, detect};
+pub use format::{Format, UnknownFormat, detect, non_source};
 pub use model::*;
 pub use reader::{JsonRecords, OpenError, Records, open};
 pub use session::Sessionizer;
-pub use sheet::{CsvRecords, SheetOptions, read_xlsx};
+pub use sheet::{
+    CsvRecords, Encoding, SheetOptions, UnknownEncoding, encoding_for_label, read_xlsx,
+};

@@ -5,9 +5,14 @@
 //! Start with [`CsvRecords`] and [`read_xlsx`]; both share [`Header`] and
 //! the row conversion.
 //!
-//! Encoding (CSV): a UTF-8 BOM means UTF-8; otherwise valid UTF-8 in the
-//! first 64 KiB means UTF-8; otherwise GB18030, a superset of the GBK that
-//! Excel writes on Chinese Windows.
+//! Encoding (CSV): the one [`SheetOptions::encoding`] names (`--encoding`);
+//! else a byte order mark (UTF-8, or UTF-16 as Excel's "Unicode text"
+//! writes); else valid UTF-8 in the first 64 KiB means UTF-8; else the
+//! legacy encoding `chardetng` (Firefox's detector) finds most likely —
+//! GBK, which Excel writes on mainland Chinese Windows, is read as GB18030
+//! (its superset), and Big5 (Taiwan, Hong Kong), Shift_JIS, EUC-KR… as
+//! themselves. Guessing GB18030 for every non-UTF-8 file turned a Big5
+//! list into mojibake: Big5 bytes are nearly all valid GBK.
 //!
 //! Excel damages long numbers (IDs, card numbers, some phones) into
 //! `3.40524E+17` or trailing zeros. Such values are flagged as warnings in
@@ -15,7 +20,8 @@
 
 use crate::model::*;
 use chrono::{FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
-use encoding_rs::{Decoder, Encoding, GB18030, UTF_8};
+pub use encoding_rs::Encoding;
+use encoding_rs::{Decoder, GB18030, GBK, UTF_8};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::{self, Read};
@@ -26,15 +32,54 @@ pub struct SheetOptions {
     /// Offset of the times written without a zone, in seconds east of UTC.
     /// Default: Beijing time, UTC+8.
     pub utc_offset_secs: i32,
+    /// The encoding of CSV files, when the user knows it better than
+    /// detection (`--encoding`, see [`encoding_for_label`]).
+    #[serde(skip)]
+    pub encoding: Option<&'static Encoding>,
 }
 
 impl Default for SheetOptions {
     fn default() -> Self {
         SheetOptions {
             utc_offset_secs: 8 * 3600,
+            encoding: None,
         }
     }
 }
+
+/// An encoding named by `--encoding`: any WHATWG label (`gbk`, `big5`,
+/// `shift_jis`, `utf-16le`…), any case. GBK and its labels mean GB18030, its
+/// superset, so that characters past GBK still decode.
+/// Windows' code page names of the two Chinese encodings are accepted too.
+pub fn encoding_for_label(label: &str) -> Result<&'static Encoding, UnknownEncoding> {
+    let label = label.trim();
+    let whatwg = match label.to_ascii_lowercase().as_str() {
+        "cp936" => "gbk",
+        "cp950" => "big5",
+        _ => label,
+    };
+    match Encoding::for_label(whatwg.as_bytes()) {
+        Some(e) if e == GBK => Ok(GB18030),
+        Some(e) => Ok(e),
+        None => Err(UnknownEncoding(label.to_string())),
+    }
+}
+
+/// A `--encoding` value that names no encoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownEncoding(pub String);
+
+impl std::fmt::Display for UnknownEncoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown encoding {:?}; use a WHATWG label such as gbk, gb18030, big5, shift_jis, utf-8",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownEncoding {}
 
 /// What a column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,14 +137,16 @@ const SYNONYMS: &[(&[&str], MakeField)] = &[
             "手机号码",
             "电话号码",
             "联系电话",
+            "联络电话",
             "phone",
             "mobile",
         ],
         || Field::Phone,
     ),
-    (&["邮箱", "电子邮箱", "邮件", "email"], || {
-        Field::Email
-    }),
+    (
+        &["邮箱", "电子邮箱", "邮件", "电子邮件", "email"],
+        || Field::Email,
+    ),
     (
         &[
             "企业",
@@ -144,17 +191,74 @@ const SYNONYMS: &[(&[&str], MakeField)] = &[
     (&["地址", "address"], || Field::Other("address".into())),
 ];
 
+/// Traditional characters of the header synonyms → simplified, so that a
+/// list written in Taiwan or Hong Kong (Big5, 客戶名稱 / 手機 / 標籤組)
+/// maps like a mainland one. Only header words: values stay as written.
+const TRADITIONAL: &[(char, char)] = &[
+    ('戶', '户'),
+    ('稱', '称'),
+    ('暱', '昵'),
+    ('機', '机'),
+    ('話', '话'),
+    ('碼', '码'),
+    ('聯', '联'),
+    ('繫', '系'),
+    ('絡', '络'),
+    ('郵', '邮'),
+    ('電', '电'),
+    ('業', '业'),
+    ('備', '备'),
+    ('註', '注'),
+    ('資', '资'),
+    ('訊', '讯'),
+    ('間', '间'),
+    ('時', '时'),
+    ('職', '职'),
+    ('務', '务'),
+    ('別', '别'),
+    ('籤', '签'),
+    ('組', '组'),
+    ('帳', '账'),
+    ('號', '号'),
+    ('門', '门'),
+    ('屬', '属'),
+    ('員', '员'),
+    ('來', '来'),
+    ('進', '进'),
+    ('標', '标'),
+    ('識', '识'),
+    ('區', '区'),
+    ('場', '场'),
+    ('體', '体'),
+    ('設', '设'),
+    ('單', '单'),
+    ('級', '级'),
+];
+
+/// A header with its traditional characters simplified (see [`TRADITIONAL`]).
+pub(crate) fn simplified(h: &str) -> String {
+    h.chars()
+        .map(|c| {
+            TRADITIONAL
+                .iter()
+                .find(|(t, _)| *t == c)
+                .map_or(c, |(_, s)| *s)
+        })
+        .collect()
+}
+
 impl Field {
     pub fn from_header(h: &str) -> Field {
-        let norm = h
+        let plain = h
             .trim()
             .trim_start_matches('\u{feff}')
             .trim_matches('*')
             .trim()
             .to_lowercase();
-        if let Some(group) = tag_group_name(&norm) {
+        if let Some(group) = tag_group_name(&plain) {
             return Field::TagGroup(group);
         }
+        let norm = simplified(&plain);
         SYNONYMS
             .iter()
             .find(|(names, _)| names.contains(&norm.as_str()))
@@ -167,8 +271,13 @@ impl Field {
 }
 
 /// `标签组1(客户等级)` or `标签组1（客户等级）` → `客户等级`; `标签组1` → itself.
+/// `標籤組1(客戶等級)` → `客戶等級`: the group keeps its own characters.
 fn tag_group_name(h: &str) -> Option<String> {
-    let rest = h.strip_prefix("标签组")?;
+    let prefix = h.char_indices().nth(3).map_or(h.len(), |(i, _)| i);
+    if simplified(&h[..prefix]) != "标签组" {
+        return None;
+    }
+    let rest = &h[prefix..];
     let open = rest.find(['(', '（']);
     let inner = open.map(|i| {
         let after = &rest[i..];
@@ -504,16 +613,25 @@ fn excel_serial(d: f64) -> Option<NaiveDateTime> {
 /// How much of a CSV decides its encoding.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-/// BOM → UTF-8; strict UTF-8 → UTF-8; else GB18030. A multi-byte character
-/// cut by the end of `head` does not count against UTF-8.
+/// BOM → its encoding; strict UTF-8 → UTF-8; else chardetng's guess, GBK
+/// read as GB18030. A multi-byte character cut by the end of `head` does
+/// not count against UTF-8. `head` is the whole file when shorter than
+/// 64 KiB.
 pub fn detect_encoding(head: &[u8]) -> &'static Encoding {
-    if head.starts_with(b"\xEF\xBB\xBF") {
-        return UTF_8;
+    if let Some((bom, _)) = Encoding::for_bom(head) {
+        return bom;
     }
     match std::str::from_utf8(head) {
-        Ok(_) => UTF_8,
-        Err(e) if e.error_len().is_none() && head.len() >= SNIFF_BYTES => UTF_8,
-        Err(_) => GB18030,
+        Ok(_) => return UTF_8,
+        Err(e) if e.error_len().is_none() && head.len() >= SNIFF_BYTES => return UTF_8,
+        Err(_) => {}
+    }
+    let mut detector = chardetng::EncodingDetector::new();
+    detector.feed(head, head.len() < SNIFF_BYTES);
+    // No top-level domain to hint with; UTF-8 was ruled out above.
+    match detector.guess(None, false) {
+        e if e == GBK => GB18030,
+        e => e,
     }
 }
 
@@ -599,8 +717,8 @@ impl<R: Read> CsvRecords<R> {
         (&mut input)
             .take(SNIFF_BYTES as u64)
             .read_to_end(&mut head)?;
-        let encoding = detect_encoding(&head);
-        let first_line = decode_head(&head[..head.len().min(4096)]);
+        let encoding = opts.encoding.unwrap_or_else(|| detect_encoding(&head));
+        let (first_line, _, _) = encoding.decode(&head[..head.len().min(4096)]);
         let first_line = first_line.lines().next().unwrap_or("");
         let delimiter = if first_line.contains('\t') && !first_line.contains(',') {
             b'\t'
@@ -784,6 +902,13 @@ mod tests {
             ("来源", Field::Other("source".into())),
             ("地址", Field::Other("address".into())),
             ("添加人所属部门", Field::Other("添加人所属部门".into())),
+            ("客戶名稱", Field::Name),
+            ("手機號碼", Field::Phone),
+            ("電子郵件", Field::Email),
+            ("備註", Field::Description),
+            ("標籤", Field::Tags),
+            ("標籤組1(客戶等級)", Field::TagGroup("客戶等級".into())),
+            ("添加時間", Field::AddedAt),
         ];
         for (h, want) in cases {
             assert_eq!(Field::from_header(h), want, "{h}");
@@ -812,7 +937,10 @@ mod tests {
     #[test]
     fn times() {
         let o = SheetOptions::default();
-        let utc = SheetOptions { utc_offset_secs: 0 };
+        let utc = SheetOptions {
+            utc_offset_secs: 0,
+            ..Default::default()
+        };
         // 2023-05-01 08:00 Beijing = 2023-05-01 00:00 UTC = 1682899200 s.
         let cases = [
             (
@@ -848,14 +976,53 @@ mod tests {
     #[test]
     fn encodings() {
         let (gbk, _, _) = encoding_rs::GBK.encode("客户名称,手机\n张三,13800000000\n");
-        let cases: [(&[u8], &str); 4] = [
+        let (gbk_long, _, _) = encoding_rs::GBK.encode(
+            "客户名称,描述,添加人,添加时间,来源,手机,企业,邮箱\r\n\
+             张伟,老客户，需要发票,李娜,2023-05-01 08:00:00,扫描二维码,13800138000,上海某某贸易有限公司,zw@example.com\r\n",
+        );
+        let (big5, _, _) = encoding_rs::BIG5.encode(
+            "客戶名稱,手機,公司,地址\r\n陳大文,0912345678,台灣積體電路製造股份有限公司,新竹市東區\r\n\
+             林美玲,0987654321,鴻海精密工業,臺北市信義區\r\n",
+        );
+        let (sjis, _, _) = encoding_rs::SHIFT_JIS
+            .encode("顧客名,電話番号,会社\r\n山田太郎,090-1234-5678,株式会社サンプル\r\n");
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend("客户名称\t手机".encode_utf16().flat_map(u16::to_le_bytes));
+        let cases: [(&[u8], &str); 8] = [
             (b"\xEF\xBB\xBFname", "UTF-8"),
             ("客户名称".as_bytes(), "UTF-8"),
             (&gbk, "gb18030"),
+            (&gbk_long, "gb18030"),
+            (&big5, "Big5"),
+            (&sjis, "Shift_JIS"),
+            (&utf16, "UTF-16LE"),
             (b"plain ascii", "UTF-8"),
         ];
         for (bytes, want) in cases {
             assert_eq!(detect_encoding(bytes).name(), want);
+        }
+    }
+
+    #[test]
+    fn encoding_labels() {
+        let cases = [
+            ("big5", Some("Big5")),
+            ("BIG5-HKSCS", Some("Big5")),
+            ("gbk", Some("gb18030")),
+            ("cp936", Some("gb18030")),
+            ("CP950", Some("Big5")),
+            ("GB2312", Some("gb18030")),
+            (" utf-8 ", Some("UTF-8")),
+            ("shift_jis", Some("Shift_JIS")),
+            ("x-user-defined", Some("x-user-defined")),
+            ("klingon", None),
+        ];
+        for (label, want) in cases {
+            assert_eq!(
+                encoding_for_label(label).ok().map(|e| e.name()),
+                want,
+                "{label}"
+            );
         }
     }
 

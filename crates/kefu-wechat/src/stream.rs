@@ -11,6 +11,15 @@
 //! so it marks the value broken; and when a value that started at column 0
 //! is still open at a line starting with `{`, that value was truncated (a cut
 //! NDJSON line) and a new one begins.
+//!
+//! Line records: a value that starts at column 0 and holds more than its
+//! opening bracket on its first line is an NDJSON record, and in NDJSON each
+//! line is its own record: if the line ends while the value is still open,
+//! the value ends there, broken, and the next line is read on its own (so
+//! two broken lines in a row are two rejections, each with its line).
+//! Pretty printers (serde_json, jq, Python's `indent`, JS, Go, PHP) all put
+//! the opening bracket alone on the first line, so a pretty document never
+//! looks like a line record.
 
 use std::io::BufRead;
 
@@ -58,6 +67,19 @@ struct Current {
     in_str: bool,
     escaped: bool,
     error: Option<String>,
+    /// A line break has been seen inside the value.
+    multiline: bool,
+    /// Something besides the opening bracket and blanks is on the value's
+    /// first line: with `started_at_col0`, the mark of an NDJSON record.
+    first_line_content: bool,
+}
+
+impl Current {
+    /// An NDJSON record (see the module comment) still open: a line break
+    /// now ends it, broken.
+    fn is_open_line_record(&self) -> bool {
+        self.started_at_col0 && !self.scalar && self.depth > 0 && self.first_line_content
+    }
 }
 
 enum Step {
@@ -164,6 +186,8 @@ impl Scan {
             in_str: false,
             escaped: false,
             error: None,
+            multiline: false,
+            first_line_content: false,
         });
         // Re-run the opening byte through the value automaton.
         let _ = self.step_inside(b);
@@ -174,16 +198,35 @@ impl Scan {
         let Some(cur) = self.cur.as_mut() else {
             return Step::Continue;
         };
-        if cur.scalar && !cur.in_str {
-            let ends = b == b'\n' || (in_array && (b == b',' || b == b']'));
+        if cur.scalar {
+            // A raw line break is never inside a JSON string, so it ends a
+            // bare token even after an odd quote (a line of garbage).
+            let ends = b == b'\n' || (!cur.in_str && in_array && (b == b',' || b == b']'));
             if ends {
                 self.col0 = false;
                 let chunk = self.finish(None);
                 return Step::EmitAndRetry(chunk);
             }
         }
+        if b == b'\n' && cur.is_open_line_record() {
+            let reason = if cur.in_str {
+                "unterminated JSON value: the line ends inside a string"
+            } else {
+                "unterminated JSON value: the line ends inside it"
+            };
+            // The line break is looked at again, outside any value.
+            let chunk = self.finish(Some(reason.into()));
+            return Step::EmitAndRetry(chunk);
+        }
         if b == b'\n' {
             self.line += 1;
+            cur.multiline = true;
+        } else if !cur.first_line_content
+            && !cur.multiline
+            && !self.buf.is_empty()
+            && !b.is_ascii_whitespace()
+        {
+            cur.first_line_content = true;
         }
         self.push(b);
         let Some(cur) = self.cur.as_mut() else {
@@ -382,6 +425,25 @@ mod tests {
                 &[Ok((1, r#"{"a":1}"#)), Err(1), Ok((2, r#"{"a":2}"#))],
             ),
             ("{\"a\":1", &[Err(1)]),
+            // NDJSON: every line is its own record, so two broken lines in a
+            // row are two rejections (the second does not start with `{`).
+            (
+                "{\"a\":{\"b\":1}\n\"c\":2}\n{\"a\":3}\n",
+                &[Err(1), Err(2), Ok((3, r#"{"a":3}"#))],
+            ),
+            (
+                "{\"a\":\"x\ny\"}\n{\"a\":2}\n",
+                &[Err(1), Err(2), Ok((3, r#"{"a":2}"#))],
+            ),
+            (
+                "{\"a\":1}\n{\"a\":1,\r\n\"b\":\r\n{\"a\":2}\r\n",
+                &[Ok((1, r#"{"a":1}"#)), Err(2), Err(3), Ok((4, r#"{"a":2}"#))],
+            ),
+            // A pretty document (bracket alone on its first line) spans lines.
+            (
+                "{\n  \"a\": [\n    1\n  ]\n}\n{\n\"b\":2}",
+                &[Ok((1, r#"{"a":[1]}"#)), Ok((6, r#"{"b":2}"#))],
+            ),
             ("[1, \"x,y\"]", &[Ok((1, "1")), Ok((1, r#""x,y""#))]),
             ("{\"a\":\"\\\"}\"}", &[Ok((1, r#"{"a":"\"}"}"#))]),
             ("\n\n{\"a\":tru}\n", &[Err(3)]),

@@ -103,10 +103,61 @@ fn csv_gbk_and_utf8_bom() {
     assert_eq!(csv.encoding, "gb18030");
 }
 
+/// A customer list saved by Excel on Traditional Chinese Windows: Big5, no
+/// BOM, CRLF. Read as GB18030 it was mojibake; it is detected, and
+/// `--encoding` (SheetOptions::encoding) overrides detection.
+#[test]
+fn csv_big5_detected_and_encoding_forced() {
+    let text = "客戶名稱,手機,電子郵件,公司,地址,標籤\r\n\
+                陳大文,0912345678,tai.man@example.com.tw,台灣積體電路製造股份有限公司,新竹市東區力行六路8號,重要客戶\r\n\
+                林美玲,0987654321,mei@example.com.hk,鴻海精密工業股份有限公司,臺北市信義區市府路45號,\r\n";
+    let (big5, _, unmappable) = encoding_rs::BIG5.encode(text);
+    assert!(!unmappable);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("客戶名單.csv");
+    std::fs::write(&path, &big5).expect("write");
+    let (format, items) = open(&path, None, SheetOptions::default()).expect("open");
+    assert_eq!(format, Format::Csv);
+    let (people, rejected) = contacts(items);
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let names: Vec<_> = people.iter().map(|p| p.name.as_deref()).collect();
+    assert_eq!(names, [Some("陳大文"), Some("林美玲")]);
+    assert_eq!(
+        people[0].company.as_deref(),
+        Some("台灣積體電路製造股份有限公司")
+    );
+    assert_eq!(people[0].email.as_deref(), Some("tai.man@example.com.tw"));
+    let csv = CsvRecords::new(&big5[..], SheetOptions::default()).expect("csv");
+    assert_eq!(csv.encoding, "Big5");
+
+    // Forced: the same bytes read as the user says, whatever detection thinks.
+    let forced = SheetOptions {
+        encoding: Some(encoding_for_label("gbk").expect("label")),
+        ..Default::default()
+    };
+    let csv = CsvRecords::new(&big5[..], forced).expect("csv");
+    assert_eq!(csv.encoding, "gb18030");
+    let (people, _) = contacts(csv);
+    assert!(
+        people.iter().all(|p| p.name.as_deref() != Some("陳大文")),
+        "read as told: {people:?}"
+    );
+    let big5_opts = SheetOptions {
+        encoding: Some(encoding_for_label("big5").expect("label")),
+        ..Default::default()
+    };
+    let (people, _) = contacts(CsvRecords::new(&big5[..], big5_opts).expect("csv"));
+    assert_eq!(people[1].name.as_deref(), Some("林美玲"));
+    assert!(encoding_for_label("no-such-encoding").is_err());
+}
+
 #[test]
 fn csv_configurable_offset() {
     let text = "姓名,添加时间\n甲,2023-05-01 00:00:00\n";
-    let opts = SheetOptions { utc_offset_secs: 0 };
+    let opts = SheetOptions {
+        utc_offset_secs: 0,
+        ..Default::default()
+    };
     let (people, _) = contacts(CsvRecords::new(text.as_bytes(), opts).expect("csv"));
     assert_eq!(people[0].added_at, Some(1_682_899_200_000));
 }

@@ -354,6 +354,46 @@ fn kf_ndjson_broken_lines_duplicates_and_disorder() {
     );
 }
 
+/// Two broken NDJSON lines next to each other are two rejections, each
+/// named by its line: a text whose line break was written raw (the record
+/// is split over two lines) and a record that lost its closing brace
+/// followed by the tail of another.
+#[test]
+fn kf_ndjson_adjacent_broken_lines_each_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = |id: &str, t| kf_item(id, t, 3, "text", json!({"content": id}));
+    let split = good("split", 200)
+        .to_string()
+        .replace("\"content\":\"split\"", "\"content\":\"第一行\n第二行\"");
+    let unclosed = good("unclosed", 300).to_string();
+    let unclosed = &unclosed[..unclosed.len() - 1];
+    let mut text = String::new();
+    text += &good("a", 100).to_string(); // line 1
+    text += "\n";
+    text += &split; // lines 2 and 3
+    text += "\n";
+    text += unclosed; // line 4
+    text += "\n\"origin\":3,\"msgtype\":\"text\"}\n"; // line 5: a record's tail
+    text += &good("b", 400).to_string(); // line 6
+    text += "\n";
+    let path = write(&dir, "kf.ndjson", text.as_bytes());
+    let (records, rejected) = read(&path, Format::KfMessages);
+    let ids: Vec<_> = messages(&records).iter().map(|m| m.msgid.clone()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    let lines: Vec<u64> = rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [2, 3, 4, 5], "{rejected:?}");
+    assert!(
+        rejected[0].reason.contains("line ends inside a string"),
+        "{}",
+        rejected[0].reason
+    );
+    assert!(
+        rejected[2].reason.contains("unterminated"),
+        "{}",
+        rejected[2].reason
+    );
+}
+
 #[test]
 fn kf_customers() {
     let dir = tempfile::tempdir().expect("tempdir");

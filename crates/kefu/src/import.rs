@@ -1,7 +1,7 @@
 //! `kefu import wechat …`: flags → `kefu_import::Options`, then the report.
 
 use clap::{Args, Subcommand, ValueEnum};
-use kefu_import::{Format, Options, PiiMode, PiiPolicy};
+use kefu_import::{Encoding, Format, Options, PiiMode, PiiPolicy};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -91,6 +91,10 @@ pub struct WechatArgs {
     /// Inbox for the imported conversations [default: "微信导入", created].
     #[arg(long)]
     inbox: Option<uuid::Uuid>,
+    /// Encoding of CSV files, any WHATWG label (gbk, gb18030, big5,
+    /// shift_jis, utf-16le…) [default: detected per file].
+    #[arg(long, value_name = "LABEL", value_parser = kefu_import::encoding_for_label)]
+    encoding: Option<&'static Encoding>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,6 +134,7 @@ impl WechatArgs {
         o.batch = self.batch;
         o.actor = self.actor.unwrap_or_else(os_user);
         o.inbox = self.inbox;
+        o.encoding = self.encoding;
         o.progress = true;
         o
     }

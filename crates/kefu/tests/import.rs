@@ -1,6 +1,7 @@
 //! `kefu import wechat` as a process: killed with SIGKILL while staging and
 //! again while placing, then run to the end, it leaves exactly what one
-//! clean run leaves.
+//! clean run leaves; pointed at an export folder with its media inside and
+//! a Big5 customer list, it exits 0.
 
 use sqlx::{Connection, SqliteConnection};
 use std::io::Write;
@@ -140,4 +141,61 @@ async fn killed_import_resumes_to_the_same_result() {
     // A third run adds nothing.
     finish(&killed, &input);
     assert!(content(&killed).await == a);
+}
+
+/// The README's command over an export folder holding `media/` (named by
+/// `--media`) and a Big5 customer list read with `--encoding big5`: the
+/// media files are skipped and counted, not rejected, and the exit code is
+/// 0 (it was 2, with every media file a rejected source).
+#[test]
+fn export_folder_with_media_and_encoding() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let export = root.path().join("export");
+    let media = export.join("media");
+    std::fs::create_dir_all(&media).expect("mkdir");
+    let item = serde_json::json!({"msgid": "m1", "open_kfid": "wk-1", "external_userid": "wm-1",
+        "send_time": 1_700_000_000, "origin": 3, "msgtype": "image", "image": {"media_id": "MEDIA1"}});
+    std::fs::write(export.join("kf.ndjson"), format!("{item}\n")).expect("write");
+    std::fs::write(media.join("MEDIA1"), b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00").expect("write");
+    std::fs::write(media.join("VOICE1"), b"#!AMR\n\x3c\x91").expect("write");
+    let big5 = big5("客戶名稱,手機\r\n陳大文,0912345678\r\n");
+    std::fs::write(export.join("客戶名單.csv"), big5).expect("write");
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let report = root.path().join("report.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["import", "wechat", "--actor", "test", "--encoding", "big5"])
+        .arg(&export)
+        .arg("--media")
+        .arg(&media)
+        .arg("--report")
+        .arg(&report)
+        .current_dir(&data)
+        .env("KEFU_LOG_FILTER", "warn")
+        .stdout(Stdio::null())
+        .status()
+        .expect("run kefu");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert_eq!(status.code(), Some(0), "{report:#}");
+    assert_eq!(report["rejected"], 0);
+    assert_eq!(report["skipped_media_files"], 2);
+    assert_eq!(report["media_found"], 1);
+    let csv = report["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["format"] == "csv")
+        .expect("csv file");
+    assert_eq!(csv["encoding"], "Big5");
+}
+
+/// `text` in Big5, as Excel on Traditional Chinese Windows saves it.
+fn big5(text: &str) -> Vec<u8> {
+    let big5 = kefu_import::encoding_for_label("big5").expect("big5");
+    let (bytes, _, unmappable) = big5.encode(text);
+    assert!(!unmappable);
+    bytes.into_owned()
 }

@@ -40,6 +40,12 @@ pub use runs::ImportWork;
 pub struct ImportContact {
     /// Strongest first: the first one that matches picks the contact.
     pub identities: Vec<Identity>,
+    /// Phone numbers and emails (as identity keys): they find the contact
+    /// when no identity above does, unless the contact found holds another
+    /// id of a kind above (two WeChat ids are two people, even sharing a
+    /// number: see [`ContactConflict`]). An identity already someone's
+    /// stays theirs.
+    pub weak_identities: Vec<Identity>,
     pub name: Option<String>,
     pub phone: Option<String>,
     pub email: Option<String>,
@@ -92,12 +98,44 @@ pub struct FileProgress {
     pub done: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct StageCounts {
     pub contacts_created: u64,
     pub contacts_updated: u64,
     pub messages_staged: u64,
     pub messages_already_staged: u64,
+    /// Contacts found by a phone number or email only (a source's record
+    /// joined to another source's contact).
+    pub merges: Vec<ContactMerge>,
+    /// Records that shared a phone number or email with a contact holding
+    /// another WeChat id, and were kept apart.
+    pub conflicts: Vec<ContactConflict>,
+}
+
+/// A record joined to an existing contact by a phone number or email.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ContactMerge {
+    pub contact_id: Uuid,
+    /// The phone or email identity both had.
+    pub by: Identity,
+    /// The record's own ids (WeChat ids; empty for a spreadsheet row
+    /// without any), now also the contact's.
+    pub record: Vec<Identity>,
+}
+
+/// A record kept apart from the contact that has its phone number or
+/// email, because both carry different ids of one kind (two WeCom
+/// external_userids sharing a mobile: a family, a shop).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ContactConflict {
+    /// The phone or email identity both had; it stays `existing`'s.
+    pub shared: Identity,
+    pub existing: Uuid,
+    /// `existing`'s ids of the kinds the record also has.
+    pub existing_ids: Vec<Identity>,
+    /// The contact the record became.
+    pub created: Uuid,
+    pub record: Vec<Identity>,
 }
 
 /// Where placed conversations go and who sent what.
@@ -287,20 +325,81 @@ fn insert_imported_conversation(backend: crate::Backend) -> &'static str {
     }
 }
 
-/// Inside a transaction: finds the contact by the first identity that
-/// matches and completes it, or inserts it. Evaluates to true when inserted.
-macro_rules! upsert_contact {
-    ($tx:expr, $c:expr, $at:expr) => {{
+/// Inside a transaction: the contact a record's weak identities (phone,
+/// email) find, unless it holds an id of a kind the record has (then a
+/// conflict is pushed to `$conflicts`, `created` still unknown: nil).
+/// Evaluates to `Option<(contact, the identity that found it)>`.
+macro_rules! contact_by_weak_identities {
+    ($tx:expr, $c:expr, $conflicts:expr) => {{
         let c: &$crate::import::ImportContact = $c;
+        let mut found: Option<(uuid::Uuid, kefu_core::Identity)> = None;
+        for w in &c.weak_identities {
+            let hit: Option<uuid::Uuid> = sqlx::query_scalar($crate::contacts::CONTACT_BY_IDENTITY)
+                .bind(&w.kind).bind(&w.value).fetch_optional(&mut *$tx).await?;
+            let Some(hit) = hit else { continue };
+            let mut clash = Vec::new();
+            for kind in c.identities.iter().map(|i| &i.kind).collect::<std::collections::BTreeSet<_>>() {
+                let values: Vec<String> = sqlx::query_scalar(
+                    "SELECT value FROM contact_identities WHERE contact_id = $1 AND kind = $2 ORDER BY value",
+                )
+                .bind(hit).bind(kind).fetch_all(&mut *$tx).await?;
+                clash.extend(values.into_iter().map(|value| kefu_core::Identity { kind: kind.clone(), value }));
+            }
+            if clash.is_empty() {
+                found = Some((hit, w.clone()));
+                break;
+            }
+            $conflicts.push($crate::import::ContactConflict {
+                shared: w.clone(),
+                existing: hit,
+                existing_ids: clash,
+                created: uuid::Uuid::nil(),
+                record: c.identities.clone(),
+            });
+        }
+        found
+    }};
+}
+
+/// Inside a transaction: finds the contact by the first identity that
+/// matches, else by a weak one (phone, email) that does not join two WeChat
+/// ids, and completes it; or inserts it. Merges and conflicts are pushed to
+/// `$counts`. Evaluates to true when inserted.
+macro_rules! upsert_contact {
+    ($tx:expr, $c:expr, $at:expr, $counts:expr) => {{
+        let c: &$crate::import::ImportContact = $c;
+        let counts: &mut $crate::import::StageCounts = $counts;
         let new = $crate::import::as_new_contact(c);
-        match contact_by_identities!($tx, &c.identities) {
+        let mut conflicts = Vec::new();
+        let found = match contact_by_identities!($tx, &c.identities) {
+            Some(id) => Some(id),
+            None => match contact_by_weak_identities!($tx, c, &mut conflicts) {
+                Some((id, by)) => {
+                    counts.merges.push($crate::import::ContactMerge {
+                        contact_id: id,
+                        by,
+                        record: c.identities.clone(),
+                    });
+                    Some(id)
+                }
+                None => None,
+            },
+        };
+        match found {
             None => {
-                insert_contact!($tx, &new, $at);
+                let id = insert_contact!($tx, &new, $at);
+                add_identities!($tx, id, &c.weak_identities, $at);
+                for mut conflict in conflicts {
+                    conflict.created = id;
+                    counts.conflicts.push(conflict);
+                }
                 true
             }
             Some(id) => {
                 let old: (Value,) = sqlx::query_as("SELECT attributes FROM contacts WHERE id = $1")
-                    .bind(id).fetch_one(&mut *$tx).await?;
+                    .bind(id)
+                    .fetch_one(&mut *$tx)
+                    .await?;
                 let mut attributes = old.0;
                 if let Value::Object(map) = &mut attributes {
                     for (k, v) in &c.attributes {
@@ -312,19 +411,22 @@ macro_rules! upsert_contact {
                        email = COALESCE(email, $4), avatar_url = COALESCE(avatar_url, $5),
                        attributes = $6, updated_at = $7 WHERE id = $1",
                 )
-                .bind(id).bind(&c.name).bind(&c.phone).bind(&c.email).bind(&c.avatar_url)
-                .bind(&attributes).bind($at)
-                .execute(&mut *$tx).await?;
-                for i in &c.identities {
-                    sqlx::query(
-                        "INSERT INTO contact_identities (kind, value, contact_id, created_at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (kind, value) DO NOTHING",
-                    )
-                    .bind(&i.kind).bind(&i.value).bind(id).bind($at)
-                    .execute(&mut *$tx).await?;
-                }
+                .bind(id)
+                .bind(&c.name)
+                .bind(&c.phone)
+                .bind(&c.email)
+                .bind(&c.avatar_url)
+                .bind(&attributes)
+                .bind($at)
+                .execute(&mut *$tx)
+                .await?;
+                add_identities!($tx, id, c.identities.iter().chain(&c.weak_identities), $at);
                 for tag in ensure_tags!($tx, &c.tags) {
-                    sqlx::query($crate::contacts::INSERT_CONTACT_TAG).bind(id).bind(tag).execute(&mut *$tx).await?;
+                    sqlx::query($crate::contacts::INSERT_CONTACT_TAG)
+                        .bind(id)
+                        .bind(tag)
+                        .execute(&mut *$tx)
+                        .await?;
                 }
                 false
             }
@@ -738,7 +840,7 @@ impl Store {
         on_db!(self.db.writer(), p => {
             let mut tx = p.begin().await?;
             for c in contacts {
-                match upsert_contact!(tx, c, at) {
+                match upsert_contact!(tx, c, at, &mut counts) {
                     true => counts.contacts_created += 1,
                     false => counts.contacts_updated += 1,
                 }
