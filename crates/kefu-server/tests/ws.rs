@@ -34,6 +34,7 @@ both_backends!(
     presence_is_told_per_inbox,
     email_delivery_state_is_pushed,
     read_tokens_cannot_write_through_the_socket,
+    identity_hashes_are_spent_whatever_their_spelling,
 );
 
 mod two_nodes {
@@ -1279,4 +1280,43 @@ async fn read_tokens_cannot_write_through_the_socket(backend: Backend) {
     let mail = sink.mail(0).await;
     assert!(mail.text.contains("已开好，请查收"), "{:?}", mail.text);
     assert_eq!(sink.got.lock().await.len(), 1, "nothing else was sent");
+}
+
+/// A spent identifier hash stays spent however it is re-spelled: padded
+/// with the whitespace a replay would add (ASCII, tab, newline, full-width
+/// space, BOM) it is not a hash at all (401); in upper case it is the same
+/// hash (403). A hash first used in upper case is spent for lower case too.
+async fn identity_hashes_are_spent_whatever_their_spelling(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (_, public, secret) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let now = chrono::Utc::now().timestamp();
+    let with_hash = |t: i64, hash: String| json!({ "inbox": public, "identifier": "user-42", "timestamp": t, "identifier_hash": hash });
+    let hash = visitor::identity_hash(&secret, "user-42", now);
+
+    let (status, first) = session(&server, with_hash(now, hash.clone())).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["verified"], true);
+    for padded in [
+        format!("{hash} "),
+        format!("\t{hash}"),
+        format!("{hash}\u{3000}"),
+        format!("{hash}\r\n"),
+        format!("\u{feff}{hash}"),
+        format!(" {hash} "),
+    ] {
+        let (status, body) = session(&server, with_hash(now, padded.clone())).await;
+        assert_eq!(status, 401, "{padded:?} earned {body}");
+    }
+    let (status, body) = session(&server, with_hash(now, hash.to_ascii_uppercase())).await;
+    assert_eq!(status, 403, "upper case is the same hash: {body}");
+
+    // Sites that write upper-case hex are served, once.
+    let upper = visitor::identity_hash(&secret, "user-42", now + 1).to_ascii_uppercase();
+    let (status, again) = session(&server, with_hash(now + 1, upper)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["contact_id"], first["contact_id"]);
+    let lower = visitor::identity_hash(&secret, "user-42", now + 1);
+    let (status, _) = session(&server, with_hash(now + 1, lower)).await;
+    assert_eq!(status, 403, "spent in upper case, replayed in lower");
 }
