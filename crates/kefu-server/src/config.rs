@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Ten years: longer sessions are no sessions, and a larger number of days
+/// would overflow the date arithmetic of a session's expiry.
+pub const MAX_SESSION_DAYS: u32 = 3650;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -76,8 +80,10 @@ impl ServerConfig {
         if self.max_json_bytes < 1024 {
             p.push("server.max_json_bytes must be at least 1024".into());
         }
-        if self.session_days == 0 {
-            p.push("server.session_days must be at least 1".into());
+        if self.session_days == 0 || self.session_days > MAX_SESSION_DAYS {
+            p.push(format!(
+                "server.session_days must be 1 to {MAX_SESSION_DAYS}"
+            ));
         }
         if self.request_timeout_secs == 0 {
             p.push("server.request_timeout_secs must be at least 1".into());

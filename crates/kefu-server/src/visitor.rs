@@ -110,7 +110,11 @@ pub fn check_identity(
     let mut m = HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| IdentityError::Wrong)?;
     m.update(format!("{identifier}{timestamp}").as_bytes());
     m.verify_slice(&given).map_err(|_| IdentityError::Wrong)?;
-    if (now_secs - timestamp).abs() > IDENTITY_MAX_SKEW_SECS {
+    // Checked: a timestamp near i64::MIN or MAX must not overflow.
+    let skew = now_secs
+        .checked_sub(timestamp)
+        .map_or(u64::MAX, i64::unsigned_abs);
+    if skew > IDENTITY_MAX_SKEW_SECS.unsigned_abs() {
         return Err(IdentityError::Stale);
     }
     Ok(given)
@@ -186,6 +190,14 @@ mod tests {
             check_identity(secret, "user-42", 1_700_000_000, "zz", 1_700_000_000),
             Err(IdentityError::Wrong)
         );
+        for t in [i64::MIN, i64::MIN + 1, -1, i64::MAX] {
+            let h = identity_hash(secret, "user-42", t);
+            assert_eq!(
+                check_identity(secret, "user-42", t, &h, 1_700_000_100),
+                Err(IdentityError::Stale),
+                "{t}"
+            );
+        }
     }
 
     /// One hash has one spent key however it is spelled; anything around

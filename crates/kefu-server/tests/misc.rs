@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 both_backends!(
     bad_input_gets_a_clear_error_and_never_a_500,
+    absurd_query_values_and_dates_are_refused,
     health_readiness_metrics_openapi_and_pages,
     graceful_shutdown_lets_in_flight_requests_finish,
 );
@@ -176,6 +177,90 @@ async fn bad_input_gets_a_clear_error_and_never_a_500(b: Backend) {
     );
     let list = admin.get("/api/v1/conversations").await;
     assert_eq!(list.ok(200)["items"], json!([]));
+}
+
+/// Every query value is bounded (422 naming the parameter and the limit)
+/// before it reaches the database — a 50,000-character search used to fail
+/// inside SQLite's LIKE as a 500 — and dates at the edge of what chrono
+/// represents are refused (400), never a panic. (`Client::send` fails the
+/// test on any 5xx.)
+async fn absurd_query_values_and_dates_are_refused(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let inbox = create_inbox(&admin, "售后", &[admin.agent_id()]).await;
+    create_conversation(&admin, id(&inbox), "订单一直没到").await;
+    let huge = "a".repeat(50_001);
+    let over = "字".repeat(501);
+    for path in [
+        format!("/api/v1/contacts?q={huge}"),
+        format!("/api/v1/contacts?q={over}"),
+        format!("/api/v1/contacts?tag={huge}"),
+        format!("/api/v1/contacts?identity_kind=email&identity_value={huge}"),
+        format!("/api/v1/contacts?cursor={huge}"),
+        format!("/api/v1/conversations?q={huge}"),
+        format!("/api/v1/conversations?q={over}"),
+        format!("/api/v1/conversations?tag={huge}"),
+        format!("/api/v1/conversations?assignee_id={huge}"),
+        format!("/api/v1/canned-responses?q={huge}"),
+        format!("/api/v1/audit-log?action={huge}"),
+        format!("/api/v1/reports/csat?by={huge}"),
+    ] {
+        let res = admin.get(&path).await;
+        res.assert_error(422, "validation_failed");
+        assert!(
+            res.message().contains("at most 500 characters"),
+            "{path:.60}: {}",
+            res.body
+        );
+    }
+    // Unauthenticated, public endpoints too.
+    let anonymous = s.client();
+    anonymous
+        .get(&format!("/api/widget/v1/config?inbox={huge}"))
+        .await
+        .assert_error(422, "validation_failed");
+    // At the limit a search works, on both databases, escaped wildcards included.
+    for q in ["字".repeat(500), "%".repeat(500), "_\\".repeat(166)] {
+        let path = format!("/api/v1/conversations?q={}", urlencode(&q));
+        assert_eq!(
+            admin.get(&path).await.ok(200)["items"],
+            json!([]),
+            "{q:.10}"
+        );
+        let path = format!("/api/v1/contacts?q={}", urlencode(&q));
+        assert_eq!(
+            admin.get(&path).await.ok(200)["items"],
+            json!([]),
+            "{q:.10}"
+        );
+    }
+    let found = admin
+        .get(&format!("/api/v1/conversations?q={}", urlencode("没到")))
+        .await;
+    assert_eq!(found.ok(200)["items"].as_array().map(Vec::len), Some(1));
+
+    // Dates at chrono's edges: refused or answered, never a panic.
+    for to in ["-262143-01-01T00:00:00Z", "-262143-01-30T23:59:59Z"] {
+        admin
+            .get(&format!("/api/v1/reports/csat?to={}", urlencode(to)))
+            .await
+            .assert_error(400, "bad_request");
+    }
+    for query in [
+        "to=%2B262142-12-31T23:59:59Z",
+        "from=-262143-01-01T00:00:00Z&to=-262143-01-01T00:00:00Z",
+        "from=-262143-01-01T00:00:00Z",
+        "to=-262143-03-01T00:00:00Z",
+    ] {
+        admin
+            .get(&format!("/api/v1/reports/csat?{query}"))
+            .await
+            .ok(200);
+    }
+}
+
+fn urlencode(v: &str) -> String {
+    serde_urlencoded::to_string([("v", v)]).expect("encode")[2..].to_string()
 }
 
 async fn health_readiness_metrics_openapi_and_pages(b: Backend) {

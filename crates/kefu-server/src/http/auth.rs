@@ -66,7 +66,11 @@ async fn start_session(
     ip: Option<String>,
 ) -> ApiResult<(CookieJar, SessionInfo)> {
     let secret = new_secret();
-    let expires = kefu_core::time::now() + Duration::days(i64::from(state.config.session_days));
+    // session_days is checked at start (at most ten years); checked here too
+    // rather than trusting that every caller validated the config.
+    let expires = kefu_core::time::now()
+        .checked_add_signed(Duration::days(i64::from(state.config.session_days)))
+        .ok_or_else(|| ApiError::internal("server.session_days is out of range"))?;
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
