@@ -9,6 +9,7 @@
 //!   store may trust.
 //! - [`event`]: what the store announces after a commit.
 //! - [`time`]: the one clock type and its millisecond storage form.
+//! - [`redact`]: secrets hidden from URLs before they are printed.
 //!
 //! Start with `model::Conversation` and `model::Message`: every channel turns
 //! what arrives into those.
@@ -16,6 +17,7 @@
 pub mod enums;
 pub mod event;
 pub mod model;
+pub mod redact;
 pub mod time;
 pub mod validate;
 

@@ -143,7 +143,7 @@ impl Config {
         self.data_dir.join("attachments")
     }
 
-    /// The configuration as TOML, with the database password masked.
+    /// The configuration as TOML, with the database URL's secrets masked.
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut shown = self.clone();
         shown.database_url = shown.database_url.map(|u| mask_url_password(&u));
@@ -151,18 +151,11 @@ impl Config {
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:****@host/db`.
+/// The URL with every secret in it masked (userinfo password, `?password=`
+/// and the like): what `config print`, `migrate` and errors show. The one
+/// implementation is `kefu_core::redact::mask_url_secrets`.
 pub fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-        None => url.to_string(),
-    }
+    kefu_core::redact::mask_url_secrets(url)
 }
 
 pub fn ensure_dir(path: &Path) -> anyhow::Result<()> {
@@ -236,17 +229,28 @@ mod tests {
 
     #[test]
     fn passwords_are_masked() {
-        assert_eq!(
-            mask_url_password("postgres://kefu:s3cret@db:5432/kefu"),
-            "postgres://kefu:****@db:5432/kefu"
-        );
-        assert_eq!(
-            mask_url_password("postgres://kefu@db/kefu"),
-            "postgres://kefu@db/kefu"
-        );
-        assert_eq!(
-            mask_url_password("sqlite://data/kefu.db"),
-            "sqlite://data/kefu.db"
+        for (url, shown) in [
+            (
+                "postgres://kefu:s3cret@db:5432/kefu",
+                "postgres://kefu:****@db:5432/kefu",
+            ),
+            (
+                "postgres://kefu@db/kefu?password=s3cret&sslmode=require",
+                "postgres://kefu@db/kefu?password=****&sslmode=require",
+            ),
+            ("postgres://kefu@db/kefu", "postgres://kefu@db/kefu"),
+            ("sqlite://data/kefu.db", "sqlite://data/kefu.db"),
+        ] {
+            assert_eq!(mask_url_password(url), shown);
+        }
+        let config = Config {
+            database_url: Some("postgres://kefu:a1@db/kefu?sslpassword=b2&passfile=c3".into()),
+            ..Config::default()
+        };
+        let toml = config.to_masked_toml().expect("toml");
+        assert!(
+            toml.contains("postgres://kefu:****@db/kefu?sslpassword=****&passfile=****"),
+            "{toml}"
         );
     }
 }

@@ -447,7 +447,7 @@ fn config_print_masks_secrets_and_reports_bad_settings() {
         .args(["config", "print"])
         .env(
             "KEFU_DATABASE_URL",
-            "postgres://kefu:hunter2@db.internal:5432/kefu",
+            "postgres://kefu:hunter2@db.internal:5432/kefu?password=hunter3&sslpassword=hunter4&sslmode=require",
         )
         .env("KEFU_SERVER__SESSION_DAYS", "9")
         .current_dir(dir.path())
@@ -460,10 +460,12 @@ fn config_print_masks_secrets_and_reports_bad_settings() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("postgres://kefu:****@db.internal:5432/kefu"),
+        text.contains(
+            "postgres://kefu:****@db.internal:5432/kefu?password=****&sslpassword=****&sslmode=require"
+        ),
         "{text}"
     );
-    assert!(!text.contains("hunter2"));
+    assert!(!text.contains("hunter"), "{text}");
     assert!(text.contains("session_days = 9"), "{text}");
 
     std::fs::write(
@@ -484,6 +486,40 @@ fn config_print_masks_secrets_and_reports_bad_settings() {
     );
 
     std::fs::remove_file(dir.path().join("kefu.toml")).expect("remove");
+    // The database-open error and the migrate message show the URL masked.
+    let out = Command::new(KEFU)
+        .args([
+            "--database-url",
+            "mysql://kefu:hunter5@db/kefu?password=hunter6&api_token=hunter7",
+            "migrate",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("mysql://kefu:****@db/kefu?password=****&api_token=****"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter"), "{err}");
+    let db = dir.path().join("kefu.db");
+    let out = Command::new(KEFU)
+        .args([
+            "--database-url",
+            &format!("sqlite://{}?mode=rwc&password=hunter8", db.display()),
+            "migrate",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("password=****"), "{said}");
+    assert!(!said.contains("hunter"), "{said}");
     let out = Command::new(KEFU)
         .args(["--database-url", "mysql://x", "migrate"])
         .current_dir(dir.path())
