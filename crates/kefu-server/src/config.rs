@@ -32,7 +32,13 @@ pub struct RateLimits {
     pub requests_per_second_per_ip: u32,
     /// Login attempts a minute from one IP; 0 = off.
     pub logins_per_minute_per_ip: u32,
-    /// Login attempts a minute for one account; 0 = off.
+    /// Failed logins for one account from one address before that address
+    /// must wait before its next attempt on the account (1 s, doubling with
+    /// each failure, up to 15 minutes); other addresses — the owner's — are
+    /// not refused. Failures from many addresses at once (over ten times
+    /// this number in 15 minutes) hold every attempt on the account up to
+    /// 5 s instead. 0 = off. (The name is kept from when this was a hard
+    /// limit a minute, which let anyone lock an agent out.)
     pub logins_per_minute_per_account: u32,
     /// Widget session and config requests a minute from one IP; 0 = off.
     pub widget_sessions_per_minute_per_ip: u32,
