@@ -158,8 +158,55 @@ pub fn mask_url_password(url: &str) -> String {
     kefu_core::redact::mask_url_secrets(url)
 }
 
+/// Creates the directory if needed and makes it private to kefu's user
+/// (0700 on Unix, also when it existed with wider modes): everything kefu
+/// keeps holds secrets or customers' data.
 pub fn ensure_dir(path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    restrict(path, 0o700)
+}
+
+/// Only kefu's user may read or write what the process creates from now on:
+/// the SQLite database (the visitor signing key, mail passwords, DKIM keys)
+/// with its WAL and SHM, blobs, import runs. One umask instead of a mode at
+/// each place that creates a file, so a new one cannot be missed.
+pub fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Tightens what an older kefu created with wider modes: the SQLite files
+/// and the data directory's subdirectories (their contents are then out of
+/// reach whatever their own modes).
+pub fn secure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    ensure_dir(data_dir)?;
+    for name in ["kefu.db", "kefu.db-wal", "kefu.db-shm", "kefu.db-journal"] {
+        let file = data_dir.join(name);
+        if file.exists() {
+            restrict(&file, 0o600)?;
+        }
+    }
+    for entry in
+        std::fs::read_dir(data_dir).with_context(|| format!("reading {}", data_dir.display()))?
+    {
+        let path = entry?.path();
+        if path.is_dir() {
+            restrict(&path, 0o700)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting {} to {mode:o}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> anyhow::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ enum ConfigCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    config::private_files();
     let cli = Cli::parse();
     let listen = match &cli.command {
         Command::Serve { listen } => *listen,
@@ -131,7 +132,7 @@ fn init_logging(filter: &str) {
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if config.database_url.is_none() {
-        ensure_dir(&config.data_dir)?;
+        config::secure_data_dir(&config.data_dir)?;
     }
     Store::open(&config.database_url()).await.with_context(|| {
         format!(

@@ -531,3 +531,45 @@ fn config_print_masks_secrets_and_reports_bad_settings() {
         "{err}"
     );
 }
+
+/// The data directory and everything kefu creates in it are private to its
+/// user — they hold the visitor signing key, mail passwords and DKIM keys —
+/// also when an older version left them readable by everyone.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    // A fresh directory, and one left world-readable by an older kefu.
+    let fresh = root.path().join("fresh");
+    let old = root.path().join("old");
+    std::fs::create_dir_all(old.join("attachments")).expect("mkdir");
+    std::fs::write(old.join("kefu.db"), b"").expect("old db");
+    for p in [&old, &old.join("attachments")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(old.join("kefu.db"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    for dir in [&fresh, &old] {
+        let args = vec!["--data-dir".to_string(), dir.display().to_string()];
+        let (child, base, _) = serve(&args);
+        // A request that writes, so the WAL and SHM exist.
+        let res = reqwest::get(format!("{base}/readyz"))
+            .await
+            .expect("readyz");
+        assert_eq!(res.status(), 200);
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        for f in ["kefu.db", "kefu.db-wal", "kefu.db-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f} in {}", dir.display());
+        }
+        assert_eq!(mode(&dir.join("attachments")), 0o700);
+        assert!(terminate(child).success());
+    }
+}
