@@ -22,6 +22,13 @@ pub struct ServerConfig {
     pub session_days: u32,
     /// Requests that take longer are answered 503 and abandoned.
     pub request_timeout_secs: u64,
+    /// A bearer token Prometheus must send for `/metrics` (at least 16
+    /// characters). Unset, and without `metrics_listen`, `/metrics` is served
+    /// to clients on this host only.
+    pub metrics_token: Option<String>,
+    /// A separate address for `/metrics` (e.g. an internal interface); the
+    /// main listener then has none.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub limits: RateLimits,
 }
 
@@ -55,6 +62,8 @@ impl Default for ServerConfig {
             max_upload_bytes: 25 * 1024 * 1024,
             session_days: 30,
             request_timeout_secs: 30,
+            metrics_token: None,
+            metrics_listen: None,
             limits: RateLimits::default(),
         }
     }
@@ -90,6 +99,13 @@ impl ServerConfig {
             p.push(format!(
                 "server.session_days must be 1 to {MAX_SESSION_DAYS}"
             ));
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            p.push("server.metrics_token must be at least 16 characters".into());
         }
         if self.request_timeout_secs == 0 {
             p.push("server.request_timeout_secs must be at least 1".into());

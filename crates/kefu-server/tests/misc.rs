@@ -15,6 +15,7 @@ both_backends!(
     bad_input_gets_a_clear_error_and_never_a_500,
     absurd_query_values_and_dates_are_refused,
     health_readiness_metrics_openapi_and_pages,
+    metrics_need_a_token_or_their_own_listener,
     graceful_shutdown_lets_in_flight_requests_finish,
 );
 
@@ -261,6 +262,78 @@ async fn absurd_query_values_and_dates_are_refused(b: Backend) {
 
 fn urlencode(v: &str) -> String {
     serde_urlencoded::to_string([("v", v)]).expect("encode")[2..].to_string()
+}
+
+/// `/metrics`: by default only for direct clients on this host (a request a
+/// reverse proxy forwarded is refused); with `metrics_token` only for its
+/// bearer, loopback included; with `metrics_listen` only there.
+async fn metrics_need_a_token_or_their_own_listener(b: Backend) {
+    let s = TestServer::start(b).await;
+    let anon = s.client();
+    anon.get("/metrics").await.ok(200);
+    for (name, value) in [
+        ("x-forwarded-for", "203.0.113.5"),
+        ("x-real-ip", "203.0.113.5"),
+        ("forwarded", "for=203.0.113.5;proto=https"),
+    ] {
+        let res = anon
+            .send(anon.request(Method::GET, "/metrics").header(name, value))
+            .await;
+        assert_eq!(res.status, 403, "{name}: {}", res.body);
+    }
+
+    let mut cfg = config();
+    cfg.metrics_token = Some("prom-scrape-7f3a9c1e5b".into());
+    let s = TestServer::start_with(b, cfg).await;
+    s.client()
+        .get("/metrics")
+        .await
+        .assert_error(401, "unauthorized");
+    s.token_client("prom-scrape-7f3a9c1e5c")
+        .get("/metrics")
+        .await
+        .assert_error(401, "unauthorized");
+    let res = s
+        .token_client("prom-scrape-7f3a9c1e5b")
+        .get("/metrics")
+        .await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.body
+            .as_str()
+            .is_some_and(|t| t.contains("kefu_open_sockets"))
+    );
+
+    // Its own listener: there (with any forwarding), and not on the main one.
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let metrics_addr = metrics_listener.local_addr().expect("addr");
+    let mut cfg = config();
+    cfg.metrics_listen = Some(metrics_addr);
+    let s = TestServer::start_with(b, cfg).await;
+    tokio::spawn(kefu_server::serve_metrics(
+        metrics_listener,
+        s.state.clone(),
+        std::future::pending(),
+    ));
+    s.client()
+        .get("/metrics")
+        .await
+        .assert_error(404, "not_found");
+    let mut own = s.client();
+    own.base = format!("http://{metrics_addr}");
+    let res = own
+        .send(
+            own.request(Method::GET, "/metrics")
+                .header("x-forwarded-for", "10.0.0.9"),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    own.get("/api/v1/agents")
+        .await
+        .assert_error(404, "not_found");
+    own.get("/healthz").await.assert_error(404, "not_found");
 }
 
 async fn health_readiness_metrics_openapi_and_pages(b: Backend) {

@@ -147,6 +147,10 @@ impl Config {
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut shown = self.clone();
         shown.database_url = shown.database_url.map(|u| mask_url_password(&u));
+        shown.server.metrics_token = shown
+            .server
+            .metrics_token
+            .map(|_| kefu_core::redact::MASK.to_string());
         Ok(toml::to_string_pretty(&shown)?)
     }
 }
@@ -294,7 +298,10 @@ mod tests {
             database_url: Some("postgres://kefu:a1@db/kefu?sslpassword=b2&passfile=c3".into()),
             ..Config::default()
         };
+        let mut config = config;
+        config.server.metrics_token = Some("prometheus-scrape-secret".into());
         let toml = config.to_masked_toml().expect("toml");
+        assert!(!toml.contains("prometheus-scrape-secret"), "{toml}");
         assert!(
             toml.contains("postgres://kefu:****@db/kefu?sslpassword=****&passfile=****"),
             "{toml}"

@@ -171,6 +171,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server_config.public_url = Some(public_url);
     let state = AppState::new(store.clone(), blobs, server_config);
     state.set_inbox_settings_check(kefu_mail::channel::check_inbox_settings);
+    // /metrics on an address of its own, when configured; it stops with
+    // the process.
+    if let Some(addr) = config.server.metrics_listen {
+        let metrics_listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics on {addr}"))?;
+        tracing::info!(listen = %addr, "metrics are served");
+        tokio::spawn(kefu_server::serve_metrics(
+            metrics_listener,
+            state.clone(),
+            std::future::pending(),
+        ));
+    }
     kefu_server::serve(listener, state, shutdown).await?;
     let _ = stop_mail.send(true);
     match tokio::time::timeout(std::time::Duration::from_secs(5), mail).await {
