@@ -10,6 +10,7 @@
 //! - [`event`]: what the store announces after a commit.
 //! - [`time`]: the one clock type and its millisecond storage form.
 //! - [`keys`]: the identity form of phone numbers and email addresses.
+//! - [`redact`]: secrets hidden from URLs before they are printed.
 //!
 //! Start with `model::Conversation` and `model::Message`: every channel turns
 //! what arrives into those.
@@ -18,6 +19,7 @@ pub mod enums;
 pub mod event;
 pub mod keys;
 pub mod model;
+pub mod redact;
 pub mod time;
 pub mod validate;
 

@@ -99,11 +99,30 @@ impl Principal {
     }
 
     pub fn is_admin(&self) -> bool {
-        self.agent.role == Role::Admin
-            && match self.via {
-                Via::Session { .. } => true,
-                Via::Token { scope, .. } => scope.allows(TokenScope::Admin),
-            }
+        self.agent.role == Role::Admin && self.allows(TokenScope::Admin)
+    }
+
+    /// Whether this credential may act at `needed` scope. A session acts
+    /// with the agent's full role; a token only within its scope. Every
+    /// transport asks this before a write — the HTTP extractor per request,
+    /// the agent socket per frame (its upgrade is a GET, so a read token
+    /// opens it).
+    pub fn allows(&self, needed: TokenScope) -> bool {
+        match self.via {
+            Via::Session { .. } => true,
+            Via::Token { scope, .. } => scope.allows(needed),
+        }
+    }
+
+    /// [`Principal::allows`] as an error, for `?`.
+    pub fn require(&self, needed: TokenScope) -> Result<(), ApiError> {
+        if self.allows(needed) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "this token's scope does not allow this request",
+            ))
+        }
     }
 
     pub fn ip_string(&self) -> Option<String> {
@@ -153,24 +172,20 @@ impl FromRequestParts<AppState> for Principal {
                 .api_token_by_hash(&sha256(token))
                 .await
                 .map_err(unauthorized)?;
-            let needed = if reading {
-                TokenScope::Read
-            } else {
-                TokenScope::Write
-            };
-            if !t.scope.allows(needed) {
-                return Err(ApiError::Forbidden(
-                    "this token's scope does not allow this request",
-                ));
-            }
-            return Ok(Principal {
+            let who = Principal {
                 agent,
                 via: Via::Token {
                     id: t.id,
                     scope: t.scope,
                 },
                 ip,
-            });
+            };
+            who.require(if reading {
+                TokenScope::Read
+            } else {
+                TokenScope::Write
+            })?;
+            return Ok(who);
         }
         let jar = CookieJar::from_headers(&parts.headers);
         let secret = jar

@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Ten years: longer sessions are no sessions, and a larger number of days
+/// would overflow the date arithmetic of a session's expiry.
+pub const MAX_SESSION_DAYS: u32 = 3650;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -18,6 +22,13 @@ pub struct ServerConfig {
     pub session_days: u32,
     /// Requests that take longer are answered 503 and abandoned.
     pub request_timeout_secs: u64,
+    /// A bearer token Prometheus must send for `/metrics` (at least 16
+    /// characters). Unset, and without `metrics_listen`, `/metrics` is served
+    /// to clients on this host only.
+    pub metrics_token: Option<String>,
+    /// A separate address for `/metrics` (e.g. an internal interface); the
+    /// main listener then has none.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub limits: RateLimits,
     pub uploads: UploadLimits,
 }
@@ -43,7 +54,13 @@ pub struct RateLimits {
     pub requests_per_second_per_ip: u32,
     /// Login attempts a minute from one IP; 0 = off.
     pub logins_per_minute_per_ip: u32,
-    /// Login attempts a minute for one account; 0 = off.
+    /// Failed logins for one account from one address before that address
+    /// must wait before its next attempt on the account (1 s, doubling with
+    /// each failure, up to 15 minutes); other addresses — the owner's — are
+    /// not refused. Failures from many addresses at once (over ten times
+    /// this number in 15 minutes) hold every attempt on the account up to
+    /// 5 s instead. 0 = off. (The name is kept from when this was a hard
+    /// limit a minute, which let anyone lock an agent out.)
     pub logins_per_minute_per_account: u32,
     /// Widget session and config requests a minute from one IP; 0 = off.
     pub widget_sessions_per_minute_per_ip: u32,
@@ -60,6 +77,8 @@ impl Default for ServerConfig {
             max_upload_bytes: 25 * 1024 * 1024,
             session_days: 30,
             request_timeout_secs: 30,
+            metrics_token: None,
+            metrics_listen: None,
             limits: RateLimits::default(),
             uploads: UploadLimits::default(),
         }
@@ -112,8 +131,17 @@ impl ServerConfig {
         if self.max_json_bytes < 1024 {
             p.push("server.max_json_bytes must be at least 1024".into());
         }
-        if self.session_days == 0 {
-            p.push("server.session_days must be at least 1".into());
+        if self.session_days == 0 || self.session_days > MAX_SESSION_DAYS {
+            p.push(format!(
+                "server.session_days must be 1 to {MAX_SESSION_DAYS}"
+            ));
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            p.push("server.metrics_token must be at least 16 characters".into());
         }
         if self.request_timeout_secs == 0 {
             p.push("server.request_timeout_secs must be at least 1".into());

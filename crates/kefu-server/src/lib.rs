@@ -120,6 +120,19 @@ pub async fn serve(
     result
 }
 
+/// Serves `/metrics` alone on its own listener (`server.metrics_listen`)
+/// until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = http::ops::metrics_router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 async fn maintain(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     loop {

@@ -20,10 +20,11 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// Every request, per client IP.
     pub per_ip: Limiter<IpAddr>,
-    /// Login attempts per client IP and per account: a password guesser is
-    /// slowed down whether it spreads over accounts or over addresses.
+    /// Login attempts per client IP, and failed logins per account and
+    /// address: a password guesser is slowed down whether it spreads over
+    /// accounts or over addresses, and cannot lock the owner out.
     pub login_per_ip: Limiter<IpAddr>,
-    pub login_per_account: Limiter<String>,
+    pub login_guard: crate::limits::LoginGuard,
     /// Widget sessions and config per client IP: anonymous visitors create
     /// contacts, so this is what stops a script from creating millions.
     pub widget_per_ip: Limiter<IpAddr>,
@@ -56,10 +57,7 @@ impl AppState {
                 l.logins_per_minute_per_ip,
                 l.logins_per_minute_per_ip,
             ),
-            login_per_account: Limiter::per_minute(
-                l.logins_per_minute_per_account,
-                l.logins_per_minute_per_account,
-            ),
+            login_guard: crate::limits::LoginGuard::new(l.logins_per_minute_per_account),
             widget_per_ip: Limiter::per_minute(
                 l.widget_sessions_per_minute_per_ip,
                 l.widget_sessions_per_minute_per_ip,
@@ -109,7 +107,7 @@ impl AppState {
         self.form_per_ip.prune();
         self.per_ip.prune();
         self.login_per_ip.prune();
-        self.login_per_account.prune();
+        self.login_guard.prune(tokio::time::Instant::now());
     }
 }
 

@@ -90,23 +90,40 @@ pub enum IdentityError {
     Stale,
 }
 
-/// Checks a site's identifier hash (hex). Replays are the caller's to refuse
-/// (it records spent hashes in the database, shared by every node).
+/// Checks a site's identifier hash: exactly the hex of the HMAC (either
+/// case), nothing around it. Returns the MAC's bytes, which is what the
+/// caller records as spent: every spelling of one hash (upper or lower
+/// case) is then one record. Replays are the caller's to refuse (it records
+/// spent hashes in the database, shared by every node).
+///
+/// Whitespace is refused rather than trimmed: trimming here while the
+/// caller recorded the text as given let `hash + " "` earn a second session.
 pub fn check_identity(
     secret: &str,
     identifier: &str,
     timestamp: i64,
     hash_hex: &str,
     now_secs: i64,
-) -> Result<(), IdentityError> {
-    let given = hex::decode(hash_hex.trim()).map_err(|_| IdentityError::Wrong)?;
+) -> Result<Vec<u8>, IdentityError> {
+    // hex::decode refuses any non-hex character, whitespace included.
+    let given = hex::decode(hash_hex).map_err(|_| IdentityError::Wrong)?;
     let mut m = HmacSha256::new_from_slice(secret.as_bytes()).map_err(|_| IdentityError::Wrong)?;
     m.update(format!("{identifier}{timestamp}").as_bytes());
     m.verify_slice(&given).map_err(|_| IdentityError::Wrong)?;
-    if (now_secs - timestamp).abs() > IDENTITY_MAX_SKEW_SECS {
+    // Checked: a timestamp near i64::MIN or MAX must not overflow.
+    let skew = now_secs
+        .checked_sub(timestamp)
+        .map_or(u64::MAX, i64::unsigned_abs);
+    if skew > IDENTITY_MAX_SKEW_SECS.unsigned_abs() {
         return Err(IdentityError::Stale);
     }
-    Ok(())
+    Ok(given)
+}
+
+/// The key under which a verified hash is remembered as spent: its bytes,
+/// in lower-case hex (what the records held before, for clean input).
+pub fn spent_identity_key(mac: &[u8]) -> String {
+    hex::encode(mac)
 }
 
 /// What a site computes (for tests and docs).
@@ -154,10 +171,9 @@ mod tests {
     fn identity_hashes_must_be_right_and_fresh() {
         let secret = "inbox-secret";
         let h = identity_hash(secret, "user-42", 1_700_000_000);
-        assert_eq!(
-            check_identity(secret, "user-42", 1_700_000_000, &h, 1_700_000_100),
-            Ok(())
-        );
+        let mac = check_identity(secret, "user-42", 1_700_000_000, &h, 1_700_000_100)
+            .expect("the right hash");
+        assert_eq!(spent_identity_key(&mac), h);
         assert_eq!(
             check_identity(secret, "user-43", 1_700_000_000, &h, 1_700_000_100),
             Err(IdentityError::Wrong)
@@ -174,5 +190,56 @@ mod tests {
             check_identity(secret, "user-42", 1_700_000_000, "zz", 1_700_000_000),
             Err(IdentityError::Wrong)
         );
+        for t in [i64::MIN, i64::MIN + 1, -1, i64::MAX] {
+            let h = identity_hash(secret, "user-42", t);
+            assert_eq!(
+                check_identity(secret, "user-42", t, &h, 1_700_000_100),
+                Err(IdentityError::Stale),
+                "{t}"
+            );
+        }
+    }
+
+    /// One hash has one spent key however it is spelled; anything around
+    /// or inside the hex (the padding a replay would add) is refused.
+    #[test]
+    fn identity_hashes_are_spent_by_their_bytes() {
+        let secret = "inbox-secret";
+        let (t, now) = (1_700_000_000, 1_700_000_100);
+        let h = identity_hash(secret, "user-42", t);
+        let key = |given: &str| {
+            check_identity(secret, "user-42", t, given, now).map(|mac| spent_identity_key(&mac))
+        };
+        // Java's printHexBinary and .NET's Convert.ToHexString write upper case.
+        assert_eq!(key(&h), Ok(h.clone()));
+        assert_eq!(key(&h.to_ascii_uppercase()), Ok(h.clone()));
+        let mixed: String = h
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        assert_eq!(key(&mixed), Ok(h.clone()));
+        for padded in [
+            format!("{h} "),
+            format!("\t{h}"),
+            format!("{h}\n"),
+            format!("{h}\r\n"),
+            format!("{h}\u{3000}"),
+            format!("\u{feff}{h}"),
+            format!("{h}\u{a0}"),
+            format!("0x{h}"),
+            format!("{}-{}", &h[..32], &h[32..]),
+            format!("{h}00"),
+            h[..62].to_string(),
+            String::new(),
+        ] {
+            assert_eq!(key(&padded), Err(IdentityError::Wrong), "{padded:?}");
+        }
     }
 }

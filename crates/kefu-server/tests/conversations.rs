@@ -119,10 +119,15 @@ async fn agents_outside_an_inbox_get_404_by_id_and_by_filter(b: Backend) {
             .await
             .is_empty()
     );
-    let res = agent
+    // Nor is its customer: contacts follow inbox membership too.
+    agent
         .get(&format!("/api/v1/contacts/{contact}/conversations"))
-        .await;
-    assert_eq!(res.ok(200)["items"], json!([]));
+        .await
+        .assert_error(404, "not_found");
+    agent
+        .get(&format!("/api/v1/contacts/{contact}"))
+        .await
+        .assert_error(404, "not_found");
     assert_eq!(ids(agent.get("/api/v1/inboxes").await.ok(200)), [id(&y)]);
     agent
         .get(&format!("/api/v1/inboxes/{}", id(&x)))

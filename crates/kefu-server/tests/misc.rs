@@ -13,8 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 both_backends!(
     bad_input_gets_a_clear_error_and_never_a_500,
+    absurd_query_values_and_dates_are_refused,
     health_readiness_metrics_openapi_and_pages,
     web_assets_are_compressed_and_revalidated,
+    metrics_need_a_token_or_their_own_listener,
     graceful_shutdown_lets_in_flight_requests_finish,
 );
 
@@ -177,6 +179,162 @@ async fn bad_input_gets_a_clear_error_and_never_a_500(b: Backend) {
     );
     let list = admin.get("/api/v1/conversations").await;
     assert_eq!(list.ok(200)["items"], json!([]));
+}
+
+/// Every query value is bounded (422 naming the parameter and the limit)
+/// before it reaches the database — a 50,000-character search used to fail
+/// inside SQLite's LIKE as a 500 — and dates at the edge of what chrono
+/// represents are refused (400), never a panic. (`Client::send` fails the
+/// test on any 5xx.)
+async fn absurd_query_values_and_dates_are_refused(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let inbox = create_inbox(&admin, "售后", &[admin.agent_id()]).await;
+    create_conversation(&admin, id(&inbox), "订单一直没到").await;
+    let huge = "a".repeat(50_001);
+    let over = "字".repeat(501);
+    for path in [
+        format!("/api/v1/contacts?q={huge}"),
+        format!("/api/v1/contacts?q={over}"),
+        format!("/api/v1/contacts?tag={huge}"),
+        format!("/api/v1/contacts?identity_kind=email&identity_value={huge}"),
+        format!("/api/v1/contacts?cursor={huge}"),
+        format!("/api/v1/conversations?q={huge}"),
+        format!("/api/v1/conversations?q={over}"),
+        format!("/api/v1/conversations?tag={huge}"),
+        format!("/api/v1/conversations?assignee_id={huge}"),
+        format!("/api/v1/canned-responses?q={huge}"),
+        format!("/api/v1/audit-log?action={huge}"),
+        format!("/api/v1/reports/csat?by={huge}"),
+    ] {
+        let res = admin.get(&path).await;
+        res.assert_error(422, "validation_failed");
+        assert!(
+            res.message().contains("at most 500 characters"),
+            "{path:.60}: {}",
+            res.body
+        );
+    }
+    // Unauthenticated, public endpoints too.
+    let anonymous = s.client();
+    anonymous
+        .get(&format!("/api/widget/v1/config?inbox={huge}"))
+        .await
+        .assert_error(422, "validation_failed");
+    // At the limit a search works, on both databases, escaped wildcards included.
+    for q in ["字".repeat(500), "%".repeat(500), "_\\".repeat(166)] {
+        let path = format!("/api/v1/conversations?q={}", urlencode(&q));
+        assert_eq!(
+            admin.get(&path).await.ok(200)["items"],
+            json!([]),
+            "{q:.10}"
+        );
+        let path = format!("/api/v1/contacts?q={}", urlencode(&q));
+        assert_eq!(
+            admin.get(&path).await.ok(200)["items"],
+            json!([]),
+            "{q:.10}"
+        );
+    }
+    let found = admin
+        .get(&format!("/api/v1/conversations?q={}", urlencode("没到")))
+        .await;
+    assert_eq!(found.ok(200)["items"].as_array().map(Vec::len), Some(1));
+
+    // Dates at chrono's edges: refused or answered, never a panic.
+    for to in ["-262143-01-01T00:00:00Z", "-262143-01-30T23:59:59Z"] {
+        admin
+            .get(&format!("/api/v1/reports/csat?to={}", urlencode(to)))
+            .await
+            .assert_error(400, "bad_request");
+    }
+    for query in [
+        "to=%2B262142-12-31T23:59:59Z",
+        "from=-262143-01-01T00:00:00Z&to=-262143-01-01T00:00:00Z",
+        "from=-262143-01-01T00:00:00Z",
+        "to=-262143-03-01T00:00:00Z",
+    ] {
+        admin
+            .get(&format!("/api/v1/reports/csat?{query}"))
+            .await
+            .ok(200);
+    }
+}
+
+fn urlencode(v: &str) -> String {
+    serde_urlencoded::to_string([("v", v)]).expect("encode")[2..].to_string()
+}
+
+/// `/metrics`: by default only for direct clients on this host (a request a
+/// reverse proxy forwarded is refused); with `metrics_token` only for its
+/// bearer, loopback included; with `metrics_listen` only there.
+async fn metrics_need_a_token_or_their_own_listener(b: Backend) {
+    let s = TestServer::start(b).await;
+    let anon = s.client();
+    anon.get("/metrics").await.ok(200);
+    for (name, value) in [
+        ("x-forwarded-for", "203.0.113.5"),
+        ("x-real-ip", "203.0.113.5"),
+        ("forwarded", "for=203.0.113.5;proto=https"),
+    ] {
+        let res = anon
+            .send(anon.request(Method::GET, "/metrics").header(name, value))
+            .await;
+        assert_eq!(res.status, 403, "{name}: {}", res.body);
+    }
+
+    let mut cfg = config();
+    cfg.metrics_token = Some("prom-scrape-7f3a9c1e5b".into());
+    let s = TestServer::start_with(b, cfg).await;
+    s.client()
+        .get("/metrics")
+        .await
+        .assert_error(401, "unauthorized");
+    s.token_client("prom-scrape-7f3a9c1e5c")
+        .get("/metrics")
+        .await
+        .assert_error(401, "unauthorized");
+    let res = s
+        .token_client("prom-scrape-7f3a9c1e5b")
+        .get("/metrics")
+        .await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.body
+            .as_str()
+            .is_some_and(|t| t.contains("kefu_open_sockets"))
+    );
+
+    // Its own listener: there (with any forwarding), and not on the main one.
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let metrics_addr = metrics_listener.local_addr().expect("addr");
+    let mut cfg = config();
+    cfg.metrics_listen = Some(metrics_addr);
+    let s = TestServer::start_with(b, cfg).await;
+    tokio::spawn(kefu_server::serve_metrics(
+        metrics_listener,
+        s.state.clone(),
+        std::future::pending(),
+    ));
+    s.client()
+        .get("/metrics")
+        .await
+        .assert_error(404, "not_found");
+    let mut own = s.client();
+    own.base = format!("http://{metrics_addr}");
+    let res = own
+        .send(
+            own.request(Method::GET, "/metrics")
+                .header("x-forwarded-for", "10.0.0.9"),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    own.get("/api/v1/agents")
+        .await
+        .assert_error(404, "not_found");
+    own.get("/healthz").await.assert_error(404, "not_found");
 }
 
 async fn health_readiness_metrics_openapi_and_pages(b: Backend) {

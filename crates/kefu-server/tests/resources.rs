@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 both_backends!(
     contacts_are_found_by_identity_text_and_tag,
+    contacts_follow_inbox_membership,
     inboxes_are_managed_by_admins,
     teams_are_managed_by_admins,
     tags_are_created_by_anyone_and_managed_by_admins,
@@ -23,6 +24,9 @@ async fn contacts_are_found_by_identity_text_and_tag(b: Backend) {
     let s = TestServer::start(b).await;
     let admin = s.admin().await;
     let li = s.agent_client("li@kefu.test", "小李", Role::Agent).await;
+    // Agents see the contacts of their inboxes' conversations: li opens one
+    // with each contact he creates.
+    let desk = create_inbox(&admin, "售后", &[li.agent_id()]).await;
 
     let res = li
         .post(
@@ -55,6 +59,7 @@ async fn contacts_are_found_by_identity_text_and_tag(b: Backend) {
         ])
     );
     let wang_path = format!("/api/v1/contacts/{}", id(&wang));
+    let li_wang = open_with(&li, &desk, &wang).await;
     assert_eq!(li.get(&wang_path).await.ok(200), &wang);
 
     // PATCH: a field sent as null is cleared, a field left out is kept.
@@ -113,6 +118,7 @@ async fn contacts_are_found_by_identity_text_and_tag(b: Backend) {
         .await
         .ok(201)
         .clone();
+    open_with(&li, &desk, &li_contact).await;
     let lei_path = format!("/api/v1/contacts/{}", id(&li_contact));
     li.post(
         &format!("{lei_path}/identities"),
@@ -231,8 +237,11 @@ async fn contacts_are_found_by_identity_text_and_tag(b: Backend) {
         .ok(201)["conversation"]
         .clone();
     let convs = format!("{wang_path}/conversations");
-    assert_eq!(li.get(&convs).await.ok(200)["items"], json!([]));
-    assert_eq!(ids(admin.get(&convs).await.ok(200)), [id(&conv)]);
+    assert_eq!(ids(li.get(&convs).await.ok(200)), [id(&li_wang)]);
+    assert_eq!(
+        ids(admin.get(&convs).await.ok(200)),
+        [id(&conv), id(&li_wang)]
+    );
     admin
         .patch(
             &format!("/api/v1/inboxes/{}", id(&inbox)),
@@ -240,13 +249,154 @@ async fn contacts_are_found_by_identity_text_and_tag(b: Backend) {
         )
         .await
         .ok(200);
-    assert_eq!(ids(li.get(&convs).await.ok(200)), [id(&conv)]);
+    assert_eq!(ids(li.get(&convs).await.ok(200)), [id(&conv), id(&li_wang)]);
     li.get(&format!(
         "/api/v1/contacts/{}/conversations",
         uuid::Uuid::now_v7()
     ))
     .await
     .assert_error(404, "not_found");
+}
+
+/// Opens a conversation in `inbox` with `contact` (as `c`); returns it.
+async fn open_with(c: &Client, inbox: &Value, contact: &Value) -> Value {
+    c.post(
+        "/api/v1/conversations",
+        json!({ "inbox_id": id(inbox), "contact_id": id(contact), "subject": "咨询" }),
+    )
+    .await
+    .ok(201)["conversation"]
+        .clone()
+}
+
+/// An agent sees and changes only the contacts that have a conversation in
+/// one of their inboxes, like the conversations themselves: anyone else's
+/// customer is left out of lists, searches and lookups and answers 404 to
+/// reading, editing and identity changes, which change nothing. Admins see
+/// everyone; membership given later opens the contact.
+async fn contacts_follow_inbox_membership(b: Backend) {
+    let s = TestServer::start(b).await;
+    let admin = s.admin().await;
+    let member = s.agent_client("zhang@kefu.test", "小张", Role::Agent).await;
+    let outsider = s.agent_client("zhao@kefu.test", "小赵", Role::Agent).await;
+    let vip = create_inbox(&admin, "VIP 专线", &[member.agent_id()]).await;
+    let other = create_inbox(&admin, "普通咨询", &[outsider.agent_id()]).await;
+    let wang = admin
+        .post(
+            "/api/v1/contacts",
+            json!({ "name": "王总", "email": "wang@bigcorp.example", "phone": "13800138000",
+                    "tags": ["大客户"], "identities": [{ "kind": "wechat_unionid", "value": "oU_wang" }] }),
+        )
+        .await
+        .ok(201)
+        .clone();
+    open_with(&admin, &vip, &wang).await;
+    let path = format!("/api/v1/contacts/{}", id(&wang));
+
+    // The member and the admin: everything.
+    for c in [&member, &admin] {
+        assert_eq!(c.get(&path).await.ok(200)["name"], "王总");
+        assert_eq!(
+            ids(c.get("/api/v1/contacts?q=王").await.ok(200)),
+            [id(&wang)]
+        );
+        assert_eq!(
+            ids(c
+                .get("/api/v1/contacts?identity_kind=wechat_unionid&identity_value=oU_wang")
+                .await
+                .ok(200)),
+            [id(&wang)]
+        );
+        assert_eq!(
+            ids(c.get(&format!("{path}/conversations")).await.ok(200)).len(),
+            1
+        );
+    }
+
+    // The outsider: nothing, and nothing changes.
+    assert!(ids(outsider.get("/api/v1/contacts").await.ok(200)).is_empty());
+    for q in [
+        "q=王",
+        "q=13800",
+        "q=BIGCORP",
+        "tag=大客户",
+        "identity_kind=wechat_unionid&identity_value=oU_wang",
+        "identity_kind=email&identity_value=wang@bigcorp.example",
+    ] {
+        let found = outsider.get(&format!("/api/v1/contacts?{q}")).await;
+        assert!(ids(found.ok(200)).is_empty(), "{q}: {}", found.body);
+    }
+    outsider.get(&path).await.assert_error(404, "not_found");
+    outsider
+        .get(&format!("{path}/conversations"))
+        .await
+        .assert_error(404, "not_found");
+    outsider
+        .patch(&path, json!({ "name": "改名", "phone": null }))
+        .await
+        .assert_error(404, "not_found");
+    outsider
+        .post(
+            &format!("{path}/identities"),
+            json!({ "kind": "wechat_openid", "value": "o6_thief" }),
+        )
+        .await
+        .assert_error(404, "not_found");
+    outsider
+        .delete(&format!("{path}/identities/wechat_unionid/oU_wang"))
+        .await
+        .assert_error(404, "not_found");
+    // Nor can a conversation of theirs claim the contact.
+    let res = outsider
+        .post(
+            "/api/v1/conversations",
+            json!({ "inbox_id": id(&other), "contact_id": id(&wang) }),
+        )
+        .await;
+    res.assert_error(422, "validation_failed");
+    let unchanged = admin.get(&path).await.ok(200).clone();
+    assert_eq!(unchanged["name"], "王总");
+    assert_eq!(unchanged["phone"], "13800138000");
+    assert_eq!(
+        unchanged["identities"],
+        json!([{ "kind": "email", "value": "wang@bigcorp.example" }, { "kind": "wechat_unionid", "value": "oU_wang" }])
+    );
+    assert_eq!(
+        ids(admin.get(&format!("{path}/conversations")).await.ok(200)).len(),
+        1
+    );
+
+    // A contact the outsider creates is theirs once it has a conversation.
+    let own = outsider
+        .post("/api/v1/contacts", json!({ "name": "赵女士" }))
+        .await
+        .ok(201)
+        .clone();
+    open_with(&outsider, &other, &own).await;
+    assert_eq!(
+        ids(outsider.get("/api/v1/contacts").await.ok(200)),
+        [id(&own)]
+    );
+    assert!(
+        !ids(member.get("/api/v1/contacts").await.ok(200)).contains(&id(&own).to_string()),
+        "and not the member's"
+    );
+
+    // Membership opens the contact; losing it closes it again.
+    let vip_path = format!("/api/v1/inboxes/{}", id(&vip));
+    admin
+        .patch(
+            &vip_path,
+            json!({ "member_ids": [member.agent_id(), outsider.agent_id()] }),
+        )
+        .await
+        .ok(200);
+    assert_eq!(outsider.get(&path).await.ok(200)["name"], "王总");
+    admin
+        .patch(&vip_path, json!({ "member_ids": [member.agent_id()] }))
+        .await
+        .ok(200);
+    outsider.get(&path).await.assert_error(404, "not_found");
 }
 
 async fn inboxes_are_managed_by_admins(b: Backend) {

@@ -35,6 +35,8 @@ both_backends!(
     email_delivery_state_is_pushed,
     uploads_are_attached_only_by_their_uploader,
     unsent_uploads_have_a_quota_per_customer,
+    read_tokens_cannot_write_through_the_socket,
+    identity_hashes_are_spent_whatever_their_spelling,
 );
 
 mod two_nodes {
@@ -1340,4 +1342,162 @@ async fn unsent_uploads_have_a_quota_per_customer(backend: Backend) {
         .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
         .count();
     assert_eq!(spooled, 0, "no spooled file is left behind");
+/// A read-scoped token opens the agent socket (its upgrade is a GET) and
+/// sees events, but every frame that writes — a reply, a note, a read
+/// marker, a typing signal — is answered `unauthorized` and changes
+/// nothing: no message, no outbox mail, no read position, no signal to
+/// other consoles. A write token on the same conversation gets through, so
+/// the test would see the mail if it were queued.
+async fn read_tokens_cannot_write_through_the_socket(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (sink, sink_port) = common::mail::Sink::start().await;
+    let _mail = common::mail::Mail::start(&server).await;
+    let inbox = common::mail::email_inbox(&admin, sink_port).await;
+    let conv = admin
+        .post(
+            "/api/v1/conversations",
+            json!({ "inbox_id": id(&inbox), "subject": "发票", "contact": { "name": "王小明", "email": "wang@customer.example" },
+                "message": { "direction": "incoming", "text": "请开发票" } }),
+        )
+        .await
+        .ok(201)["conversation"]
+        .clone();
+    let cid = id(&conv).to_string();
+    let read_token = admin
+        .post(
+            "/api/v1/tokens",
+            json!({ "name": "dashboard", "scope": "read" }),
+        )
+        .await
+        .ok(201)["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut watcher = agent(&server.base, &admin).await;
+    let mut ws = Ws::connect(&server.base, "/ws/agent", Some(&read_token), None)
+        .await
+        .expect("a read token may watch");
+    ws.expect("agent_welcome").await;
+
+    for (frame, client_id) in [
+        (
+            json!({ "type": "send", "client_id": "r1", "conversation_id": cid, "text": "已开好，请查收" }),
+            Some("r1"),
+        ),
+        (
+            json!({ "type": "send", "client_id": "n1", "conversation_id": cid, "text": "内部备注", "note": true }),
+            Some("n1"),
+        ),
+        (
+            json!({ "type": "read", "conversation_id": cid, "seq": 1 }),
+            None,
+        ),
+        (
+            json!({ "type": "typing", "conversation_id": cid, "on": true }),
+            None,
+        ),
+    ] {
+        ws.send(frame.clone()).await;
+        let err = ws.expect("error").await;
+        assert_eq!(err["code"], "unauthorized", "{frame}: {err}");
+        assert_eq!(err["client_id"].as_str(), client_id, "{frame}: {err}");
+        assert!(ws.pending.iter().all(|f| f["type"] != "ack"), "{frame}");
+    }
+    // Reading still works on that socket.
+    ws.send(json!({ "type": "ping" })).await;
+    ws.expect("pong").await;
+    ws.send(json!({ "type": "hello", "resume": { cid.clone(): 0 } }))
+        .await;
+    assert_eq!(ws.expect("message").await["message"]["text"], "请开发票");
+
+    let conv_id: uuid::Uuid = cid.parse().expect("uuid");
+    let stored = server
+        .store
+        .list_messages(conv_id, 0, 100, true)
+        .await
+        .expect("messages");
+    assert_eq!(stored.len(), 1, "only the customer's message: {stored:?}");
+    let admin_id: uuid::Uuid = admin.agent_id().parse().expect("uuid");
+    let unread = server
+        .store
+        .unread_counts(admin_id, &[conv_id])
+        .await
+        .expect("unread");
+    assert_eq!(
+        unread.get(&conv_id),
+        Some(&1),
+        "the read marker did not move"
+    );
+    let seen = watcher.drain(Duration::from_millis(300)).await;
+    assert!(
+        seen.iter()
+            .all(|f| !matches!(f["type"].as_str(), Some("typing" | "read" | "message"))),
+        "other consoles heard the read token: {seen:?}"
+    );
+    let inbox_id: uuid::Uuid = id(&inbox).parse().expect("uuid");
+    assert!(
+        server
+            .store
+            .unqueued_email_replies(&[inbox_id], 0, 10)
+            .await
+            .expect("replies")
+            .is_empty()
+    );
+    assert!(
+        server
+            .store
+            .due_emails(10)
+            .await
+            .expect("outbox")
+            .is_empty()
+    );
+
+    // The same reply from a write token is stored and mailed: the one mail.
+    watcher
+        .send(json!({ "type": "send", "client_id": "w1", "conversation_id": cid, "text": "已开好，请查收" }))
+        .await;
+    assert_eq!(watcher.expect("ack").await["seq"], 2);
+    let mail = sink.mail(0).await;
+    assert!(mail.text.contains("已开好，请查收"), "{:?}", mail.text);
+    assert_eq!(sink.got.lock().await.len(), 1, "nothing else was sent");
+}
+
+/// A spent identifier hash stays spent however it is re-spelled: padded
+/// with the whitespace a replay would add (ASCII, tab, newline, full-width
+/// space, BOM) it is not a hash at all (401); in upper case it is the same
+/// hash (403). A hash first used in upper case is spent for lower case too.
+async fn identity_hashes_are_spent_whatever_their_spelling(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let admin = server.admin().await;
+    let (_, public, secret) = widget_inbox(&admin, &[admin.agent_id()]).await;
+    let now = chrono::Utc::now().timestamp();
+    let with_hash = |t: i64, hash: String| json!({ "inbox": public, "identifier": "user-42", "timestamp": t, "identifier_hash": hash });
+    let hash = visitor::identity_hash(&secret, "user-42", now);
+
+    let (status, first) = session(&server, with_hash(now, hash.clone())).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["verified"], true);
+    for padded in [
+        format!("{hash} "),
+        format!("\t{hash}"),
+        format!("{hash}\u{3000}"),
+        format!("{hash}\r\n"),
+        format!("\u{feff}{hash}"),
+        format!(" {hash} "),
+    ] {
+        let (status, body) = session(&server, with_hash(now, padded.clone())).await;
+        assert_eq!(status, 401, "{padded:?} earned {body}");
+    }
+    let (status, body) = session(&server, with_hash(now, hash.to_ascii_uppercase())).await;
+    assert_eq!(status, 403, "upper case is the same hash: {body}");
+
+    // Sites that write upper-case hex are served, once.
+    let upper = visitor::identity_hash(&secret, "user-42", now + 1).to_ascii_uppercase();
+    let (status, again) = session(&server, with_hash(now + 1, upper)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["contact_id"], first["contact_id"]);
+    let lower = visitor::identity_hash(&secret, "user-42", now + 1);
+    let (status, _) = session(&server, with_hash(now + 1, lower)).await;
+    assert_eq!(status, 403, "spent in upper case, replayed in lower");
 }

@@ -4,7 +4,7 @@
 
 use crate::cursor::{self, Page};
 use crate::rows::{Arg, Sql, like_pattern, ts};
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store, StoreError, Visibility};
 use kefu_core::time::{now, to_millis};
 use kefu_core::{Contact, ContactPatch, Event, Identity, NewContact};
 use serde_json::Value;
@@ -111,6 +111,20 @@ macro_rules! add_identities {
     }};
 }
 
+/// Limits a query over `contacts c` to what `visibility` allows: for an
+/// agent, contacts with a conversation in one of their inboxes (the
+/// `conversations_contact` index makes this a probe per contact).
+fn push_visibility(sql: &mut Sql, visibility: Visibility) {
+    if let Visibility::MemberOf(agent) = visibility {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM conversations cv JOIN inbox_members m ON m.inbox_id = cv.inbox_id
+               WHERE cv.contact_id = c.id AND m.agent_id = ",
+        )
+        .bind(Arg::Uuid(agent))
+        .push(")");
+    }
+}
+
 impl Store {
     pub async fn create_contact(&self, new: &NewContact) -> Result<Contact> {
         let at = to_millis(now());
@@ -174,6 +188,37 @@ impl Store {
             .collect())
     }
 
+    /// The contact, if `visibility` allows seeing it: an agent sees the
+    /// contacts that have a conversation in one of their inboxes, as with
+    /// conversations. A hidden contact is reported as not found, so ids
+    /// cannot be probed.
+    pub async fn visible_contact(&self, id: Uuid, visibility: Visibility) -> Result<Contact> {
+        if !self.contact_visible(id, visibility).await? {
+            return Err(StoreError::NotFound);
+        }
+        self.contact(id).await
+    }
+
+    /// Whether the contact exists and `visibility` allows seeing it.
+    pub async fn contact_visible(&self, id: Uuid, visibility: Visibility) -> Result<bool> {
+        let mut sql = Sql::new("SELECT COUNT(*) FROM contacts c WHERE c.id = ");
+        sql.bind(Arg::Uuid(id));
+        push_visibility(&mut sql, visibility);
+        let n: i64 = on_db!(self.db.reader(), p =>
+            bind_args!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args).fetch_one(p).await?);
+        Ok(n > 0)
+    }
+
+    /// Whether the contact is in no conversation at all (one just created
+    /// through the API): its creator may open the first conversation.
+    pub async fn contact_without_conversations(&self, id: Uuid) -> Result<bool> {
+        let n: i64 = on_db!(self.db.reader(), p =>
+            sqlx::query_scalar("SELECT COUNT(*) FROM contacts c WHERE c.id = $1
+                 AND NOT EXISTS (SELECT 1 FROM conversations cv WHERE cv.contact_id = c.id)")
+                .bind(id).fetch_one(p).await?);
+        Ok(n > 0)
+    }
+
     pub async fn contact_by_identity(&self, kind: &str, value: &str) -> Result<Contact> {
         let id: Uuid = on_db!(self.db.reader(), p =>
             sqlx::query_scalar("SELECT contact_id FROM contact_identities WHERE kind = $1 AND value = $2")
@@ -182,15 +227,18 @@ impl Store {
         self.contact(id).await
     }
 
-    /// Newest-updated first. `q` matches name, email or phone (case-insensitive).
+    /// Newest-updated first, those `visibility` allows. `q` matches name,
+    /// email or phone (case-insensitive).
     pub async fn list_contacts(
         &self,
+        visibility: Visibility,
         q: Option<&str>,
         tag: Option<&str>,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Contact>> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM contacts c WHERE 1 = 1"));
+        push_visibility(&mut sql, visibility);
         if let Some(q) = q {
             let pat = like_pattern(q);
             sql.push(" AND (LOWER(COALESCE(c.name, '')) LIKE ")

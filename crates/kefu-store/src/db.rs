@@ -65,7 +65,7 @@ impl Db {
             Ok(Db::Postgres(pool))
         } else {
             Err(StoreError::UnsupportedUrl(
-                url.split('@').next_back().unwrap_or("").into(),
+                kefu_core::redact::mask_url_secrets(url),
             ))
         }
     }

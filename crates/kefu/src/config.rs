@@ -143,30 +143,74 @@ impl Config {
         self.data_dir.join("attachments")
     }
 
-    /// The configuration as TOML, with the database password masked.
+    /// The configuration as TOML, with the database URL's secrets masked.
     pub fn to_masked_toml(&self) -> anyhow::Result<String> {
         let mut shown = self.clone();
         shown.database_url = shown.database_url.map(|u| mask_url_password(&u));
+        shown.server.metrics_token = shown
+            .server
+            .metrics_token
+            .map(|_| kefu_core::redact::MASK.to_string());
         Ok(toml::to_string_pretty(&shown)?)
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:****@host/db`.
+/// The URL with every secret in it masked (userinfo password, `?password=`
+/// and the like): what `config print`, `migrate` and errors show. The one
+/// implementation is `kefu_core::redact::mask_url_secrets`.
 pub fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-        None => url.to_string(),
-    }
+    kefu_core::redact::mask_url_secrets(url)
 }
 
+/// Creates the directory if needed and makes it private to kefu's user
+/// (0700 on Unix, also when it existed with wider modes): everything kefu
+/// keeps holds secrets or customers' data.
 pub fn ensure_dir(path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    restrict(path, 0o700)
+}
+
+/// Only kefu's user may read or write what the process creates from now on:
+/// the SQLite database (the visitor signing key, mail passwords, DKIM keys)
+/// with its WAL and SHM, blobs, import runs. One umask instead of a mode at
+/// each place that creates a file, so a new one cannot be missed.
+pub fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Tightens what an older kefu created with wider modes: the SQLite files
+/// and the data directory's subdirectories (their contents are then out of
+/// reach whatever their own modes).
+pub fn secure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    ensure_dir(data_dir)?;
+    for name in ["kefu.db", "kefu.db-wal", "kefu.db-shm", "kefu.db-journal"] {
+        let file = data_dir.join(name);
+        if file.exists() {
+            restrict(&file, 0o600)?;
+        }
+    }
+    for entry in
+        std::fs::read_dir(data_dir).with_context(|| format!("reading {}", data_dir.display()))?
+    {
+        let path = entry?.path();
+        if path.is_dir() {
+            restrict(&path, 0o700)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("restricting {} to {mode:o}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn restrict(_path: &Path, _mode: u32) -> anyhow::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -236,17 +280,31 @@ mod tests {
 
     #[test]
     fn passwords_are_masked() {
-        assert_eq!(
-            mask_url_password("postgres://kefu:s3cret@db:5432/kefu"),
-            "postgres://kefu:****@db:5432/kefu"
-        );
-        assert_eq!(
-            mask_url_password("postgres://kefu@db/kefu"),
-            "postgres://kefu@db/kefu"
-        );
-        assert_eq!(
-            mask_url_password("sqlite://data/kefu.db"),
-            "sqlite://data/kefu.db"
+        for (url, shown) in [
+            (
+                "postgres://kefu:s3cret@db:5432/kefu",
+                "postgres://kefu:****@db:5432/kefu",
+            ),
+            (
+                "postgres://kefu@db/kefu?password=s3cret&sslmode=require",
+                "postgres://kefu@db/kefu?password=****&sslmode=require",
+            ),
+            ("postgres://kefu@db/kefu", "postgres://kefu@db/kefu"),
+            ("sqlite://data/kefu.db", "sqlite://data/kefu.db"),
+        ] {
+            assert_eq!(mask_url_password(url), shown);
+        }
+        let config = Config {
+            database_url: Some("postgres://kefu:a1@db/kefu?sslpassword=b2&passfile=c3".into()),
+            ..Config::default()
+        };
+        let mut config = config;
+        config.server.metrics_token = Some("prometheus-scrape-secret".into());
+        let toml = config.to_masked_toml().expect("toml");
+        assert!(!toml.contains("prometheus-scrape-secret"), "{toml}");
+        assert!(
+            toml.contains("postgres://kefu:****@db/kefu?sslpassword=****&passfile=****"),
+            "{toml}"
         );
     }
 }

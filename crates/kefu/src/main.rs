@@ -67,6 +67,7 @@ enum ConfigCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    config::private_files();
     let cli = Cli::parse();
     let listen = match &cli.command {
         Command::Serve { listen } => *listen,
@@ -131,7 +132,7 @@ fn init_logging(filter: &str) {
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     if config.database_url.is_none() {
-        ensure_dir(&config.data_dir)?;
+        config::secure_data_dir(&config.data_dir)?;
     }
     Store::open(&config.database_url()).await.with_context(|| {
         format!(
@@ -170,6 +171,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server_config.public_url = Some(public_url);
     let state = AppState::new(store.clone(), blobs, server_config);
     state.set_inbox_settings_check(kefu_mail::channel::check_inbox_settings);
+    // /metrics on an address of its own, when configured; it stops with
+    // the process.
+    if let Some(addr) = config.server.metrics_listen {
+        let metrics_listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening for metrics on {addr}"))?;
+        tracing::info!(listen = %addr, "metrics are served");
+        tokio::spawn(kefu_server::serve_metrics(
+            metrics_listener,
+            state.clone(),
+            std::future::pending(),
+        ));
+    }
     kefu_server::serve(listener, state, shutdown).await?;
     let _ = stop_mail.send(true);
     match tokio::time::timeout(std::time::Duration::from_secs(5), mail).await {

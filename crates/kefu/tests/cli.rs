@@ -447,7 +447,7 @@ fn config_print_masks_secrets_and_reports_bad_settings() {
         .args(["config", "print"])
         .env(
             "KEFU_DATABASE_URL",
-            "postgres://kefu:hunter2@db.internal:5432/kefu",
+            "postgres://kefu:hunter2@db.internal:5432/kefu?password=hunter3&sslpassword=hunter4&sslmode=require",
         )
         .env("KEFU_SERVER__SESSION_DAYS", "9")
         .current_dir(dir.path())
@@ -460,10 +460,12 @@ fn config_print_masks_secrets_and_reports_bad_settings() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("postgres://kefu:****@db.internal:5432/kefu"),
+        text.contains(
+            "postgres://kefu:****@db.internal:5432/kefu?password=****&sslpassword=****&sslmode=require"
+        ),
         "{text}"
     );
-    assert!(!text.contains("hunter2"));
+    assert!(!text.contains("hunter"), "{text}");
     assert!(text.contains("session_days = 9"), "{text}");
 
     std::fs::write(
@@ -484,6 +486,40 @@ fn config_print_masks_secrets_and_reports_bad_settings() {
     );
 
     std::fs::remove_file(dir.path().join("kefu.toml")).expect("remove");
+    // The database-open error and the migrate message show the URL masked.
+    let out = Command::new(KEFU)
+        .args([
+            "--database-url",
+            "mysql://kefu:hunter5@db/kefu?password=hunter6&api_token=hunter7",
+            "migrate",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("mysql://kefu:****@db/kefu?password=****&api_token=****"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter"), "{err}");
+    let db = dir.path().join("kefu.db");
+    let out = Command::new(KEFU)
+        .args([
+            "--database-url",
+            &format!("sqlite://{}?mode=rwc&password=hunter8", db.display()),
+            "migrate",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("password=****"), "{said}");
+    assert!(!said.contains("hunter"), "{said}");
     let out = Command::new(KEFU)
         .args(["--database-url", "mysql://x", "migrate"])
         .current_dir(dir.path())
@@ -494,4 +530,46 @@ fn config_print_masks_secrets_and_reports_bad_settings() {
         !out.status.success() && err.contains("unsupported database URL"),
         "{err}"
     );
+}
+
+/// The data directory and everything kefu creates in it are private to its
+/// user — they hold the visitor signing key, mail passwords and DKIM keys —
+/// also when an older version left them readable by everyone.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    // A fresh directory, and one left world-readable by an older kefu.
+    let fresh = root.path().join("fresh");
+    let old = root.path().join("old");
+    std::fs::create_dir_all(old.join("attachments")).expect("mkdir");
+    std::fs::write(old.join("kefu.db"), b"").expect("old db");
+    for p in [&old, &old.join("attachments")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(old.join("kefu.db"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    for dir in [&fresh, &old] {
+        let args = vec!["--data-dir".to_string(), dir.display().to_string()];
+        let (child, base, _) = serve(&args);
+        // A request that writes, so the WAL and SHM exist.
+        let res = reqwest::get(format!("{base}/readyz"))
+            .await
+            .expect("readyz");
+        assert_eq!(res.status(), 200);
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        for f in ["kefu.db", "kefu.db-wal", "kefu.db-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f} in {}", dir.display());
+        }
+        assert_eq!(mode(&dir.join("attachments")), 0o700);
+        assert!(terminate(child).success());
+    }
 }

@@ -66,7 +66,11 @@ async fn start_session(
     ip: Option<String>,
 ) -> ApiResult<(CookieJar, SessionInfo)> {
     let secret = new_secret();
-    let expires = kefu_core::time::now() + Duration::days(i64::from(state.config.session_days));
+    // session_days is checked at start (at most ten years); checked here too
+    // rather than trusting that every caller validated the config.
+    let expires = kefu_core::time::now()
+        .checked_add_signed(Duration::days(i64::from(state.config.session_days)))
+        .ok_or_else(|| ApiError::internal("server.session_days is out of range"))?;
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -169,7 +173,12 @@ async fn login(
     let email = validate::email("email", &body.email).map_err(|_| ApiError::Unauthorized)?;
     let ip = client_ip_of(addr);
     state.login_per_ip.check(&ip)?;
-    state.login_per_account.check(&email)?;
+    let hold = state
+        .login_guard
+        .admit(&email, ip, tokio::time::Instant::now())?;
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
+    }
     let found = state.store.agent_with_password(&email).await;
     let (agent, hash) = match found {
         Ok((a, h)) if a.active => (Some(a), h),
@@ -190,8 +199,12 @@ async fn login(
         if let Err(e) = state.store.audit(record).await {
             tracing::error!(error = %e, "writing the audit log failed");
         }
+        state
+            .login_guard
+            .failed(&email, ip, tokio::time::Instant::now());
         return Err(ApiError::Unauthorized);
     };
+    state.login_guard.succeeded(&email, ip);
     let (jar, info) = start_session(&state, jar, agent, &headers, Some(ip.to_string())).await?;
     Ok((jar, axum::Json(info)))
 }
@@ -311,11 +324,24 @@ async fn change_password(
     Json(body): Json<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     validate::password(&body.new_password)?;
-    state.login_per_account.check(&who.agent.email)?;
-    let (_, hash) = state.store.agent_with_password(&who.agent.email).await?;
+    // A stolen session or token must not make guessing the password easy:
+    // the same delays as logging in, from this address.
+    let ip = who.ip.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let email = who.agent.email.clone();
+    let hold = state
+        .login_guard
+        .admit(&email, ip, tokio::time::Instant::now())?;
+    if !hold.is_zero() {
+        tokio::time::sleep(hold).await;
+    }
+    let (_, hash) = state.store.agent_with_password(&email).await?;
     if !auth::verify_password(body.current_password, hash).await {
+        state
+            .login_guard
+            .failed(&email, ip, tokio::time::Instant::now());
         return Err(ApiError::Forbidden("current password is wrong"));
     }
+    state.login_guard.succeeded(&email, ip);
     let new_hash = auth::hash_password(body.new_password).await?;
     state.store.set_password(who.agent.id, &new_hash).await?;
     let keep = match who.via {

@@ -1,4 +1,10 @@
 //! Contacts: the customers, found by text, tag or an external identity.
+//!
+//! An agent sees and changes only the contacts that have a conversation in
+//! one of their inboxes (admins: all), the same line as for conversations:
+//! a contact outside it answers 404, and lists and lookups leave it out.
+//! Creating a contact is open to every agent; it becomes theirs to see with
+//! its first conversation in one of their inboxes.
 
 use super::{Paged, page_limit};
 use crate::auth::Principal;
@@ -35,10 +41,12 @@ struct ContactQuery {
     limit: Option<usize>,
 }
 
+/// Contacts the caller may see: for agents, those with a conversation in
+/// one of their inboxes (admins: all). Any other contact answers 404.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", params(ContactQuery), responses((status = 200, body = Paged<Contact>)))]
 async fn list(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     Query(q): Query<ContactQuery>,
 ) -> ApiResult<axum::Json<Paged<Contact>>> {
     if let (Some(kind), Some(value)) = (&q.identity_kind, &q.identity_value) {
@@ -52,7 +60,8 @@ async fn list(
             .contact_by_identity(&identity.kind, &identity.value)
             .await
         {
-            Ok(c) => vec![c],
+            Ok(c) if state.store.contact_visible(c.id, who.visibility()).await? => vec![c],
+            Ok(_) => vec![],
             Err(kefu_store::StoreError::NotFound) => vec![],
             Err(e) => return Err(e.into()),
         };
@@ -65,6 +74,7 @@ async fn list(
     let page = state
         .store
         .list_contacts(
+            who.visibility(),
             text,
             q.tag.as_deref(),
             q.cursor.as_deref(),
@@ -90,19 +100,31 @@ async fn create(
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)), responses((status = 200, body = Contact), (status = 404)))]
 async fn get_one(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Contact>> {
-    Ok(axum::Json(state.store.contact(id).await?))
+    Ok(axum::Json(
+        state.store.visible_contact(id, who.visibility()).await?,
+    ))
+}
+
+/// 404 unless the caller may see the contact (see the module comment).
+async fn check_visible(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<()> {
+    if state.store.contact_visible(id, who.visibility()).await? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
 }
 
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)), request_body = ContactPatch, responses((status = 200, body = Contact), (status = 404), (status = 409)))]
 async fn update(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     Path(id): Path<Uuid>,
     Json(mut patch): Json<ContactPatch>,
 ) -> ApiResult<axum::Json<Contact>> {
+    check_visible(&state, &who, id).await?;
     patch.validate()?;
     Ok(axum::Json(state.store.update_contact(id, &patch).await?))
 }
@@ -111,10 +133,11 @@ async fn update(
 #[utoipa::path(post, path = "/api/v1/contacts/{id}/identities", tag = "contacts", params(("id" = Uuid, Path)), request_body = Identity, responses((status = 200, body = Contact), (status = 409)))]
 async fn add_identity(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     Path(id): Path<Uuid>,
     Json(mut identity): Json<Identity>,
 ) -> ApiResult<axum::Json<Contact>> {
+    check_visible(&state, &who, id).await?;
     validate::identity(&mut identity)?;
     Ok(axum::Json(state.store.add_identity(id, &identity).await?))
 }
@@ -123,9 +146,10 @@ async fn add_identity(
     params(("id" = Uuid, Path), ("kind" = String, Path), ("value" = String, Path)), responses((status = 200, body = Contact), (status = 404)))]
 async fn remove_identity(
     State(state): State<AppState>,
-    _who: Principal,
+    who: Principal,
     Path((id, kind, value)): Path<(Uuid, String, String)>,
 ) -> ApiResult<axum::Json<Contact>> {
+    check_visible(&state, &who, id).await?;
     Ok(axum::Json(
         state.store.remove_identity(id, &kind, &value).await?,
     ))
@@ -145,11 +169,7 @@ async fn conversations(
     Path(id): Path<Uuid>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Paged<Conversation>>> {
-    state
-        .store
-        .contact(id)
-        .await
-        .map_err(|_| ApiError::NotFound)?;
+    check_visible(&state, &who, id).await?;
     let filter = ConversationFilter {
         contact_id: Some(id),
         cursor: q.cursor,

@@ -233,6 +233,9 @@ async fn create(
     {
         return Err(ApiError::Unprocessable("inbox_id: no such inbox".into()));
     }
+    if let Some(contact_id) = body.contact_id {
+        check_contact(&state, &who, contact_id).await?;
+    }
     if let Some(a) = body.assignee_id {
         check_assignee(&state, body.inbox_id, a).await?;
     }
@@ -247,6 +250,27 @@ async fn create(
             message,
         }),
     ))
+}
+
+/// An agent opens a conversation with a contact they can see, or with one
+/// in no conversation yet (just created through POST /contacts): naming
+/// any other contact's id would make it visible to them.
+async fn check_contact(state: &AppState, who: &Principal, contact_id: Uuid) -> ApiResult<()> {
+    if state
+        .store
+        .contact_visible(contact_id, who.visibility())
+        .await?
+        || state
+            .store
+            .contact_without_conversations(contact_id)
+            .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(
+            "contact_id: no such contact".into(),
+        ))
+    }
 }
 
 /// An assignee must be an active agent who can see the inbox.

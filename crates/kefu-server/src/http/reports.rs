@@ -59,9 +59,16 @@ async fn csat(
     // Without `to`, everything rated so far: the window ends after this
     // millisecond (times are stored in whole milliseconds, the end is
     // exclusive), so a rating given in the same millisecond counts.
+    // The default `from` is computed from a given `to`, which may be at
+    // the edge of what chrono represents: checked, never panicking.
     let to =
         q.to.unwrap_or_else(|| Utc::now() + Duration::milliseconds(1));
-    let from = q.from.unwrap_or(to - Duration::days(30));
+    let from = match q.from {
+        Some(from) => from,
+        None => to.checked_sub_signed(Duration::days(30)).ok_or_else(|| {
+            ApiError::BadRequest("to: out of range (give from, or a later to)".into())
+        })?,
+    };
     let rows = state.store.csat_report(by_inbox, from, to).await?;
     let lines = rows
         .into_iter()

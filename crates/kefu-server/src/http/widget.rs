@@ -242,17 +242,23 @@ async fn verified_contact(
             ));
         }
     };
-    visitor::check_identity(secret, identifier, timestamp, hash, now).map_err(|e| match e {
-        IdentityError::Wrong => ApiError::Unauthorized,
-        IdentityError::Stale => {
-            ApiError::Forbidden("identifier_hash is stale: sign a fresh timestamp")
-        }
-    })?;
-    let expires =
-        kefu_core::time::from_millis((timestamp + visitor::IDENTITY_MAX_SKEW_SECS + 60) * 1000);
+    let mac =
+        visitor::check_identity(secret, identifier, timestamp, hash, now).map_err(|e| match e {
+            IdentityError::Wrong => ApiError::Unauthorized,
+            IdentityError::Stale => {
+                ApiError::Forbidden("identifier_hash is stale: sign a fresh timestamp")
+            }
+        })?;
+    // check_identity refused timestamps more than the skew away, so this
+    // cannot overflow; saturating all the same, as every sum on input.
+    let expires = kefu_core::time::from_millis(
+        timestamp
+            .saturating_add(visitor::IDENTITY_MAX_SKEW_SECS + 60)
+            .saturating_mul(1000),
+    );
     if !state
         .store
-        .spend_nonce(&hash.to_ascii_lowercase(), expires)
+        .spend_nonce(&visitor::spent_identity_key(&mac), expires)
         .await?
     {
         return Err(ApiError::Forbidden(

@@ -14,7 +14,7 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures::FutureExt;
-use kefu_core::{Direction, Event, NewMessage};
+use kefu_core::{Direction, Event, NewMessage, TokenScope};
 use kefu_hub::{HubMsg, Party, Received, Signal, SubscriptionStream, Topic};
 use std::collections::BTreeSet;
 use tokio_stream::{StreamExt, StreamMap};
@@ -156,6 +156,23 @@ impl Session<'_> {
     }
 
     async fn handle(&mut self, conn: &mut Conn, frame: Inbound) -> Result<(), Closed> {
+        // The upgrade is a GET, so a read-scoped token opens this socket;
+        // every frame that changes something (a reply, a note, a read
+        // marker, a typing signal) is checked here, before anything else.
+        if frame.writes() && !self.who.allows(TokenScope::Write) {
+            let client_id = match &frame {
+                Inbound::Send { client_id, .. } => Some(client_id.clone()),
+                _ => None,
+            };
+            return conn
+                .send(&Outbound::Error {
+                    code: "unauthorized",
+                    message: "this token's scope does not allow this frame (write scope needed)"
+                        .into(),
+                    client_id,
+                })
+                .await;
+        }
         match frame {
             Inbound::Hello { resume, .. } => {
                 for (id, after) in resume.into_iter().take(200) {
