@@ -378,14 +378,74 @@ fn encoded_words(raw: &str) -> Vec<Word<'_>> {
     words
 }
 
+/// The RFC 2231 extended parameters of a raw header value (`filename*=gbk''%C4%E3`,
+/// `name*0*=big5''%B5o; name*1*=%B2%BC`), each segment with the charset of its
+/// parameter's first segment, in order.
+fn extended_parameters(raw: &str) -> Vec<Word<'_>> {
+    let mut words = Vec::new();
+    let mut label = "";
+    for param in raw.split(';') {
+        let Some((name, value)) = param.split_once('=') else {
+            continue;
+        };
+        let name = name.trim();
+        if !name.ends_with('*') {
+            continue;
+        }
+        let value = value.trim().trim_matches('"');
+        // The first segment (`name*` or `name*0*`) carries `charset'language'`.
+        let first = name.matches('*').count() == 1 || name.ends_with("*0*");
+        let data = if first {
+            let mut pieces = value.splitn(3, '\'');
+            match (pieces.next(), pieces.next(), pieces.next()) {
+                (Some(charset), Some(_), Some(data)) => {
+                    label = charset;
+                    data
+                }
+                _ => continue,
+            }
+        } else {
+            value
+        };
+        if !label.is_empty() {
+            let bytes = percent_decode(data.as_bytes());
+            words.push(Word { label, bytes });
+        }
+    }
+    words
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        let pair = (input.get(i + 1), input.get(i + 2));
+        if let (b'%', (Some(&h), Some(&l))) = (b, pair)
+            && let (Some(h), Some(l)) = (hex(h), hex(l))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// Repairs what mail-parser decoded from the raw header `raw` into `texts` (a subject,
-/// or the display names of an address list, in order): each encoded word whose label
-/// mail-parser does not know came out as lossy UTF-8, which is found and replaced by
-/// our decoding. Address and parameter parsing stay mail-parser's; only the charset
-/// step is redone. Problems for unknown labels go into `problems`, once each.
+/// the display names of an address list, or a file name, in order): each RFC 2047
+/// encoded word or RFC 2231 parameter whose charset mail-parser does not know came out
+/// as lossy UTF-8, which is found and replaced by our decoding. Address and parameter
+/// parsing stay mail-parser's; only the charset step is redone. Problems for unknown
+/// labels go into `problems`, once each.
 pub(crate) fn redecode_words(raw: &str, texts: &mut [&mut String], problems: &mut Vec<Problem>) {
     let (mut index, mut offset) = (0, 0);
-    for word in encoded_words(raw) {
+    let words = encoded_words(raw)
+        .into_iter()
+        .chain(extended_parameters(raw));
+    for word in words {
         if parser_knows(word.label) {
             continue;
         }
@@ -555,5 +615,23 @@ mod tests {
         redecode_words(&raw, &mut [&mut first, &mut second], &mut problems);
         assert_eq!((first.as_str(), second.as_str()), ("Li", "张三"));
         assert!(problems.is_empty(), "{problems:?}");
+
+        // RFC 2231, in one piece and in continuations.
+        let big5 = BIG5.encode("發票.pdf").0.into_owned();
+        let pct: String = big5.iter().map(|b| format!("%{b:02X}")).collect();
+        let (head, tail) = pct.split_at(6);
+        for raw in [
+            format!("attachment; filename*=big5_tw'zh'{pct}"),
+            format!("attachment;\r\n filename*0*=big5_tw''{head};\r\n filename*1*={tail}"),
+        ] {
+            let (a, b) = big5.split_at(2);
+            let mut name = if raw.contains("*0*") {
+                String::from_utf8_lossy(a).into_owned() + &String::from_utf8_lossy(b)
+            } else {
+                String::from_utf8_lossy(&big5).into_owned()
+            };
+            redecode_words(&raw, &mut [&mut name], &mut problems);
+            assert_eq!(name, "發票.pdf", "{raw}");
+        }
     }
 }

@@ -79,6 +79,8 @@ pub enum Problem {
     /// A charset label nothing knows (in a header's encoded word or a part's `charset`);
     /// the text was decoded as `used`, a guess (see `charset`).
     UnknownCharset { label: String, used: String },
+    /// Header `name` held raw 8-bit bytes that are not UTF-8; decoded as `used`, a guess.
+    EightBitHeader { name: String, used: String },
     /// Part `part` is not valid in its `declared` charset (`(none)` when it declared
     /// none); it was decoded as `used`, a guess.
     WrongCharset {
@@ -339,6 +341,7 @@ fn raw_body(msg: &mail_parser::Message<'_>, part: &MessagePart<'_>) -> Option<(V
 /// Redoes the charset step of encoded words that mail-parser read as lossy UTF-8
 /// because it did not know their label: the subject and the display names.
 fn redecode_headers(msg: &mail_parser::Message<'_>, out: &mut ParsedEmail) {
+    reread_eight_bit_headers(msg, out);
     let mut problems = std::mem::take(&mut out.problems);
     if let (Some(raw), Some(subject)) = (msg.header_raw("Subject"), out.subject.as_mut()) {
         charset::redecode_words(raw, &mut [subject], &mut problems);
@@ -361,6 +364,50 @@ fn redecode_headers(msg: &mail_parser::Message<'_>, out: &mut ParsedEmail) {
         charset::redecode_words(raw, &mut names, &mut problems);
     }
     out.problems = problems;
+}
+
+/// Headers carrying raw 8-bit bytes that are not UTF-8 (old clients write the subject
+/// or the sender's name in GBK without RFC 2047; RFC 5322 allows only ASCII, RFC 6532
+/// UTF-8). mail-parser reads them as lossy UTF-8. Here the raw value is decoded by the
+/// same guess as an unlabelled body (`charset`), parsed again as a UTF-8 header by
+/// mail-parser, and flagged.
+fn reread_eight_bit_headers(msg: &mail_parser::Message<'_>, out: &mut ParsedEmail) {
+    use mail_parser::HeaderName as H;
+    let Some(top) = msg.parts.first() else {
+        return;
+    };
+    for name in [H::Subject, H::From, H::To, H::Cc, H::ReplyTo] {
+        let Some(raw) = top.headers.iter().find(|h| h.name == name).and_then(|h| {
+            msg.raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+        }) else {
+            continue;
+        };
+        if std::str::from_utf8(raw).is_ok() {
+            continue;
+        }
+        let (text, outcome) = charset::decode(raw, None);
+        let charset::Outcome::Wrong { used, .. } = outcome else {
+            continue;
+        };
+        let unfolded = unfold(&text);
+        let line = format!("{}: {unfolded}\r\n\r\n", name.as_str());
+        let Some(again) = MessageParser::default().parse_headers(line.as_bytes()) else {
+            continue;
+        };
+        match name {
+            H::Subject => out.subject = again.subject().map(|s| s.trim().to_string()),
+            H::From => out.from = again.from().and_then(|a| mailboxes(a).into_iter().next()),
+            H::To => out.to = again.to().map(mailboxes).unwrap_or_default(),
+            H::Cc => out.cc = again.cc().map(mailboxes).unwrap_or_default(),
+            _ => out.reply_to = again.reply_to().map(mailboxes).unwrap_or_default(),
+        }
+        let problem = Problem::EightBitHeader {
+            name: name.as_str().to_string(),
+            used,
+        };
+        charset::record(&mut out.problems, Some(problem));
+    }
 }
 
 /// The attachment's file name, with encoded words in labels mail-parser does not know

@@ -43,6 +43,11 @@ pdf = MIMEApplication(b"%PDF-1.4\n", "pdf")
 pdf.add_header("Content-Disposition", "attachment",
                filename=Header("發票.pdf", "big5_tw").encode())
 m.attach(pdf)
+# The same label in an RFC 2231 parameter, as `add_header(filename=(charset, lang, name))`
+# writes it.
+xls = MIMEApplication(b"PK\x03\x04", "vnd.ms-excel")
+xls.add_header("Content-Disposition", "attachment", filename=("big5_tw", "", "報價單.xls"))
+m.attach(xls)
 finish(m, "big5_tw", Header("發票問題", "big5_tw"), sender=("陳小姐", "big5_tw"))
 
 # Johab: a real Korean charset that encoding_rs cannot decode; kefu must say so.
@@ -74,3 +79,20 @@ enc = att.get_payload().splitlines()
 att.set_payload("\n".join(enc[:5] + ["@@@@"] + enc[5:]) + "\n")
 m.attach(att)
 finish(m, "broken_base64", Header("附件", "utf-8"))
+
+# Raw 8-bit GBK in the subject, the sender's name and an unlabelled body, as old
+# clients on Chinese Windows (Foxmail 6, Outlook Express) sent them: no RFC 2047.
+raw = b"\r\n".join([
+    b"Subject: " + "发票抬头要改".encode("gbk"),
+    b"From: " + "王先生".encode("gbk") + b" <wang@example.cn>",
+    b"To: support@kefu.example",
+    b"Date: Tue, 02 Jan 2024 10:00:00 +0800",
+    b"Message-ID: <eight_bit_gbk@example.cn>",
+    b"MIME-Version: 1.0",
+    b"Content-Type: text/plain",
+    b"Content-Transfer-Encoding: 8bit",
+    b"",
+    "发票抬头请改成公司名称。".encode("gbk"),
+    b"",
+])
+(HERE / "eight_bit_gbk.eml").write_bytes(raw)
