@@ -236,7 +236,7 @@ impl Outcome {
             Outcome::AsDeclared => None,
             Outcome::Unknown { label, used } => Some(Problem::UnknownCharset { label, used }),
             Outcome::Wrong { declared, used } => Some(Problem::WrongCharset {
-                part: part.unwrap_or(0),
+                part,
                 declared,
                 used,
             }),

@@ -81,10 +81,11 @@ pub enum Problem {
     UnknownCharset { label: String, used: String },
     /// Header `name` held raw 8-bit bytes that are not UTF-8; decoded as `used`, a guess.
     EightBitHeader { name: String, used: String },
-    /// Part `part` is not valid in its `declared` charset (`(none)` when it declared
-    /// none); it was decoded as `used`, a guess.
+    /// Text not valid in its `declared` charset (`(none)` when it declared none) — body
+    /// part `part`, or an encoded word in a header when `part` is `None`; it was decoded
+    /// as `used`, a guess.
     WrongCharset {
-        part: usize,
+        part: Option<usize>,
         declared: String,
         used: String,
     },

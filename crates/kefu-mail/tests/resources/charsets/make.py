@@ -57,7 +57,9 @@ finish(m, "johab", Header("환불 문의", "johab"), sender=("Kim", "utf-8"))
 # Declared UTF-8, really GBK: what a misconfigured webmail sends.
 m = MIMEText("", _charset="utf-8")
 m.set_payload(base64.encodebytes("我的快递三天没有更新了。".encode("gbk")).decode())
-finish(m, "utf8_really_gbk", Header("快递", "utf-8"))
+# The subject too: an encoded word labelled utf-8 around GBK bytes.
+gbk_word = "=?utf-8?b?" + base64.b64encode("快递没更新".encode("gbk")).decode() + "?="
+finish(m, "utf8_really_gbk", gbk_word)
 
 # Declared UTF-8, really Big5.
 m = MIMEText("", _charset="utf-8")
