@@ -333,11 +333,18 @@ async fn error_limit_counts_every_kind_of_error() {
             let got = reply(&mut s).await;
             assert!(got[0].starts_with(code), "{what}: want {code}, got {got:?}");
         }
-        // The third refusal ends the session: 421 behind it, then end of stream.
-        let got = reply(&mut s).await;
+        // The third refusal ends the session: 421 behind it, then end of stream. Bounded,
+        // so a server that forgets to count fails here instead of hanging.
+        let end = async {
+            let got = reply(&mut s).await;
+            let mut rest = String::new();
+            let n = s.read_line(&mut rest).await.unwrap_or(0);
+            (got, n, rest)
+        };
+        let (got, n, rest) = tokio::time::timeout(Duration::from_secs(10), end)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no 421 after 3 refusals"));
         assert!(got[0].starts_with("421"), "{what}: want 421, got {got:?}");
-        let mut rest = String::new();
-        let n = s.read_line(&mut rest).await.unwrap_or(0);
         assert_eq!(n, 0, "{what}: connection still open, got {rest:?}");
     }
     server.stop().await;
