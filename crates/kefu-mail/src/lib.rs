@@ -6,7 +6,9 @@
 //!
 //! - [`parse`]: [`parse::parse`] turns bytes into a [`ParsedEmail`]; never fails, no Tokio.
 //!   [`quote`] folds quoted history away for `visible_text`; `html_text` turns HTML-only
-//!   mail into text.
+//!   mail into text; `charset` resolves charset labels (WHATWG plus the aliases mail
+//!   software writes) and guesses when a label is unknown or wrong; `transfer` removes
+//!   base64 and quoted-printable, keeping what decoded before a break.
 //! - [`classify`]: normal mail, auto-reply, bulk mail or bounce (DSN), computed by `parse`
 //!   into [`ParsedEmail::kind`].
 //! - [`thread`]: reply tokens in plus addresses, [`thread::thread_hints`],
@@ -27,6 +29,7 @@
 //! I/O and are tested with tables.
 
 pub mod channel;
+mod charset;
 pub mod classify;
 pub mod compose;
 mod html_text;
@@ -37,6 +40,7 @@ pub mod quote;
 pub mod send;
 pub mod smtp;
 pub mod thread;
+mod transfer;
 
 pub use classify::{Bounce, BounceRecipient, MailKind};
 pub use compose::{BuiltEmail, OutgoingAttachment, OutgoingEmail, build};

@@ -14,7 +14,7 @@ use mail_parser::{Address, HeaderValue, MessageParser, MessagePart, MimeHeaders,
 use serde::Serialize;
 
 use crate::classify::{self, MailKind};
-use crate::{html_text, quote};
+use crate::{charset, html_text, quote, transfer};
 
 /// Inline images referenced as `cid:ID` in HTML are rewritten to the relative URL
 /// `cid/ID` before sanitising. ammonia drops URLs with unknown schemes such as `cid:`, but
@@ -73,8 +73,22 @@ pub enum Problem {
     MissingHeader { name: String },
     /// A header is present but could not be read (e.g. an unparsable Date).
     BadHeader { name: String },
-    /// A part's base64/quoted-printable body was broken; what could be decoded is kept.
+    /// A part's base64 body was broken; what decoded before the break is kept (as body
+    /// text or as the attachment's bytes).
     BadTransferEncoding { part: usize },
+    /// A charset label nothing knows (in a header's encoded word or a part's `charset`);
+    /// the text was decoded as `used`, a guess (see `charset`).
+    UnknownCharset { label: String, used: String },
+    /// Header `name` held raw 8-bit bytes that are not UTF-8; decoded as `used`, a guess.
+    EightBitHeader { name: String, used: String },
+    /// Text not valid in its `declared` charset (`(none)` when it declared none) — body
+    /// part `part`, or an encoded word in a header when `part` is `None`; it was decoded
+    /// as `used`, a guess.
+    WrongCharset {
+        part: Option<usize>,
+        declared: String,
+        used: String,
+    },
     /// The HTML body could not be kept (too large to sanitise); `text` still has it.
     HtmlDropped { reason: String },
     /// The parser panicked; nothing but `size` is filled in.
@@ -181,7 +195,7 @@ fn parse_inner(raw: &[u8]) -> ParsedEmail {
         .iter()
         .filter(|&&id| Some(id) != salvaged)
         .filter_map(|&id| msg.parts.get(id as usize))
-        .map(attachment)
+        .map(|part| attachment(&msg, part, &mut out.problems))
         .collect();
     for (i, part) in msg.parts.iter().enumerate() {
         if part.is_encoding_problem {
@@ -202,6 +216,7 @@ fn read_envelope_headers(msg: &mail_parser::Message<'_>, out: &mut ParsedEmail) 
     out.cc = msg.cc().map(mailboxes).unwrap_or_default();
     out.reply_to = msg.reply_to().map(mailboxes).unwrap_or_default();
     out.subject = msg.subject().map(|s| s.trim().to_string());
+    redecode_headers(msg, out);
     out.delivered_to = out
         .headers
         .iter()
@@ -255,25 +270,28 @@ fn read_bodies(msg: &mail_parser::Message<'_>, out: &mut ParsedEmail) -> Option<
     // words. HTML-only parts go through our own converter (see `html_text`).
     let texts: Vec<String> = body_ids
         .iter()
-        .filter_map(|&id| msg.parts.get(id as usize))
-        .filter_map(|p| match &p.body {
-            PartType::Text(t) => Some(t.to_string()),
-            PartType::Html(h) => Some(html_text::html_to_text(h)),
-            _ => None,
+        .filter_map(|&id| {
+            let part = msg.parts.get(id as usize)?;
+            let text = part_text(msg, id as usize, &mut out.problems)?;
+            match &part.body {
+                PartType::Html(_) => Some(html_text::html_to_text(&text)),
+                _ => Some(text),
+            }
         })
         .collect();
     out.text = texts.join("\n").trim_end().to_string();
     out.visible_text = quote::visible_text(&out.text);
 
     // body_html() would also turn plain text into HTML; only keep real HTML parts.
-    let html: Vec<&str> = msg
+    let html: Vec<String> = msg
         .html_body
         .iter()
-        .filter_map(|&id| msg.parts.get(id as usize))
-        .filter_map(|p| match &p.body {
-            PartType::Html(h) => Some(h.as_ref()),
-            _ => None,
+        .filter(|&&id| {
+            msg.parts
+                .get(id as usize)
+                .is_some_and(|p| matches!(p.body, PartType::Html(_)))
         })
+        .filter_map(|&id| part_text(msg, id as usize, &mut out.problems))
         .collect();
     if !html.is_empty() {
         let joined = rewrite_cid_urls(&html.join("\n"));
@@ -287,7 +305,149 @@ fn read_bodies(msg: &mail_parser::Message<'_>, out: &mut ParsedEmail) -> Option<
     salvaged
 }
 
-fn attachment(part: &MessagePart<'_>) -> Attachment {
+/// The text of a text or HTML part, decoded here from the raw bytes rather than taken
+/// from mail-parser, which reads an unknown charset as lossy UTF-8, keeps replacement
+/// characters where the declared charset is wrong, and keeps a broken base64 body
+/// undecoded (see `charset` and `transfer`). `None` for a part that is not text.
+/// Problems found are recorded, each once (the text and HTML body may share a part).
+fn part_text(
+    msg: &mail_parser::Message<'_>,
+    id: usize,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let part = msg.parts.get(id)?;
+    let theirs = match &part.body {
+        PartType::Text(t) | PartType::Html(t) => t,
+        _ => return None,
+    };
+    let Some((bytes, _)) = raw_body(msg, part) else {
+        return Some(theirs.to_string());
+    };
+    let label = part.content_type().and_then(|ct| ct.attribute("charset"));
+    let (text, outcome) = charset::decode(&bytes, label);
+    charset::record(problems, outcome.problem(Some(id)));
+    Some(text)
+}
+
+/// A part's body with its transfer encoding removed (leniently: a broken base64 body
+/// gives what decoded before the break), and whether it was broken. `None` for an
+/// encoding left to mail-parser or offsets that do not fit.
+fn raw_body(msg: &mail_parser::Message<'_>, part: &MessagePart<'_>) -> Option<(Vec<u8>, bool)> {
+    let body = msg
+        .raw_message
+        .get(part.raw_body_offset() as usize..part.raw_end_offset() as usize)?;
+    transfer::decode(body, part.content_transfer_encoding())
+}
+
+/// Redoes the charset step of encoded words that mail-parser read as lossy UTF-8
+/// because it did not know their label: the subject and the display names.
+fn redecode_headers(msg: &mail_parser::Message<'_>, out: &mut ParsedEmail) {
+    reread_eight_bit_headers(msg, out);
+    let mut problems = std::mem::take(&mut out.problems);
+    if let (Some(raw), Some(subject)) = (msg.header_raw("Subject"), out.subject.as_mut()) {
+        charset::redecode_words(raw, &mut [subject], &mut problems);
+        *subject = subject.trim().to_string();
+    }
+    let lists: [(&str, Vec<&mut Mailbox>); 4] = [
+        ("From", out.from.iter_mut().collect()),
+        ("To", out.to.iter_mut().collect()),
+        ("Cc", out.cc.iter_mut().collect()),
+        ("Reply-To", out.reply_to.iter_mut().collect()),
+    ];
+    for (name, mailboxes) in lists {
+        let Some(raw) = msg.header_raw(name) else {
+            continue;
+        };
+        let mut names: Vec<&mut String> = mailboxes
+            .into_iter()
+            .filter_map(|m| m.name.as_mut())
+            .collect();
+        charset::redecode_words(raw, &mut names, &mut problems);
+    }
+    out.problems = problems;
+}
+
+/// Headers carrying raw 8-bit bytes that are not UTF-8 (old clients write the subject
+/// or the sender's name in GBK without RFC 2047; RFC 5322 allows only ASCII, RFC 6532
+/// UTF-8). mail-parser reads them as lossy UTF-8. Here the raw value is decoded by the
+/// same guess as an unlabelled body (`charset`), parsed again as a UTF-8 header by
+/// mail-parser, and flagged.
+fn reread_eight_bit_headers(msg: &mail_parser::Message<'_>, out: &mut ParsedEmail) {
+    use mail_parser::HeaderName as H;
+    let Some(top) = msg.parts.first() else {
+        return;
+    };
+    for name in [H::Subject, H::From, H::To, H::Cc, H::ReplyTo] {
+        let Some(raw) = top.headers.iter().find(|h| h.name == name).and_then(|h| {
+            msg.raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+        }) else {
+            continue;
+        };
+        if std::str::from_utf8(raw).is_ok() {
+            continue;
+        }
+        let (text, outcome) = charset::decode(raw, None);
+        let charset::Outcome::Wrong { used, .. } = outcome else {
+            continue;
+        };
+        let unfolded = unfold(&text);
+        let line = format!("{}: {unfolded}\r\n\r\n", name.as_str());
+        let Some(again) = MessageParser::default().parse_headers(line.as_bytes()) else {
+            continue;
+        };
+        match name {
+            H::Subject => out.subject = again.subject().map(|s| s.trim().to_string()),
+            H::From => out.from = again.from().and_then(|a| mailboxes(a).into_iter().next()),
+            H::To => out.to = again.to().map(mailboxes).unwrap_or_default(),
+            H::Cc => out.cc = again.cc().map(mailboxes).unwrap_or_default(),
+            _ => out.reply_to = again.reply_to().map(mailboxes).unwrap_or_default(),
+        }
+        let problem = Problem::EightBitHeader {
+            name: name.as_str().to_string(),
+            used,
+        };
+        charset::record(&mut out.problems, Some(problem));
+    }
+}
+
+/// The attachment's file name, with encoded words in labels mail-parser does not know
+/// decoded here (see [`redecode_headers`]).
+fn attachment_name(
+    msg: &mail_parser::Message<'_>,
+    part: &MessagePart<'_>,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    let mut name = part.attachment_name()?.to_string();
+    // The name comes from Content-Disposition's filename, else Content-Type's name.
+    let from_disposition = part
+        .content_disposition()
+        .is_some_and(|cd| cd.attribute("filename").is_some());
+    let header = if from_disposition {
+        mail_parser::HeaderName::ContentDisposition
+    } else {
+        mail_parser::HeaderName::ContentType
+    };
+    let raw = part
+        .headers
+        .iter()
+        .find(|h| h.name == header)
+        .and_then(|h| {
+            msg.raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+        })
+        .and_then(|raw| std::str::from_utf8(raw).ok());
+    if let Some(raw) = raw {
+        charset::redecode_words(raw, &mut [&mut name], problems);
+    }
+    Some(name)
+}
+
+fn attachment(
+    msg: &mail_parser::Message<'_>,
+    part: &MessagePart<'_>,
+    problems: &mut Vec<Problem>,
+) -> Attachment {
     let content_type = part
         .content_type()
         .map(|ct| match ct.subtype() {
@@ -302,10 +462,19 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
         // No disposition but a Content-ID: it exists to be referenced from the HTML.
         None => content_id.is_some(),
     };
+    // mail-parser keeps a broken base64 body as its encoded text; keep what decoded.
+    let bytes = match part
+        .is_encoding_problem
+        .then(|| raw_body(msg, part))
+        .flatten()
+    {
+        Some((bytes, _)) => bytes,
+        None => part.contents().to_vec(),
+    };
     Attachment {
-        filename: part.attachment_name().map(str::to_string),
+        filename: attachment_name(msg, part, problems),
         content_type,
-        bytes: part.contents().to_vec(),
+        bytes,
         content_id,
         inline,
     }

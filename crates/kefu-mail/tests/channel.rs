@@ -55,7 +55,8 @@ macro_rules! on_both {
 on_both!(
     mail_is_filed_threaded_and_answered,
     mail_over_starttls_is_filed,
-    two_nodes_send_each_reply_once
+    two_nodes_send_each_reply_once,
+    odd_charset_labels_reach_the_thread_and_the_acknowledgement
 );
 
 #[path = "support/tls.rs"]
@@ -290,7 +291,11 @@ async fn mail_is_filed_threaded_and_answered(env: Env) {
         "好的，谢谢！\r\n\r\n在 2026年11月27日 李雷 写道：\r\n> 您好，订单明天发货。",
     );
     customer
-        .send_raw("wang@customer.example", &[reply_to.clone()], &answer)
+        .send_raw(
+            "wang@customer.example",
+            std::slice::from_ref(&reply_to),
+            &answer,
+        )
         .await
         .expect("answer");
     // Someone else answering the same thread by References starts their own.
@@ -653,4 +658,127 @@ async fn two_nodes_send_each_reply_once(env: Env) {
         let _ = stop.send(true);
         running.await.expect("join").expect("service");
     }
+}
+
+fn charset_sample(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/resources/charsets")
+        .join(name);
+    std::fs::read(&path).expect("sample")
+}
+
+/// A subject written by Python's `email` as `=?eucgb2312_cn?b?…?=` once came out as
+/// `����δ����`, became the thread subject and went back to the customer in the
+/// acknowledgement. Now the thread, the contact's name and the acknowledgement carry the
+/// Chinese; and a body that is not its declared charset is read and flagged on the
+/// received mail's record.
+async fn odd_charset_labels_reach_the_thread_and_the_acknowledgement(env: Env) {
+    let (sink, sink_port) = start_sink().await;
+    let inbox = env
+        .store
+        .create_inbox(&NewInbox {
+            kind: InboxKind::Email,
+            name: "邮件客服".into(),
+            sla: SlaPolicy::default(),
+            settings: json!({ "email": {
+                "address": "support@kefu.example", "name": "示例商城客服", "auto_ack": "zh-CN",
+                "smtp": { "host": "127.0.0.1", "port": sink_port, "security": "none" }
+            }}),
+            member_ids: vec![],
+        })
+        .await
+        .expect("inbox");
+    let service = MailService::new(env.store.clone(), env.blobs.clone());
+    let (stop, stopped) = watch::channel(false);
+    let (bound_tx, bound) = tokio::sync::oneshot::channel();
+    let config = MailServiceConfig {
+        smtp_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        outbox_interval: Duration::from_millis(200),
+        ..MailServiceConfig::default()
+    };
+    let running = tokio::spawn(service.clone().run(config, stopped, Some(bound_tx)));
+    let port = bound.await.expect("listener bound").port();
+    client(port)
+        .send_raw(
+            "zhang@example.cn",
+            &["support@kefu.example".into()],
+            &charset_sample("eucgb2312_cn.eml"),
+        )
+        .await
+        .expect("accepted");
+    let ack = next_mail(&sink, 0).await;
+    let contact = env
+        .store
+        .contact_by_identity("email", "zhang@example.cn")
+        .await
+        .expect("contact");
+    assert_eq!(contact.name.as_deref(), Some("张三"));
+    let filter = kefu_store::ConversationFilter {
+        contact_id: Some(contact.id),
+        limit: 10,
+        ..Default::default()
+    };
+    let convs = env
+        .store
+        .list_conversations(kefu_store::Visibility::All, &filter)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0].subject.as_deref(), Some("退款申请未处理"));
+    assert_eq!(
+        ack.subject.as_deref(),
+        Some(format!("[#{}] 我们已收到您的来信：退款申请未处理", convs[0].number).as_str())
+    );
+    let stored = env
+        .store
+        .list_messages(convs[0].id, 0, 10, false)
+        .await
+        .expect("messages");
+    assert!(
+        stored
+            .iter()
+            .any(|m| m.text.contains("我的退款申请还没有处理")),
+        "{stored:?}"
+    );
+
+    // Declared UTF-8, really GBK: read, and the problem is on the received mail's record.
+    let settings = kefu_mail::channel::settings::EmailSettings::of(&inbox).expect("settings");
+    let filed = kefu_mail::channel::ingest(
+        &env.store,
+        &env.blobs,
+        &inbox,
+        &settings,
+        Arc::new(charset_sample("utf8_really_gbk.eml")),
+    )
+    .await
+    .expect("filed");
+    let kefu_mail::channel::Filed::Message {
+        inbound_id,
+        message_id,
+        ..
+    } = filed
+    else {
+        panic!("not filed: {filed:?}");
+    };
+    let (status, problem, _) = env
+        .store
+        .inbound_email_status(inbound_id)
+        .await
+        .expect("status");
+    assert_eq!(status, "filed");
+    let problem = problem.unwrap_or_default();
+    assert!(
+        problem.contains("WrongCharset") && problem.contains("gb18030"),
+        "{problem}"
+    );
+    let message = env.store.message(message_id).await.expect("message");
+    assert!(
+        message.text.contains("我的快递三天没有更新了"),
+        "{}",
+        message.text
+    );
+
+    let _ = stop.send(true);
+    running.await.expect("join").expect("service");
 }

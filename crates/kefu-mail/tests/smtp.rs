@@ -296,6 +296,100 @@ async fn connection_limit() {
     assert!(line.starts_with("421"), "{line}");
 }
 
+/// Every kind of refusal counts towards `max_errors`, not only those of parsed commands:
+/// each input below, repeated, gets its refusal `max_errors` times, then `421` and the
+/// connection closes. (It used to be counted only for parsed commands, so unknown
+/// commands and over-long lines could go on for ever.)
+#[tokio::test]
+async fn error_limit_counts_every_kind_of_error() {
+    let server = Server::start(SmtpServerConfig {
+        max_errors: 3,
+        ..small_config()
+    })
+    .await;
+    let too_long = format!("NOOP {}", "x".repeat(5000));
+    let cases: [(&str, &[u8], &str); 7] = [
+        ("unknown command", b"BOGUS", "500"),
+        ("empty line", b"", "500"),
+        ("not UTF-8", b"\xff\xfe\xfd", "500"),
+        ("over-long line", too_long.as_bytes(), "500"),
+        ("syntax error", b"MAIL FROM:<a@b", "501"),
+        ("bad sequence", b"DATA", "503"),
+        ("refused recipient", b"RCPT TO:<x@elsewhere.example>", "550"),
+    ];
+    for (what, line, code) in cases {
+        let stream = TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .expect("connect");
+        let mut s = BufReader::new(stream);
+        reply(&mut s).await;
+        if code == "550" {
+            say(&mut s, "EHLO x", "250").await;
+            say(&mut s, "MAIL FROM:<a@b.cn>", "250").await;
+        }
+        for _ in 0..3 {
+            s.get_mut().write_all(line).await.expect("write");
+            s.get_mut().write_all(b"\r\n").await.expect("write");
+            let got = reply(&mut s).await;
+            assert!(got[0].starts_with(code), "{what}: want {code}, got {got:?}");
+        }
+        // The third refusal ends the session: 421 behind it, then end of stream. Bounded,
+        // so a server that forgets to count fails here instead of hanging.
+        let end = async {
+            let got = reply(&mut s).await;
+            let mut rest = String::new();
+            let n = s.read_line(&mut rest).await.unwrap_or(0);
+            (got, n, rest)
+        };
+        let (got, n, rest) = tokio::time::timeout(Duration::from_secs(10), end)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no 421 after 3 refusals"));
+        assert!(got[0].starts_with("421"), "{what}: want 421, got {got:?}");
+        assert_eq!(n, 0, "{what}: connection still open, got {rest:?}");
+    }
+    server.stop().await;
+}
+
+/// 5,000 `BOGUS` lines pipelined in one go, then 5,000 over-long lines, get exactly
+/// `max_errors` refusals and a `421` each, not 5,000 replies.
+#[tokio::test]
+async fn error_limit_stops_a_flood() {
+    let server = Server::start(small_config()).await;
+    let long_line = format!("{}\r\n", "A".repeat(5000));
+    for flood in ["BOGUS\r\n".repeat(5000), long_line.repeat(5000)] {
+        let stream = TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .expect("connect");
+        let (r, mut w) = stream.into_split();
+        // Written from another task: the server stops reading, so this write may block
+        // or fail (reset) once the session is over, and that is expected.
+        let writer = tokio::spawn(async move {
+            let _ = w.write_all(flood.as_bytes()).await;
+            w
+        });
+        let mut r = BufReader::new(r);
+        let mut codes = Vec::new();
+        let read_all = async {
+            loop {
+                let mut line = String::new();
+                match r.read_line(&mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => codes.push(line.get(..3).unwrap_or("").to_string()),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read_all)
+            .await
+            .expect("the server closes the connection");
+        let mut want = vec!["220".to_string()];
+        want.extend(std::iter::repeat_n("500".to_string(), 10));
+        want.push("421".into());
+        assert_eq!(codes, want);
+        writer.abort();
+    }
+    server.stop().await;
+}
+
 #[path = "support/tls.rs"]
 mod tls;
 

@@ -55,7 +55,9 @@ pub struct SmtpServerConfig {
     pub memory_threshold: usize,
     /// Where temporary files go; the system temp dir when `None`.
     pub spool_dir: Option<PathBuf>,
-    /// Bad commands tolerated before the connection is closed.
+    /// Permanent refusals (5xx: unknown or malformed commands, over-long lines, commands
+    /// out of sequence, refused recipients or messages) after which the session is
+    /// answered `421` and closed.
     pub max_errors: usize,
     /// The certificate for STARTTLS; without one STARTTLS is neither advertised nor
     /// accepted.
@@ -398,6 +400,7 @@ struct Session {
     /// Set by MAIL; `None` outside a transaction.
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
+    /// 5xx replies sent so far; the session ends at `max_errors`.
     errors: usize,
 }
 
@@ -420,7 +423,17 @@ impl Session {
         }
     }
 
+    /// Sends a reply. Every permanent refusal (5xx) counts towards `max_errors`, whatever
+    /// produced it — unknown command, bad syntax, over-long line, bad sequence, refused
+    /// recipient or message — so no kind of bad input can be repeated without end.
+    /// Counting here rather than at each refusal keeps a new refusal from being forgotten.
+    /// 4xx replies do not count: they report our own condition (storage down, shutting
+    /// down) or ask the client to come back for the rest (452 too many recipients, which
+    /// a well-behaved MTA pipelining many RCPTs receives once per extra recipient).
     async fn reply(&mut self, code: u16, text: impl Into<String>) -> io::Result<()> {
+        if code >= 500 {
+            self.errors += 1;
+        }
         let stream = self.reader.get_mut();
         stream.write_all(&Reply::new(code, text).to_bytes()).await?;
         stream.flush().await
@@ -438,35 +451,32 @@ impl Session {
             let Some(line) = line else {
                 return self.reply(421, "4.3.2 Shutting down").await;
             };
-            let line = match line {
+            let go_on = match line {
                 Err(_) => return self.reply(421, "4.4.2 Timeout").await,
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(Line::Eof)) => return Ok(()),
                 Ok(Ok(Line::TooLong)) => {
-                    self.error(500, "5.5.2 Line too long").await?;
-                    continue;
+                    self.reply(500, "5.5.2 Line too long").await?;
+                    true
                 }
-                Ok(Ok(Line::Text(l))) => l,
+                Ok(Ok(Line::Text(line))) => match parse_command(&line) {
+                    Ok(command) => self.command(command, handler).await?,
+                    Err(reply) => {
+                        self.reply(reply.code, reply.text).await?;
+                        true
+                    }
+                },
             };
-            let command = match parse_command(&line) {
-                Ok(c) => c,
-                Err(reply) => {
-                    self.error(reply.code, reply.text).await?;
-                    continue;
-                }
-            };
-            if !self.command(command, handler).await? {
+            if !go_on {
                 return Ok(());
             }
+            // Checked after every line, whichever way it was handled: the limit once
+            // sat behind the parsed-command path only, and 5,000 `BOGUS` lines got
+            // 5,000 replies.
             if self.errors >= self.config.max_errors {
                 return self.reply(421, "4.7.0 Too many errors").await;
             }
         }
-    }
-
-    async fn error(&mut self, code: u16, text: impl Into<String>) -> io::Result<()> {
-        self.errors += 1;
-        self.reply(code, text).await
     }
 
     /// Handles one command; `false` ends the session.
@@ -516,15 +526,15 @@ impl Session {
     /// `false` ends the session (failed handshake).
     async fn starttls(&mut self) -> io::Result<bool> {
         let Some(tls) = self.config.tls.clone() else {
-            self.error(502, "5.5.1 STARTTLS not available").await?;
+            self.reply(502, "5.5.1 STARTTLS not available").await?;
             return Ok(true);
         };
         if !matches!(self.reader.get_ref(), Conn::Plain(_)) {
-            self.error(503, "5.5.1 TLS already active").await?;
+            self.reply(503, "5.5.1 TLS already active").await?;
             return Ok(true);
         }
         if self.mail_from.is_some() {
-            self.error(503, "5.5.1 STARTTLS not allowed inside a transaction")
+            self.reply(503, "5.5.1 STARTTLS not allowed inside a transaction")
                 .await?;
             return Ok(true);
         }
@@ -558,10 +568,10 @@ impl Session {
 
     async fn mail(&mut self, from: String, size: Option<u64>) -> io::Result<()> {
         if self.helo.is_none() {
-            return self.error(503, "5.5.1 Say EHLO first").await;
+            return self.reply(503, "5.5.1 Say EHLO first").await;
         }
         if self.mail_from.is_some() {
-            return self.error(503, "5.5.1 Nested MAIL").await;
+            return self.reply(503, "5.5.1 Nested MAIL").await;
         }
         if size.is_some_and(|s| s > self.config.max_message_bytes) {
             return self.reply(552, "5.3.4 Message too big").await;
@@ -572,14 +582,14 @@ impl Session {
 
     async fn rcpt<H: InboundHandler>(&mut self, to: String, handler: &H) -> io::Result<()> {
         if self.mail_from.is_none() {
-            return self.error(503, "5.5.1 Need MAIL first").await;
+            return self.reply(503, "5.5.1 Need MAIL first").await;
         }
         if self.rcpt_to.len() >= self.config.max_recipients {
             return self.reply(452, "4.5.3 Too many recipients").await;
         }
         let to = to.to_lowercase();
         if !handler.accepts(&to).await {
-            return self.error(550, "5.1.1 No such mailbox here").await;
+            return self.reply(550, "5.1.1 No such mailbox here").await;
         }
         self.rcpt_to.push(to);
         self.reply(250, "2.1.5 OK").await
@@ -587,7 +597,7 @@ impl Session {
 
     async fn data<H: InboundHandler>(&mut self, handler: &H) -> io::Result<()> {
         if self.rcpt_to.is_empty() {
-            return self.error(503, "5.5.1 Need RCPT first").await;
+            return self.reply(503, "5.5.1 Need RCPT first").await;
         }
         self.reply(354, "End data with <CR><LF>.<CR><LF>").await?;
         let Some(spool) = self.receive_data().await? else {
