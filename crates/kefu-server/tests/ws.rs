@@ -1342,6 +1342,8 @@ async fn unsent_uploads_have_a_quota_per_customer(backend: Backend) {
         .filter(|e| e.path().extension().is_some_and(|x| x == "spool"))
         .count();
     assert_eq!(spooled, 0, "no spooled file is left behind");
+}
+
 /// A read-scoped token opens the agent socket (its upgrade is a GET) and
 /// sees events, but every frame that writes — a reply, a note, a read
 /// marker, a typing signal — is answered `unauthorized` and changes
