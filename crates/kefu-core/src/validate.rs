@@ -145,10 +145,14 @@ pub fn identity(i: &mut Identity) -> R<()> {
             "use lower-case letters, digits and _",
         ));
     }
-    i.value = if i.kind == "email" {
-        email("identities.value", &i.value)?
-    } else {
-        text("identities.value", &i.value, 1, 256)?
+    // Emails and phones are stored in their key form (crate::keys), the one
+    // every channel and the importer look them up by: "+86 138-0013-8000"
+    // from a form and "138 0013 8000" from a spreadsheet are one customer.
+    i.value = match i.kind.as_str() {
+        "email" => email("identities.value", &i.value)?,
+        "phone" => crate::keys::phone_key(&i.value)
+            .ok_or_else(|| ValidationError::new("identities.value", "not a phone number"))?,
+        _ => text("identities.value", &i.value, 1, 256)?,
     };
     Ok(())
 }
@@ -234,6 +238,25 @@ mod tests {
             value: "x".into(),
         };
         assert!(identity(&mut bad).is_err());
+    }
+
+    /// Phone identities take the key form whatever channel wrote them.
+    #[test]
+    fn phone_identities_take_their_key_form() {
+        for (given, key) in [
+            ("+86 138-0013-8000", Some("13800138000")),
+            ("(+86) 138 0013 8000", Some("13800138000")),
+            ("８６１３８００１３８０００", Some("13800138000")),
+            ("+852 9123 4567", Some("+85291234567")),
+            ("call me", None),
+        ] {
+            let mut i = Identity {
+                kind: "phone".into(),
+                value: given.into(),
+            };
+            let got = identity(&mut i).map(|()| i.value);
+            assert_eq!(got.ok().as_deref(), key, "{given}");
+        }
     }
 
     #[test]

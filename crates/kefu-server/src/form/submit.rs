@@ -381,24 +381,12 @@ fn check_value(f: &Field, raw: &str) -> Result<String, Problem> {
 }
 
 /// A phone number as dialled: `+`, digits and the usual separators, with 5
-/// to 20 digits. Stored as typed (trimmed); compared by its digits.
+/// to 20 digits. Stored as typed (trimmed); its identity is
+/// [`kefu_core::keys::phone_key`], the form the importer and every other
+/// channel use, so an imported customer is found by the number they type.
 pub fn phone(v: &str) -> Option<String> {
-    let v = v.replace('＋', "+");
-    let ok_chars = v
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')'));
-    let digits = v.chars().filter(char::is_ascii_digit).count();
-    (ok_chars && (5..=20).contains(&digits)).then_some(v)
-}
-
-/// The digits of a phone number (with a leading `+`): its identity value.
-pub fn phone_key(v: &str) -> String {
-    let digits: String = v.chars().filter(char::is_ascii_digit).collect();
-    if v.trim_start().starts_with('+') {
-        format!("+{digits}")
-    } else {
-        digits
-    }
+    let v = v.trim().replace('＋', "+");
+    kefu_core::keys::phone_key(&v).map(|_| v)
 }
 
 fn check_files(
@@ -596,7 +584,10 @@ mod tests {
             phone("＋86 138-0013-8000").as_deref(),
             Some("+86 138-0013-8000")
         );
-        assert_eq!(phone_key("+86 138-0013-8000"), "+8613800138000");
+        assert_eq!(
+            kefu_core::keys::phone_key("+86 138-0013-8000").as_deref(),
+            Some("13800138000")
+        );
         assert_eq!(phone("abc12345"), None);
         assert_eq!(phone("1234"), None);
     }

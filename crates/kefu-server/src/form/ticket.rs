@@ -92,10 +92,10 @@ fn contact(valid: &Valid, lang: Lang) -> NewContact {
         .map(|a| a.value.clone());
     let phone = valid.first(FieldKind::Phone).map(str::to_string);
     let mut identities = Vec::new();
-    if let Some(p) = &phone {
+    if let Some(key) = phone.as_deref().and_then(kefu_core::keys::phone_key) {
         identities.push(Identity {
             kind: "phone".into(),
-            value: super::submit::phone_key(p),
+            value: key,
         });
     }
     NewContact {
