@@ -335,13 +335,13 @@ impl NewContact {
             v::identity(i)?;
         }
         // An email is also an identity, so channels find the contact by it.
-        if let Some(e) = &self.email {
-            if !self.identities.iter().any(|i| i.kind == "email") {
-                self.identities.push(Identity {
-                    kind: "email".into(),
-                    value: e.clone(),
-                });
-            }
+        if let Some(e) = &self.email
+            && !self.identities.iter().any(|i| i.kind == "email")
+        {
+            self.identities.push(Identity {
+                kind: "email".into(),
+                value: e.clone(),
+            });
         }
         Ok(())
     }

@@ -69,10 +69,10 @@ fn wire_of(event: &Event) -> Wire {
 /// waits for PostgreSQL. A full queue drops the wire (other nodes' clients
 /// catch up at their next resync) rather than holding memory.
 pub(crate) fn announce(hub: &Hub, wire: Wire) {
-    if let Some(tx) = &hub.outbox {
-        if tx.try_send(wire).is_err() {
-            tracing::warn!("hub outbox full; a notification to other nodes was dropped");
-        }
+    if let Some(tx) = &hub.outbox
+        && tx.try_send(wire).is_err()
+    {
+        tracing::warn!("hub outbox full; a notification to other nodes was dropped");
     }
 }
 

@@ -60,6 +60,10 @@ pub enum Signal {
     },
 }
 
+// large_enum_variant: a HubMsg lives in the topics' broadcast slots, which
+// are allocated whole either way; boxing the Event would add an allocation
+// per delivered event on the hot path to save slot bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum HubMsg {
     Event(Event),

@@ -121,12 +121,12 @@ impl ServerConfig {
     /// Problems with the settings, all at once.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if let Some(u) = &self.public_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                p.push(format!(
-                    "server.public_url {u:?} must start with http:// or https://"
-                ));
-            }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            p.push(format!(
+                "server.public_url {u:?} must start with http:// or https://"
+            ));
         }
         if self.max_json_bytes < 1024 {
             p.push("server.max_json_bytes must be at least 1024".into());

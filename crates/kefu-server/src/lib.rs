@@ -84,10 +84,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn limit_per_ip(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        if let Err(e) = state.per_ip.check(&addr.ip()) {
-            return e.into_response();
-        }
+    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
+        && let Err(e) = state.per_ip.check(&addr.ip())
+    {
+        return e.into_response();
     }
     next.run(req).await
 }

@@ -329,7 +329,7 @@ async fn sessions_are_listed_and_revoked(b: Backend) {
     let current: Vec<&str> = list
         .iter()
         .filter(|x| x["current"] == true)
-        .map(|x| id(x))
+        .map(id)
         .collect();
     assert_eq!(current, [a1.session_id.as_deref().expect("session id")]);
     for x in &list {

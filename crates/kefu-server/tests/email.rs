@@ -4,6 +4,9 @@
 //! mask comes back, absent from the logs), and each reply's delivery state
 //! (queued, sent, failed with the reason) is in the API.
 
+// Test helpers unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 #[macro_use]
 mod common;
 

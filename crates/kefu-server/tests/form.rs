@@ -3,6 +3,9 @@
 //! what was typed; CORS per inbox; honeypot, rate limit, challenge and
 //! upload limits; the private status link and its reply box.
 
+// Test helpers unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 #[macro_use]
 mod common;
 
@@ -516,7 +519,7 @@ async fn the_json_api_answers_only_allowed_origins(b: Backend) {
             "name": "李雷", "email": "li@example.cn", "message": "商城下单的问题", "challenge_token": token, "challenge_answer": answer,
         })))
         .await;
-    assert_eq!(res.ok(201)["ticket_number"].as_i64().is_some(), true);
+    assert!(res.ok(201)["ticket_number"].as_i64().is_some());
     assert_eq!(
         res.header("access-control-allow-origin"),
         Some("https://shop.example.cn")
@@ -1109,7 +1112,7 @@ async fn customers_who_gave_an_email_get_replies_by_mail_and_answer_by_mail(b: B
     mail.client()
         .send_raw(
             "wang@customer.example",
-            &[reply_to.clone()],
+            std::slice::from_ref(&reply_to),
             answer.as_bytes(),
         )
         .await

@@ -288,7 +288,10 @@ async fn events_follow_commits(db: Db) {
     // A write that fails rolls back and announces nothing.
     let mut bad = NewMessage::text(Direction::Outgoing, "附件");
     bad.attachment_ids = vec![Uuid::now_v7()];
-    let err = store.append_message(c.id, &bad, None).await.unwrap_err();
+    let err = store
+        .append_message(c.id, &bad, None)
+        .await
+        .expect_err("an unknown attachment");
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
     assert!(
         events.try_recv().is_err(),
@@ -347,7 +350,10 @@ async fn contacts_are_recognised_by_identity(db: Db) {
         ..Default::default()
     };
     other.validate().expect("valid");
-    let err = store.create_contact(&other).await.unwrap_err();
+    let err = store
+        .create_contact(&other)
+        .await
+        .expect_err("a taken identity");
     assert!(
         err.is_conflict_on("contact_identities_kind_value_key"),
         "{err:?}"
@@ -729,7 +735,13 @@ async fn imports_place_history_once(db: Db) {
             .collect()
     };
     let first = store
-        .import_stage(&work, "", &[contact.clone()], encode(&messages), &progress)
+        .import_stage(
+            &work,
+            "",
+            std::slice::from_ref(&contact),
+            encode(&messages),
+            &progress,
+        )
         .await
         .expect("stage");
     assert_eq!((first.contacts_created, first.messages_staged), (1, 7));

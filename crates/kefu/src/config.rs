@@ -218,6 +218,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // result_large_err: figment::Jail's closures return figment's own error.
+    #[allow(clippy::result_large_err)]
     fn precedence_is_defaults_then_file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("kefu.toml");

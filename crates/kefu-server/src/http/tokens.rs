@@ -80,12 +80,12 @@ async fn create(
             "only admins may create admin-scoped tokens",
         ));
     }
-    if let crate::auth::Via::Token { scope, .. } = who.via {
-        if !scope.allows(body.scope) {
-            return Err(ApiError::Forbidden(
-                "a token cannot create a token of wider scope",
-            ));
-        }
+    if let crate::auth::Via::Token { scope, .. } = who.via
+        && !scope.allows(body.scope)
+    {
+        return Err(ApiError::Forbidden(
+            "a token cannot create a token of wider scope",
+        ));
     }
     let created = mint(&state.store, who.agent.id, &name, body.scope).await?;
     audit(

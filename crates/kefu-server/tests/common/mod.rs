@@ -337,10 +337,8 @@ impl Client {
         if let Some(c) = &self.cookie {
             rb = rb.header("cookie", format!("kefu_session={c}"));
         }
-        if writing {
-            if let Some(c) = &self.csrf {
-                rb = rb.header("x-csrf-token", c);
-            }
+        if writing && let Some(c) = &self.csrf {
+            rb = rb.header("x-csrf-token", c);
         }
         rb
     }

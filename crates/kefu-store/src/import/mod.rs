@@ -178,6 +178,16 @@ pub(super) struct Cursor {
     after: Option<After>,
 }
 
+/// A cursor as stored: (identity kind, identity value, account, sent_at,
+/// key), all NULL before its pass begins.
+type CursorColumns<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<i64>,
+    Option<&'a str>,
+);
+
 impl Cursor {
     /// New rows join the pass being placed only while its placing has not
     /// begun: none may sort behind the cursor.
@@ -194,15 +204,7 @@ impl Cursor {
     }
 
     /// The cursor's columns as stored: all NULL before the pass begins.
-    fn columns(
-        &self,
-    ) -> (
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-        Option<i64>,
-        Option<&str>,
-    ) {
+    fn columns(&self) -> CursorColumns<'_> {
         match &self.after {
             Some((k, v, a, t, key)) => (Some(k), Some(v), Some(a), Some(*t), Some(key)),
             None => (None, None, None, None, None),
