@@ -157,7 +157,6 @@ function route() {
   }
   changed();
 }
-addEventListener('hashchange', () => { clearToasts(); route(); });
 
 onChange(() => {
   const n = totalUnread();
@@ -177,3 +176,8 @@ sock.connect();
 reload();
 refreshCounts();
 route();
+// Listened to only now: a hash changed while the directory loaded is read
+// by the route() above. Listening earlier drew such a page twice, and the
+// second draw emptied it while its data loaded (a flicker, and a flaky
+// browser test reading the imports table in between).
+addEventListener('hashchange', () => { clearToasts(); route(); });
