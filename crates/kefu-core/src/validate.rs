@@ -55,24 +55,18 @@ pub fn opt_text(value: &mut Option<String>, field: &str, min: usize, max: usize)
 /// Full validation is the mail server's job; this catches typing mistakes.
 /// The full-width ＠ that Chinese keyboards produce is accepted and normalised.
 pub fn email(field: &str, value: &str) -> R<String> {
-    let e = value.trim().replace('＠', "@").to_lowercase();
+    let not_an_email = || ValidationError::new(field, "not an email address");
+    // The key form (crate::keys) is the one the importer matches by too:
+    // full-width letters and ＠ made ASCII, lower-cased, one @ between two
+    // non-empty parts, no whitespace. What follows only adds typing checks.
+    let e = crate::keys::email_key(value).ok_or_else(not_an_email)?;
+    let domain = e.split_once('@').map_or("", |(_, d)| d);
     let ok = e.len() <= 254
-        && match e.split_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.contains('@')
-                    && domain.contains('.')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-                    && !e.chars().any(|c| c.is_whitespace() || c.is_control())
-            }
-            None => false,
-        };
-    if ok {
-        Ok(e)
-    } else {
-        Err(ValidationError::new(field, "not an email address"))
-    }
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.chars().any(char::is_control);
+    if ok { Ok(e) } else { Err(not_an_email()) }
 }
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -198,6 +192,8 @@ mod tests {
             ("a@b.cn", Some("a@b.cn")),
             ("  Wang.Li@Example.COM ", Some("wang.li@example.com")),
             ("客服＠例子.中国", Some("客服@例子.中国")),
+            // Typed on a full-width keyboard: the same key the importer makes.
+            ("ｚｗ＠ｅｘａｍｐｌｅ．ｃｏｍ", Some("zw@example.com")),
             ("no-at.example.com", None),
             ("a@b", None),
             ("a@@b.cn", None),
