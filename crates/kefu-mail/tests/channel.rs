@@ -745,7 +745,7 @@ async fn odd_charset_labels_reach_the_thread_and_the_acknowledgement(env: Env) {
     // Declared UTF-8, really GBK: read, and the problem is on the received mail's record.
     let settings = kefu_mail::channel::settings::EmailSettings::of(&inbox).expect("settings");
     let filed = kefu_mail::channel::ingest(
-        &env.store,
+        &kefu_app::App::new(env.store.clone()),
         &env.blobs,
         &inbox,
         &settings,

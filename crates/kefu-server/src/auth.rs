@@ -5,73 +5,21 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use axum_extra::extract::CookieJar;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kefu_app::{Actor, AgentActor, Credential};
 use kefu_core::{Agent, Role, TokenScope};
 use kefu_store::{StoreError, Visibility};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 use uuid::Uuid;
 
 pub const SESSION_COOKIE: &str = "kefu_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
-pub const TOKEN_PREFIX: &str = "kefu_";
-
-/// 32 random bytes, base64url.
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub fn sha256(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
-
-/// The CSRF token of a session, derived from its secret so nothing more needs
-/// storing; a page on another origin can read neither.
-pub fn csrf_for(session_secret: &str) -> String {
-    hex::encode(&Sha256::digest(format!("kefu-csrf:{session_secret}").as_bytes())[..16])
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)
-}
-
-/// Checks `password` against `hash`. Without a hash (unknown account, or one
-/// that never set a password) the password is hashed anyway, so that a wrong
-/// email takes as long as a wrong password and reveals nothing.
-pub async fn verify_password(password: String, hash: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(h) => Argon2::default()
-            .verify_password(password.as_bytes(), h.as_str())
-            .is_ok(),
-        None => {
-            let _ = Argon2::default().hash_password(password.as_bytes());
-            false
-        }
-    })
-    .await
-    .unwrap_or(false)
-}
+pub use kefu_app::secrets::{
+    TOKEN_PREFIX, constant_time_eq, csrf_for, hash_password, new_secret, sha256, verify_password,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Via {
@@ -91,26 +39,24 @@ pub struct Principal {
 
 impl Principal {
     pub fn visibility(&self) -> Visibility {
-        if self.agent.role.is_admin() {
-            Visibility::All
-        } else {
-            Visibility::MemberOf(self.agent.id)
-        }
+        kefu_app::actor::visibility_of(&self.agent)
     }
 
     pub fn is_admin(&self) -> bool {
         self.agent.role == Role::Admin && self.allows(TokenScope::Admin)
     }
 
-    /// Whether this credential may act at `needed` scope. A session acts
-    /// with the agent's full role; a token only within its scope. Every
-    /// transport asks this before a write — the HTTP extractor per request,
-    /// the agent socket per frame (its upgrade is a GET, so a read token
-    /// opens it).
+    /// Whether this credential may act at `needed` scope (the rule is the
+    /// application layer's, [`Credential::allows`]). The HTTP extractor
+    /// asks it per request; the operations ask it again for every write.
     pub fn allows(&self, needed: TokenScope) -> bool {
+        self.credential().allows(needed)
+    }
+
+    fn credential(&self) -> Credential {
         match self.via {
-            Via::Session { .. } => true,
-            Via::Token { scope, .. } => scope.allows(needed),
+            Via::Session { id } => Credential::Session { id },
+            Via::Token { id, scope } => Credential::Token { id, scope },
         }
     }
 
@@ -127,6 +73,19 @@ impl Principal {
 
     pub fn ip_string(&self) -> Option<String> {
         self.ip.map(|i| i.to_string())
+    }
+
+    /// This agent as the application layer's actor.
+    pub fn actor(&self) -> Actor {
+        Actor::Agent(self.agent_actor())
+    }
+
+    pub fn agent_actor(&self) -> AgentActor {
+        AgentActor {
+            agent: self.agent.clone(),
+            credential: self.credential(),
+            ip: self.ip,
+        }
     }
 }
 
@@ -234,29 +193,5 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::Forbidden("admin role required"));
         }
         Ok(Admin(p))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn passwords_verify_and_unknown_accounts_fail() {
-        let hash = hash_password("正确的密码 correct".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("正确的密码 correct".into(), Some(hash.clone())).await);
-        assert!(!verify_password("wrong".into(), Some(hash)).await);
-        assert!(!verify_password("anything".into(), None).await);
-    }
-
-    #[test]
-    fn secrets_are_distinct_and_csrf_is_derived() {
-        let (a, b) = (new_secret(), new_secret());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        assert_eq!(csrf_for(&a), csrf_for(&a));
-        assert_ne!(csrf_for(&a), csrf_for(&b));
-        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
     }
 }

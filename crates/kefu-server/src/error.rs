@@ -4,6 +4,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kefu_app::AppError;
 use kefu_core::ValidationError;
 use kefu_store::StoreError;
 use serde_json::json;
@@ -97,35 +98,27 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Constraint names from the migrations, told in words.
-fn conflict_message(constraint: &str) -> String {
-    match constraint {
-        "agents_email_key" => "an agent with this email exists already".into(),
-        "teams_name_key" => "a team with this name exists already".into(),
-        "tags_name_key" => "a tag with this name exists already".into(),
-        "canned_responses_shortcut_key" => {
-            "a canned response with this shortcut exists already".into()
+/// Each refusal of the application layer, as the API answers it.
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound => ApiError::NotFound,
+            AppError::Unauthorized => ApiError::Unauthorized,
+            AppError::Forbidden(m) => ApiError::Forbidden(m),
+            AppError::Invalid(v) => ApiError::Validation(v),
+            AppError::Rejected(m) => ApiError::Unprocessable(m),
+            AppError::Conflict(m) => ApiError::Conflict(m),
+            AppError::Limited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+            AppError::Internal(m) => ApiError::Internal(m),
         }
-        "contact_identities_kind_value_key" => "this identity belongs to another contact".into(),
-        "inboxes_public_token" => "this form address (slug) is taken by another inbox".into(),
-        "foreign_key" => "a referenced record does not exist".into(),
-        other => format!("conflict ({other})"),
     }
 }
 
+/// Reads go to the store directly; their errors read as the application
+/// layer reads them (one table of constraint names, in kefu-app).
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ApiError::NotFound,
-            StoreError::Conflict { constraint } if constraint == "foreign_key" => {
-                ApiError::Unprocessable(conflict_message(&constraint))
-            }
-            StoreError::Conflict { constraint } => {
-                ApiError::Conflict(conflict_message(&constraint))
-            }
-            StoreError::Invalid(m) => ApiError::Unprocessable(m),
-            other => ApiError::Internal(other.to_string()),
-        }
+        AppError::from(e).into()
     }
 }
 

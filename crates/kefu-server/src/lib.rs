@@ -29,7 +29,7 @@ mod reply_inbox;
 pub mod setup;
 pub mod state;
 mod uploads;
-pub mod visitor;
+pub use kefu_app::visitor;
 mod web;
 pub mod ws;
 

@@ -14,6 +14,9 @@ use std::sync::Arc;
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
+    /// Every write goes through it (see kefu-app).
+    pub app: kefu_app::App,
+    /// For reads.
     pub store: Store,
     pub blobs: Blobs,
     pub config: ServerConfig,
@@ -32,9 +35,6 @@ pub struct Inner {
     /// stores a ticket or a message.
     pub form_per_ip: Limiter<IpAddr>,
     pub hub: Arc<kefu_hub::Hub>,
-    /// Signs visitor tokens; made once per organisation and kept in the
-    /// database so every node and every restart agrees on it.
-    visitor_key: tokio::sync::OnceCell<Vec<u8>>,
     /// A channel's check of inbox settings the API saves (the email
     /// channel's refuses a DKIM key it cannot sign with). Installed by the
     /// binary, so the server does not depend on the channel crates.
@@ -48,7 +48,9 @@ pub type InboxSettingsCheck =
 impl AppState {
     pub fn new(store: Store, blobs: Blobs, config: ServerConfig) -> AppState {
         let l = &config.limits;
+        let hub = kefu_hub::Hub::start(store.clone());
         AppState(Arc::new(Inner {
+            app: kefu_app::App::with_hub(store.clone(), hub.clone()),
             per_ip: Limiter::per_second(
                 l.requests_per_second_per_ip,
                 l.requests_per_second_per_ip.saturating_mul(2),
@@ -66,8 +68,7 @@ impl AppState {
                 l.form_submissions_per_minute_per_ip,
                 l.form_submissions_per_minute_per_ip,
             ),
-            hub: kefu_hub::Hub::start(store.clone()),
-            visitor_key: tokio::sync::OnceCell::new(),
+            hub,
             inbox_settings_check: std::sync::OnceLock::new(),
             metrics: Arc::new(Metrics::new()),
             store,
@@ -77,11 +78,7 @@ impl AppState {
     }
 
     pub async fn visitor_key(&self) -> Result<Vec<u8>, crate::error::ApiError> {
-        let key = self
-            .visitor_key
-            .get_or_try_init(|| crate::visitor::stored_key(&self.store))
-            .await?;
-        Ok(key.clone())
+        Ok(self.app.visitor_key().await?)
     }
 
     /// Installs the check the inbox API runs on settings before saving them

@@ -1021,10 +1021,10 @@ async fn continuity_links_open_an_imported_history(backend: Backend) {
     let inbox_id: uuid::Uuid = inbox.parse().expect("uuid");
     let far = kefu_core::time::now().timestamp() + 30 * 86_400;
     let mut out = Vec::new();
-    let n =
-        kefu_server::continuity::write_csv(&server.store, inbox_id, far, &server.base, &mut out)
-            .await
-            .expect("links");
+    let n = kefu_app::App::new(server.store.clone())
+        .write_links_csv(inbox_id, far, &server.base, &mut out)
+        .await
+        .expect("links");
     assert_eq!(n, 1, "one contact holds a WeChat identity");
     let csv = String::from_utf8(out).expect("utf-8");
     let row = csv.lines().nth(1).expect("a row");
@@ -1085,10 +1085,10 @@ async fn continuity_links_open_an_imported_history(backend: Backend) {
     // An expired one.
     let past = kefu_core::time::now().timestamp() - 1;
     let contact_id: uuid::Uuid = contact.as_str().expect("id").parse().expect("uuid");
-    let old =
-        kefu_server::continuity::issue(&server.store, inbox_id, &[contact_id], past, &server.base)
-            .await
-            .expect("issue");
+    let old = kefu_app::App::new(server.store.clone())
+        .issue_links(inbox_id, &[contact_id], past, &server.base)
+        .await
+        .expect("issue");
     let old_token = old[0].rsplit("/c/").next().expect("token");
     let (status, _) = session(&server, json!({ "inbox": public, "link": old_token })).await;
     assert_eq!(status, 401);

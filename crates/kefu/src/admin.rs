@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use kefu_app::{AgentActor, Credential};
 use kefu_core::{NewAgent, Role, TokenScope};
 use kefu_store::Store;
 use std::io::{IsTerminal, Read};
@@ -63,7 +64,7 @@ pub async fn run(store: &Store, command: AdminCommand) -> anyhow::Result<()> {
                 password: Some(password),
             };
             new.validate()?;
-            let hash = kefu_server::auth::hash_password(new.password.clone().unwrap_or_default())
+            let hash = kefu_app::secrets::hash_password(new.password.clone().unwrap_or_default())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let agent = store
@@ -86,8 +87,18 @@ pub async fn run(store: &Store, command: AdminCommand) -> anyhow::Result<()> {
             if scope == TokenScope::Admin && !agent.role.is_admin() {
                 bail!("{email} is not an admin, so cannot hold an admin-scoped token");
             }
-            let created = kefu_server::http_tokens::mint(store, agent.id, &name, scope).await?;
-            audit(store, "token.created", &created.info.id.to_string()).await?;
+            // Minted (and audited, under `cli:$USER`) by the application
+            // layer, as through the API.
+            let app = kefu_app::App::for_operator(store.clone(), &operator());
+            let operator = AgentActor {
+                agent,
+                credential: Credential::Console,
+                ip: None,
+            };
+            let created = app
+                .mint_token(&operator, &name, scope)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!(
                 "token {} ({scope}) for {email}; it is shown only now:",
                 created.info.id
@@ -162,11 +173,16 @@ fn explain(e: kefu_store::StoreError) -> anyhow::Error {
     }
 }
 
-async fn audit(store: &Store, action: &str, target: &str) -> anyhow::Result<()> {
+/// Who the audit log names for what is done here: the shell's user.
+fn operator() -> String {
     let who = std::env::var("USER").unwrap_or_else(|_| "shell".into());
+    format!("cli:{who}")
+}
+
+async fn audit(store: &Store, action: &str, target: &str) -> anyhow::Result<()> {
     let entry = kefu_store::NewAudit {
         actor_id: None,
-        actor_label: &format!("cli:{who}"),
+        actor_label: &operator(),
         action,
         target: Some(target.to_string()),
         ip: None,

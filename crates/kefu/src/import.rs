@@ -169,7 +169,10 @@ pub async fn run(
 
 async fn links(store: &kefu_store::Store, args: LinkArgs, public_url: &str) -> anyhow::Result<i32> {
     if args.revoke_all {
-        let n = store.revoke_continuity_links(None).await?;
+        let n = kefu_app::App::new(store.clone())
+            .revoke_links(None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("revoked {n} continuity links");
         return Ok(0);
     }
@@ -196,7 +199,8 @@ async fn links(store: &kefu_store::Store, args: LinkArgs, public_url: &str) -> a
     let base = args.base_url.as_deref().unwrap_or(public_url);
     let out = args.out.unwrap_or_default();
     let file = std::io::BufWriter::new(std::fs::File::create(&out)?);
-    let n = kefu_server::continuity::write_csv(store, inbox, expires, base, file).await?;
+    let app = kefu_app::App::new(store.clone());
+    let n = app.write_links_csv(inbox, expires, base, file).await?;
     println!(
         "wrote {n} links to {} (valid for {} days)",
         out.display(),

@@ -8,10 +8,11 @@ use super::settings::{EmailSettings, reply_email_inbox};
 use crate::classify::MailKind;
 use crate::parse::{ParsedEmail, parse};
 use crate::thread::{ReplyToken, thread_hints};
+use kefu_app::{Actor, App, Channel, Target};
 use kefu_core::time::{now, to_millis};
 use kefu_core::{
-    Direction, Identity, Inbox, MAX_MESSAGE_CHARS, NewContact, NewConversation, NewMessage,
-    Priority,
+    Conversation, Direction, Identity, Inbox, MAX_MESSAGE_CHARS, NewContact, NewConversation,
+    NewMessage, Priority,
 };
 use kefu_store::blobs::Blobs;
 use kefu_store::{EmailThread, NewAttachment, NewInbound, Store};
@@ -44,12 +45,13 @@ pub enum Filed {
 
 /// Stores and files one message received for `inbox`.
 pub async fn ingest(
-    store: &Store,
+    app: &App,
     blobs: &Blobs,
     inbox: &Inbox,
     settings: &EmailSettings,
     raw: Arc<Vec<u8>>,
 ) -> Result<Filed, ChannelError> {
+    let store = app.store();
     let sha256 = blobs.put(&raw).await?;
     let size = raw.len() as i64;
     // Shared, not copied: a big message stays in memory once.
@@ -79,12 +81,12 @@ pub async fn ingest(
             return Ok(Filed::Held { inbound_id });
         }
     }
-    file(store, blobs, inbox, settings, inbound_id, &sha256, &parsed).await
+    file(app, blobs, inbox, settings, inbound_id, &sha256, &parsed).await
 }
 
 /// Files a recorded message (also used by the sweep of held mail).
 pub async fn file(
-    store: &Store,
+    app: &App,
     blobs: &Blobs,
     inbox: &Inbox,
     settings: &EmailSettings,
@@ -92,6 +94,7 @@ pub async fn file(
     sha256: &str,
     parsed: &ParsedEmail,
 ) -> Result<Filed, ChannelError> {
+    let store = app.store();
     if let MailKind::Bounce(bounce) = &parsed.kind {
         let reason = bounce
             .recipients
@@ -117,12 +120,21 @@ pub async fn file(
     };
     let message = message_of(store, blobs, sha256, parsed).await?;
     let (conversation_id, message_id, new_conversation) = match existing {
-        Some(id) => {
-            let appended = store.append_message(id, &message, None).await?;
-            (id, appended.message.id, false)
+        Some(c) => {
+            // The thread matched the conversation's own customer: the mail
+            // is theirs, written on that conversation.
+            let customer = Actor::Contact {
+                contact_id: c.contact_id,
+                inbox_id: c.inbox_id,
+                channel: Channel::Email,
+            };
+            let posted = app
+                .post_message(&customer, Target::Conversation(c.id), message)
+                .await?;
+            (c.id, posted.message.id, false)
         }
         None => {
-            let (c, m) = create(store, inbox, parsed, sender.as_ref().ok(), message).await?;
+            let (c, m) = create(app, inbox, parsed, sender.as_ref().ok(), message).await?;
             (c, m, true)
         }
     };
@@ -172,7 +184,7 @@ async fn find_conversation(
     settings: &EmailSettings,
     parsed: &ParsedEmail,
     sender: &str,
-) -> Result<Option<Uuid>, ChannelError> {
+) -> Result<Option<Conversation>, ChannelError> {
     let hints = thread_hints(parsed, &settings.address);
     if let Some(token) = &hints.token
         && let Some(t) = store.email_thread_by_token(token.as_str()).await?
@@ -209,17 +221,21 @@ async fn customer_is(
 /// The conversation, or the one it was merged into, if it lives in this
 /// inbox or in a form or widget inbox that answers its customers through
 /// this one.
-async fn live(store: &Store, inbox: &Inbox, id: Uuid) -> Result<Option<Uuid>, ChannelError> {
+async fn live(
+    store: &Store,
+    inbox: &Inbox,
+    id: Uuid,
+) -> Result<Option<Conversation>, ChannelError> {
     let c = store.conversation(id).await?;
     let c = match c.merged_into_id {
         Some(target) => store.conversation(target).await?,
         None => c,
     };
     if c.inbox_id == inbox.id {
-        return Ok(Some(c.id));
+        return Ok(Some(c));
     }
     let home = store.inbox(c.inbox_id).await?;
-    Ok((reply_email_inbox(&home) == Some(inbox.id)).then_some(c.id))
+    Ok((reply_email_inbox(&home) == Some(inbox.id)).then_some(c))
 }
 
 /// The message an email becomes: the reply without its quoted history,
@@ -307,7 +323,7 @@ async fn message_of(
 }
 
 async fn create(
-    store: &Store,
+    app: &App,
     inbox: &Inbox,
     parsed: &ParsedEmail,
     sender: Option<&crate::parse::Mailbox>,
@@ -332,7 +348,7 @@ async fn create(
         .chars()
         .take(200)
         .collect();
-    let mut new = NewConversation {
+    let new = NewConversation {
         inbox_id: inbox.id,
         contact_id: None,
         contact: Some(contact),
@@ -343,9 +359,11 @@ async fn create(
         tags: vec![],
         message: Some(message),
     };
-    new.validate()
-        .map_err(|e| ChannelError::Invalid(e.to_string()))?;
-    let (c, m) = store.create_conversation(&new, None).await?;
+    let channel = Actor::Inbound {
+        inbox_id: inbox.id,
+        channel: Channel::Email,
+    };
+    let (c, m) = app.open_conversation(&channel, new).await?;
     let m = m.ok_or_else(|| ChannelError::Invalid("no first message".into()))?;
     Ok((c.id, m.id))
 }

@@ -26,6 +26,9 @@ pub use settings::{EmailSettings, check_inbox_settings};
 pub enum ChannelError {
     #[error(transparent)]
     Store(#[from] kefu_store::StoreError),
+    /// The application layer refused to file it.
+    #[error(transparent)]
+    App(#[from] kefu_app::AppError),
     #[error("blob store: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]

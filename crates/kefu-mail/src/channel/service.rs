@@ -55,6 +55,8 @@ impl Default for MailServiceConfig {
 /// Everything the tasks share.
 #[derive(Clone)]
 pub struct MailService {
+    /// Received mail is filed through it.
+    app: kefu_app::App,
     store: Store,
     blobs: Blobs,
     wake: Arc<Notify>,
@@ -65,6 +67,7 @@ pub struct MailService {
 impl MailService {
     pub fn new(store: Store, blobs: Blobs) -> MailService {
         MailService {
+            app: kefu_app::App::new(store.clone()),
             store,
             blobs,
             wake: Arc::new(Notify::new()),
@@ -266,7 +269,7 @@ impl MailService {
                 .await
                 .map_err(|e| super::ChannelError::Invalid(e.to_string()))?;
             ingest::file(
-                &self.store,
+                &self.app,
                 &self.blobs,
                 inbox,
                 settings,
@@ -407,7 +410,7 @@ impl ImapHandler for Filer {
     async fn handle(&self, _uid: u32, raw: Vec<u8>) -> Result<(), ImapHandlerError> {
         let s = &self.service;
         let raw = Arc::new(raw);
-        match ingest::ingest(&s.store, &s.blobs, &self.inbox, &self.settings, raw).await {
+        match ingest::ingest(&s.app, &s.blobs, &self.inbox, &self.settings, raw).await {
             Ok(_) => Ok(()),
             // The raw bytes are stored before anything can fail but the
             // database: try again on the next poll.
@@ -443,7 +446,7 @@ impl InboundHandler for MailService {
                 continue;
             }
             done.push(inbox.id);
-            match ingest::ingest(&self.store, &self.blobs, inbox, settings, raw.clone()).await {
+            match ingest::ingest(&self.app, &self.blobs, inbox, settings, raw.clone()).await {
                 Ok(
                     Filed::Message { .. }
                     | Filed::Duplicate

@@ -81,6 +81,12 @@ impl From<ApiError> for FormError {
     }
 }
 
+impl From<kefu_app::AppError> for FormError {
+    fn from(e: kefu_app::AppError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
 impl From<kefu_store::StoreError> for FormError {
     fn from(e: kefu_store::StoreError) -> Self {
         ApiError::from(e).into()

@@ -23,6 +23,7 @@ use crate::visitor;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use kefu_app::{Actor, Channel, Target};
 use kefu_core::{Conversation, Direction, NewMessage};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -279,8 +280,17 @@ async fn append(
     }
     let mut m = NewMessage::text(Direction::Incoming, text.trim().replace("\r\n", "\n"));
     m.metadata = serde_json::json!({ "form": { "via": "status_page" } });
-    m.validate().map_err(ApiError::from)?;
-    state.store.append_message(c.id, &m, None).await?;
+    // The link names the conversation and its contact: the customer acts as
+    // that contact, on that conversation only.
+    let customer = Actor::Contact {
+        contact_id: c.contact_id,
+        inbox_id: c.inbox_id,
+        channel: Channel::Form,
+    };
+    state
+        .app
+        .post_message(&customer, Target::Conversation(c.id), m)
+        .await?;
     Ok(Redirect::to(&format!("/s/{token}#latest")).into_response())
 }
 

@@ -2,7 +2,7 @@
 //! phone within the organisation, so agents see the customer's history),
 //! the files, and a conversation whose first incoming message lists the
 //! answers under their labels and keeps the raw values in
-//! `metadata.form`. It goes through `Store::create_conversation`, the path
+//! `metadata.form`. It goes through `App::open_conversation`, the path
 //! every channel uses, so the console hears of it at once.
 
 use super::page::Lang;
@@ -11,6 +11,7 @@ use super::status;
 use super::submit::Valid;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use kefu_app::{Actor, Channel};
 use kefu_core::{Direction, Identity, Inbox, NewContact, NewConversation, NewMessage, Priority};
 use kefu_store::NewAttachment;
 use serde_json::{Map, Value, json};
@@ -35,7 +36,7 @@ pub async fn create(
     let mut message = NewMessage::text(Direction::Incoming, readable(valid, lang));
     message.metadata = json!({ "form": metadata(settings, valid, lang) });
     message.attachment_ids = attachment_ids;
-    let mut new = NewConversation {
+    let new = NewConversation {
         inbox_id: inbox.id,
         contact_id: None,
         contact: Some(contact(valid, lang)),
@@ -46,8 +47,11 @@ pub async fn create(
         tags: Vec::new(),
         message: Some(message),
     };
-    new.validate()?;
-    let (conversation, _) = state.store.create_conversation(&new, None).await?;
+    let form = Actor::Inbound {
+        inbox_id: inbox.id,
+        channel: Channel::Form,
+    };
+    let (conversation, _) = state.app.open_conversation(&form, new).await?;
     // Generation 0: a conversation made just now has never had its links revoked.
     let key = status::key(&state.visitor_key().await?);
     let (status_path, _) = status::link(&key, &conversation, settings.status_link_days, 0);

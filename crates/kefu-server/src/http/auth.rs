@@ -1,9 +1,7 @@
 //! Logging in and out, the first-admin setup, one's own sessions and password.
 
 use super::audit;
-use crate::auth::{
-    self, Principal, SESSION_COOKIE, Via, client_ip_of, csrf_for, new_secret, sha256,
-};
+use crate::auth::{self, Principal, SESSION_COOKIE, Via, client_ip_of, csrf_for};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -14,7 +12,6 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use chrono::Duration;
 use kefu_core::{Agent, NewAgent, Role, Session, validate};
-use kefu_store::NewSession;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -65,7 +62,6 @@ async fn start_session(
     headers: &HeaderMap,
     ip: Option<String>,
 ) -> ApiResult<(CookieJar, SessionInfo)> {
-    let secret = new_secret();
     // session_days is checked at start (at most ten years); checked here too
     // rather than trusting that every caller validated the config.
     let expires = kefu_core::time::now()
@@ -75,16 +71,11 @@ async fn start_session(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(300).collect::<String>());
-    let session = state
-        .store
-        .create_session(NewSession {
-            agent_id: agent.id,
-            token_hash: &sha256(&secret),
-            user_agent: user_agent.as_deref(),
-            ip: ip.as_deref(),
-            expires_at: expires,
-        })
+    let started = state
+        .app
+        .start_session(agent.id, user_agent.as_deref(), ip.as_deref(), expires)
         .await?;
+    let (secret, session) = (started.secret, started.session);
     let cookie = Cookie::build((SESSION_COOKIE, secret.clone()))
         .path("/")
         .http_only(true)
@@ -217,7 +208,7 @@ async fn logout(
     jar: CookieJar,
 ) -> ApiResult<impl IntoResponse> {
     if let Via::Session { id } = who.via {
-        state.store.delete_session(who.agent.id, id).await?;
+        state.app.end_session(&who.agent_actor(), id).await?;
     }
     Ok((
         StatusCode::NO_CONTENT,
@@ -282,19 +273,7 @@ async fn revoke_other_sessions(
     State(state): State<AppState>,
     who: Principal,
 ) -> ApiResult<axum::Json<Revoked>> {
-    let keep = match who.via {
-        Via::Session { id } => Some(id),
-        Via::Token { .. } => None,
-    };
-    let revoked = state.store.delete_sessions(who.agent.id, keep).await?;
-    audit(
-        &state,
-        Some(&who),
-        "auth.sessions_revoked",
-        Some(who.agent.id.to_string()),
-        json!({ "count": revoked }),
-    )
-    .await;
+    let revoked = state.app.end_other_sessions(&who.agent_actor()).await?;
     Ok(axum::Json(Revoked { revoked }))
 }
 
@@ -305,7 +284,7 @@ async fn revoke_session(
     who: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_session(who.agent.id, id).await?;
+    state.app.end_session(&who.agent_actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -8,7 +8,7 @@
 
 use super::{Paged, page_limit};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 use axum::extract::State;
@@ -87,13 +87,12 @@ async fn list(
 #[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", request_body = NewContact, responses((status = 201, body = Contact), (status = 409), (status = 422)))]
 async fn create(
     State(state): State<AppState>,
-    _who: Principal,
-    Json(mut body): Json<NewContact>,
+    who: Principal,
+    Json(body): Json<NewContact>,
 ) -> ApiResult<(StatusCode, axum::Json<Contact>)> {
-    body.validate()?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(state.store.create_contact(&body).await?),
+        axum::Json(state.app.create_contact(&who.actor(), body).await?),
     ))
 }
 
@@ -103,18 +102,7 @@ async fn get_one(
     who: Principal,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Contact>> {
-    Ok(axum::Json(
-        state.store.visible_contact(id, who.visibility()).await?,
-    ))
-}
-
-/// 404 unless the caller may see the contact (see the module comment).
-async fn check_visible(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<()> {
-    if state.store.contact_visible(id, who.visibility()).await? {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound)
-    }
+    Ok(axum::Json(state.app.contact(&who.actor(), id).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)), request_body = ContactPatch, responses((status = 200, body = Contact), (status = 404), (status = 409)))]
@@ -122,11 +110,11 @@ async fn update(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<Uuid>,
-    Json(mut patch): Json<ContactPatch>,
+    Json(patch): Json<ContactPatch>,
 ) -> ApiResult<axum::Json<Contact>> {
-    check_visible(&state, &who, id).await?;
-    patch.validate()?;
-    Ok(axum::Json(state.store.update_contact(id, &patch).await?))
+    Ok(axum::Json(
+        state.app.update_contact(&who.actor(), id, patch).await?,
+    ))
 }
 
 /// Adds an external identity; 409 when another contact holds it.
@@ -135,11 +123,11 @@ async fn add_identity(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<Uuid>,
-    Json(mut identity): Json<Identity>,
+    Json(identity): Json<Identity>,
 ) -> ApiResult<axum::Json<Contact>> {
-    check_visible(&state, &who, id).await?;
-    validate::identity(&mut identity)?;
-    Ok(axum::Json(state.store.add_identity(id, &identity).await?))
+    Ok(axum::Json(
+        state.app.add_identity(&who.actor(), id, identity).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}/identities/{kind}/{value}", tag = "contacts",
@@ -149,9 +137,11 @@ async fn remove_identity(
     who: Principal,
     Path((id, kind, value)): Path<(Uuid, String, String)>,
 ) -> ApiResult<axum::Json<Contact>> {
-    check_visible(&state, &who, id).await?;
     Ok(axum::Json(
-        state.store.remove_identity(id, &kind, &value).await?,
+        state
+            .app
+            .remove_identity(&who.actor(), id, &kind, &value)
+            .await?,
     ))
 }
 
@@ -169,7 +159,7 @@ async fn conversations(
     Path(id): Path<Uuid>,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<Paged<Conversation>>> {
-    check_visible(&state, &who, id).await?;
+    state.app.contact(&who.actor(), id).await?;
     let filter = ConversationFilter {
         contact_id: Some(id),
         cursor: q.cursor,

@@ -1,7 +1,7 @@
 //! Conversations (tickets) and their messages. An agent who is not a member
 //! of a conversation's inbox gets 404 for it everywhere, by id or by filter.
 
-use super::{Paged, audit, page_limit};
+use super::{Paged, page_limit};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
@@ -9,13 +9,13 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use kefu_app::Target;
 use kefu_core::{
-    Conversation, ConversationPatch, ConversationStatus, Direction, Message, MessagePreview,
-    NewConversation, NewMessage, validate,
+    Conversation, ConversationPatch, ConversationStatus, Message, MessagePreview, NewConversation,
+    NewMessage,
 };
 use kefu_store::ConversationFilter;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -202,11 +202,7 @@ async fn mark_read(
     Path(id): Path<Uuid>,
     Json(body): Json<ReadUpTo>,
 ) -> ApiResult<StatusCode> {
-    let c = visible(&state, &who, id).await?;
-    state
-        .store
-        .mark_read(who.agent.id, id, body.seq.clamp(0, c.last_seq))
-        .await?;
+    state.app.mark_read(&who.actor(), id, body.seq).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -222,27 +218,9 @@ struct Created {
 async fn create(
     State(state): State<AppState>,
     who: Principal,
-    Json(mut body): Json<NewConversation>,
+    Json(body): Json<NewConversation>,
 ) -> ApiResult<(StatusCode, axum::Json<Created>)> {
-    body.validate()?;
-    if !who.is_admin()
-        && !state
-            .store
-            .is_inbox_member(body.inbox_id, who.agent.id)
-            .await?
-    {
-        return Err(ApiError::Unprocessable("inbox_id: no such inbox".into()));
-    }
-    if let Some(contact_id) = body.contact_id {
-        check_contact(&state, &who, contact_id).await?;
-    }
-    if let Some(a) = body.assignee_id {
-        check_assignee(&state, body.inbox_id, a).await?;
-    }
-    let (conversation, message) = state
-        .store
-        .create_conversation(&body, Some(who.agent.id))
-        .await?;
+    let (conversation, message) = state.app.open_conversation(&who.actor(), body).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(Created {
@@ -252,52 +230,8 @@ async fn create(
     ))
 }
 
-/// An agent opens a conversation with a contact they can see, or with one
-/// in no conversation yet (just created through POST /contacts): naming
-/// any other contact's id would make it visible to them.
-async fn check_contact(state: &AppState, who: &Principal, contact_id: Uuid) -> ApiResult<()> {
-    if state
-        .store
-        .contact_visible(contact_id, who.visibility())
-        .await?
-        || state
-            .store
-            .contact_without_conversations(contact_id)
-            .await?
-    {
-        Ok(())
-    } else {
-        Err(ApiError::Unprocessable(
-            "contact_id: no such contact".into(),
-        ))
-    }
-}
-
-/// An assignee must be an active agent who can see the inbox.
-async fn check_assignee(state: &AppState, inbox_id: Uuid, agent_id: Uuid) -> ApiResult<()> {
-    let agent = state
-        .store
-        .agent(agent_id)
-        .await
-        .map_err(|_| ApiError::Unprocessable("assignee_id: no such agent".into()))?;
-    if !agent.active {
-        return Err(ApiError::Unprocessable(
-            "assignee_id: the agent is deactivated".into(),
-        ));
-    }
-    if !agent.role.is_admin() && !state.store.is_inbox_member(inbox_id, agent_id).await? {
-        return Err(ApiError::Unprocessable(
-            "assignee_id: the agent is not a member of this inbox".into(),
-        ));
-    }
-    Ok(())
-}
-
 async fn visible(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<Conversation> {
-    Ok(state
-        .store
-        .visible_conversation(id, who.visibility())
-        .await?)
+    Ok(state.app.conversation(&who.actor(), id).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)), responses((status = 200, body = Conversation), (status = 404)))]
@@ -325,21 +259,12 @@ async fn apply(
     state: &AppState,
     who: &Principal,
     id: Uuid,
-    mut patch: ConversationPatch,
+    patch: ConversationPatch,
 ) -> ApiResult<Conversation> {
-    patch.validate(kefu_core::time::now())?;
-    let current = visible(state, who, id).await?;
-    if let Some(Some(a)) = patch.assignee_id {
-        check_assignee(state, current.inbox_id, a).await?;
-    }
-    if let Some(Some(t)) = patch.team_id {
-        state
-            .store
-            .team(t)
-            .await
-            .map_err(|_| ApiError::Unprocessable("team_id: no such team".into()))?;
-    }
-    Ok(state.store.update_conversation(id, &patch).await?)
+    Ok(state
+        .app
+        .update_conversation(&who.actor(), id, patch)
+        .await?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -402,9 +327,12 @@ async fn add_tags(
     Path(id): Path<Uuid>,
     Json(body): Json<TagList>,
 ) -> ApiResult<axum::Json<Conversation>> {
-    let tags = validate::tags(&body.tags)?;
-    visible(&state, &who, id).await?;
-    Ok(axum::Json(state.store.tag_conversation(id, &tags).await?))
+    Ok(axum::Json(
+        state
+            .app
+            .tag_conversation(&who.actor(), id, &body.tags)
+            .await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}/tags/{tag}", tag = "conversations", params(("id" = Uuid, Path), ("tag" = String, Path)), responses((status = 200, body = Conversation)))]
@@ -413,8 +341,9 @@ async fn remove_tag(
     who: Principal,
     Path((id, tag)): Path<(Uuid, String)>,
 ) -> ApiResult<axum::Json<Conversation>> {
-    visible(&state, &who, id).await?;
-    Ok(axum::Json(state.store.untag_conversation(id, &tag).await?))
+    Ok(axum::Json(
+        state.app.untag_conversation(&who.actor(), id, &tag).await?,
+    ))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -451,25 +380,18 @@ async fn add_message(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<Uuid>,
-    Json(mut body): Json<NewMessage>,
+    Json(body): Json<NewMessage>,
 ) -> ApiResult<(StatusCode, axum::Json<Message>)> {
-    body.validate()?;
-    if body.direction == Direction::System {
-        return Err(ApiError::Unprocessable(
-            "direction: system messages are written by kefu only".into(),
-        ));
-    }
-    visible(&state, &who, id).await?;
-    let appended = state
-        .store
-        .append_message(id, &body, Some(who.agent.id))
+    let posted = state
+        .app
+        .post_message(&who.actor(), Target::Conversation(id), body)
         .await?;
-    let status = if appended.created {
+    let status = if posted.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(appended.message)))
+    Ok((status, axum::Json(posted.message)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -494,19 +416,9 @@ async fn merge(
     Path(id): Path<Uuid>,
     Json(body): Json<MergeRequest>,
 ) -> ApiResult<axum::Json<Merged>> {
-    visible(&state, &who, id).await?;
-    visible(&state, &who, body.into_id).await?;
     let (source, target) = state
-        .store
-        .merge_conversations(id, body.into_id, Some(who.agent.id))
+        .app
+        .merge_conversations(&who.actor(), id, body.into_id)
         .await?;
-    audit(
-        &state,
-        Some(&who),
-        "conversation.merged",
-        Some(id.to_string()),
-        json!({ "into": body.into_id }),
-    )
-    .await;
     Ok(axum::Json(Merged { source, target }))
 }

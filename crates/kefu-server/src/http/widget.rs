@@ -6,10 +6,9 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-use crate::visitor::{self, Claims, IdentityError};
+use crate::visitor::{self, Claims};
 use axum::extract::{ConnectInfo, State};
-use chrono::Duration;
-use kefu_core::{Identity, InboxKind, NewContact, validate};
+use kefu_core::InboxKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -125,71 +124,25 @@ async fn session(
 ) -> ApiResult<axum::Json<WidgetSession>> {
     state.widget_per_ip.check(&addr.ip())?;
     let (inbox, secret) = widget_inbox(&state, &req.inbox).await?;
-    let details = Details::from(&req)?;
-    let now = kefu_core::time::now().timestamp();
-    // A verified token keeps its expiry when resumed: only a fresh hash from
-    // the site earns another day, so a stolen token cannot be kept alive.
-    let mut keep_expiry = None;
-    let (contact_id, verified) = match (&req.identifier, &req.token) {
-        _ if req.link.is_some() => {
-            let token = req.link.as_deref().unwrap_or_default();
-            let link = crate::continuity::redeem(&state, token, now)
-                .await?
-                .filter(|l| l.inbox_id == inbox.id)
-                .ok_or(ApiError::Unauthorized)?;
-            (link.contact_id, true)
-        }
-        (Some(identifier), _) => (
-            verified_contact(&state, secret.as_deref(), identifier, &req, now).await?,
-            true,
-        ),
-        (None, Some(token)) => {
-            let key = state.visitor_key().await?;
-            let claims = visitor::verify(&key, token, now)
-                .filter(|c| c.i == inbox.id)
-                .ok_or(ApiError::Unauthorized)?;
-            if claims.v {
-                keep_expiry = Some(claims.e);
-            }
-            (claims.c, claims.v)
-        }
-        (None, None) => (
-            state.store.create_contact(&NewContact::default()).await?.id,
-            false,
-        ),
+    let request = visitor::SessionRequest {
+        link: req.link,
+        identifier: req.identifier,
+        timestamp: req.timestamp,
+        identifier_hash: req.identifier_hash,
+        token: req.token,
+        name: req.name,
+        email: req.email,
+        phone: req.phone,
     };
-    if details.any() {
-        state
-            .store
-            .set_visitor_details(
-                contact_id,
-                details.name.as_deref(),
-                details.email.as_deref(),
-                details.phone.as_deref(),
-            )
-            .await?;
-    }
-    let lifetime = if verified {
-        Duration::hours(visitor::VERIFIED_TOKEN_HOURS)
-    } else {
-        Duration::days(visitor::ANONYMOUS_TOKEN_DAYS)
-    };
-    let expires_at = keep_expiry.unwrap_or(now + lifetime.num_seconds());
-    let key = state.visitor_key().await?;
-    let token = visitor::sign(
-        &key,
-        &Claims {
-            c: contact_id,
-            i: inbox.id,
-            v: verified,
-            e: expires_at,
-        },
-    );
+    let s = state
+        .app
+        .visitor_session(inbox.id, secret.as_deref(), &request)
+        .await?;
     Ok(axum::Json(WidgetSession {
-        token,
-        contact_id,
-        verified,
-        expires_at,
+        token: s.token,
+        contact_id: s.contact_id,
+        verified: s.verified,
+        expires_at: s.expires_at,
     }))
 }
 
@@ -215,139 +168,15 @@ async fn link(
 ) -> ApiResult<axum::Json<LinkTarget>> {
     state.widget_per_ip.check(&addr.ip())?;
     let now = kefu_core::time::now().timestamp();
-    let link = crate::continuity::redeem(&state, &q.token, now)
+    let link = state
+        .app
+        .redeem_link(&q.token, now)
         .await?
         .ok_or(ApiError::NotFound)?;
     let (public, _) = state.store.widget_keys(link.inbox_id).await?;
     Ok(axum::Json(LinkTarget {
         inbox: public.ok_or(ApiError::NotFound)?,
     }))
-}
-
-/// Checks the site's hash (right, fresh, unused) and finds or creates the
-/// contact holding the identifier.
-async fn verified_contact(
-    state: &AppState,
-    secret: Option<&str>,
-    identifier: &str,
-    req: &SessionRequest,
-    now: i64,
-) -> ApiResult<Uuid> {
-    let secret = secret.ok_or(ApiError::Forbidden("this inbox has no identity secret"))?;
-    let (timestamp, hash) = match (req.timestamp, req.identifier_hash.as_deref()) {
-        (Some(t), Some(h)) => (t, h),
-        _ => {
-            return Err(ApiError::Unprocessable(
-                "identifier needs timestamp and identifier_hash".into(),
-            ));
-        }
-    };
-    let mac =
-        visitor::check_identity(secret, identifier, timestamp, hash, now).map_err(|e| match e {
-            IdentityError::Wrong => ApiError::Unauthorized,
-            IdentityError::Stale => {
-                ApiError::Forbidden("identifier_hash is stale: sign a fresh timestamp")
-            }
-        })?;
-    // check_identity refused timestamps more than the skew away, so this
-    // cannot overflow; saturating all the same, as every sum on input.
-    let expires = kefu_core::time::from_millis(
-        timestamp
-            .saturating_add(visitor::IDENTITY_MAX_SKEW_SECS + 60)
-            .saturating_mul(1000),
-    );
-    if !state
-        .store
-        .spend_nonce(&visitor::spent_identity_key(&mac), expires)
-        .await?
-    {
-        return Err(ApiError::Forbidden(
-            "identifier_hash was used already: sign a fresh one",
-        ));
-    }
-    let identity = identity_of(identifier)?;
-    match state
-        .store
-        .contact_by_identity(&identity.kind, &identity.value)
-        .await
-    {
-        Ok(c) => Ok(c.id),
-        Err(kefu_store::StoreError::NotFound) => {
-            let new = NewContact {
-                identities: vec![identity],
-                ..Default::default()
-            };
-            Ok(state.store.create_contact(&new).await?.id)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// `wechat_unionid:o6_x` → (wechat_unionid, o6_x); `12345` → (site_user, 12345).
-fn identity_of(identifier: &str) -> ApiResult<Identity> {
-    let mut identity = match identifier.split_once(':') {
-        Some((kind, value))
-            if !kind.is_empty()
-                && kind
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
-        {
-            Identity {
-                kind: kind.into(),
-                value: value.into(),
-            }
-        }
-        _ => Identity {
-            kind: "site_user".into(),
-            value: identifier.into(),
-        },
-    };
-    validate::identity(&mut identity)?;
-    Ok(identity)
-}
-
-/// What a visitor typed about themselves, checked.
-struct Details {
-    name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-}
-
-impl Details {
-    fn from(req: &SessionRequest) -> ApiResult<Details> {
-        let mut name = req.name.clone().filter(|s| !s.trim().is_empty());
-        validate::opt_text(&mut name, "name", 1, 200)?;
-        let email = match req.email.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(e) => Some(validate::email("email", e)?),
-            None => None,
-        };
-        let mut phone = req.phone.clone().filter(|s| !s.trim().is_empty());
-        validate::opt_text(&mut phone, "phone", 1, 40)?;
-        Ok(Details { name, email, phone })
-    }
-
-    fn any(&self) -> bool {
-        self.name.is_some() || self.email.is_some() || self.phone.is_some()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_map_to_identities() {
-        let i = identity_of("wechat_unionid:o6_abc").unwrap();
-        assert_eq!(
-            (i.kind.as_str(), i.value.as_str()),
-            ("wechat_unionid", "o6_abc")
-        );
-        let i = identity_of("42").unwrap();
-        assert_eq!((i.kind.as_str(), i.value.as_str()), ("site_user", "42"));
-        let i = identity_of("User:7").unwrap();
-        assert_eq!((i.kind.as_str(), i.value.as_str()), ("site_user", "User:7"));
-        assert!(identity_of("").is_err());
-    }
 }
 
 // ------------------------------------------------------------ attachments
@@ -373,8 +202,11 @@ const VISITOR_MAX_BYTES: usize = 10 * 1024 * 1024;
 pub const VISITOR_TOKEN_HEADER: &str = "x-visitor-token";
 
 async fn visitor_claims(state: &AppState, token: &str) -> ApiResult<Claims> {
-    let key = state.visitor_key().await?;
-    visitor::verify(&key, token, kefu_core::time::now().timestamp()).ok_or(ApiError::Unauthorized)
+    state
+        .app
+        .visitor_claims(token)
+        .await?
+        .ok_or(ApiError::Unauthorized)
 }
 
 /// Uploads a customer's file (multipart field `file`, header X-Visitor-Token);

@@ -14,7 +14,8 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures::FutureExt;
-use kefu_core::{Direction, Event, NewMessage, TokenScope};
+use kefu_app::{Actor, AppError, Target};
+use kefu_core::{Direction, Event, NewMessage};
 use kefu_hub::{HubMsg, Party, Received, Signal, SubscriptionStream, Topic};
 use std::collections::BTreeSet;
 use tokio_stream::{StreamExt, StreamMap};
@@ -156,23 +157,7 @@ impl Session<'_> {
     }
 
     async fn handle(&mut self, conn: &mut Conn, frame: Inbound) -> Result<(), Closed> {
-        // The upgrade is a GET, so a read-scoped token opens this socket;
-        // every frame that changes something (a reply, a note, a read
-        // marker, a typing signal) is checked here, before anything else.
-        if frame.writes() && !self.who.allows(TokenScope::Write) {
-            let client_id = match &frame {
-                Inbound::Send { client_id, .. } => Some(client_id.clone()),
-                _ => None,
-            };
-            return conn
-                .send(&Outbound::Error {
-                    code: "unauthorized",
-                    message: "this token's scope does not allow this frame (write scope needed)"
-                        .into(),
-                    client_id,
-                })
-                .await;
-        }
+        let actor = self.who.actor();
         match frame {
             Inbound::Hello { resume, .. } => {
                 for (id, after) in resume.into_iter().take(200) {
@@ -188,52 +173,34 @@ impl Session<'_> {
                 note,
             } => {
                 let reply = self
-                    .send(&client_id, conversation_id, text, attachment_ids, note)
+                    .send(
+                        &actor,
+                        &client_id,
+                        conversation_id,
+                        text,
+                        attachment_ids,
+                        note,
+                    )
                     .await;
-                conn.send(&reply.unwrap_or_else(|(code, message)| Outbound::Error {
-                    code,
-                    message,
-                    client_id: Some(client_id),
-                }))
-                .await
+                conn.send(&reply.unwrap_or_else(|e| super::error_frame(e, Some(client_id))))
+                    .await
             }
+            // Signals about a conversation the agent may not see are
+            // dropped without a word; a credential that may not write is
+            // told so.
             Inbound::Typing {
                 conversation_id,
                 on,
             } => {
-                if let Some(c) = self.visible(conversation_id).await {
-                    self.signal(|from| Signal::Typing {
-                        conversation_id,
-                        inbox_id: c.inbox_id,
-                        contact_id: c.contact_id,
-                        from,
-                        on,
-                    })
-                    .await;
-                }
-                Ok(())
+                let done = self.state.app.typing(&actor, conversation_id, on).await;
+                self.refused(conn, done).await
             }
             Inbound::Read {
                 conversation_id,
                 seq,
             } => {
-                if let Some(c) = self.visible(conversation_id).await {
-                    let seq = seq.clamp(0, c.last_seq);
-                    let _ = self
-                        .state
-                        .store
-                        .mark_read(self.who.agent.id, conversation_id, seq)
-                        .await;
-                    self.signal(|from| Signal::Read {
-                        conversation_id,
-                        inbox_id: c.inbox_id,
-                        contact_id: c.contact_id,
-                        from,
-                        seq,
-                    })
-                    .await;
-                }
-                Ok(())
+                let done = self.state.app.mark_read(&actor, conversation_id, seq).await;
+                self.refused(conn, done.map(|_| ())).await
             }
             Inbound::Rate { .. } => {
                 conn.send(&Outbound::error(
@@ -246,13 +213,16 @@ impl Session<'_> {
         }
     }
 
+    /// Tells the console that a frame was refused for its credential.
+    async fn refused(&self, conn: &mut Conn, done: Result<(), AppError>) -> Result<(), Closed> {
+        match done {
+            Err(e @ AppError::Forbidden(_)) => conn.send(&super::error_frame(e, None)).await,
+            _ => Ok(()),
+        }
+    }
+
     async fn replay(&mut self, conn: &mut Conn, id: Uuid, mut after: i64) -> Result<(), Closed> {
-        let Ok(c) = self
-            .state
-            .store
-            .visible_conversation(id, self.who.visibility())
-            .await
-        else {
+        let Ok(c) = self.state.app.conversation(&self.who.actor(), id).await else {
             return conn
                 .send(&Outbound::error(
                     "not_found",
@@ -283,72 +253,34 @@ impl Session<'_> {
 
     async fn send(
         &mut self,
+        actor: &Actor,
         client_id: &str,
         conversation_id: Option<Uuid>,
         text: String,
         attachment_ids: Vec<Uuid>,
         note: bool,
-    ) -> Result<Outbound, (&'static str, String)> {
-        let id = conversation_id.ok_or(("rejected", "conversation_id is required".to_string()))?;
-        if client_id.is_empty() || client_id.len() > 100 {
-            return Err(("rejected", "client_id: 1 to 100 characters".into()));
-        }
-        self.state
-            .store
-            .visible_conversation(id, self.who.visibility())
-            .await
-            .map_err(|_| ("not_found", "no such conversation".to_string()))?;
-        let mut m = NewMessage::text(
-            if note {
-                Direction::Note
-            } else {
-                Direction::Outgoing
-            },
-            text,
-        );
+    ) -> Result<Outbound, AppError> {
+        let direction = if note {
+            Direction::Note
+        } else {
+            Direction::Outgoing
+        };
+        let mut m = NewMessage::text(direction, text);
         m.attachment_ids = attachment_ids;
-        m.external_id = Some(format!("a:{}:{client_id}", self.who.agent.id.simple()));
-        m.validate().map_err(|e| ("rejected", e.to_string()))?;
-        let a = self
+        m.external_id = Some(kefu_app::messages::client_key(actor, client_id)?);
+        let id = conversation_id.ok_or(AppError::Rejected("conversation_id is required".into()))?;
+        let posted = self
             .state
-            .store
-            .append_message(id, &m, Some(self.who.agent.id))
-            .await
-            .map_err(|e| match e {
-                kefu_store::StoreError::Invalid(m) => ("rejected", m),
-                other => {
-                    tracing::error!(error = %other, "agent send failed");
-                    (
-                        "internal",
-                        "the message was not stored; resend it".to_string(),
-                    )
-                }
-            })?;
+            .app
+            .post_message(actor, Target::Conversation(id), m)
+            .await?;
         Ok(Outbound::Ack {
             client_id: client_id.to_string(),
             conversation_id: id,
-            message_id: a.message.id,
-            seq: a.message.seq,
-            duplicate: !a.created,
+            message_id: posted.message.id,
+            seq: posted.message.seq,
+            duplicate: !posted.created,
         })
-    }
-
-    /// The conversation, if this agent may see it.
-    async fn visible(&self, id: Uuid) -> Option<kefu_core::Conversation> {
-        self.state
-            .store
-            .visible_conversation(id, self.who.visibility())
-            .await
-            .ok()
-    }
-
-    /// Sends a signal from this agent (about a conversation checked visible).
-    async fn signal(&self, make: impl FnOnce(Party) -> Signal) {
-        let from = Party::Agent {
-            id: self.who.agent.id,
-            name: self.who.agent.name.clone(),
-        };
-        self.state.hub.signal(make(from)).await;
     }
 
     /// Queues one hub message for the socket (written at the next flush).

@@ -20,3 +20,30 @@ pub fn router() -> Router<AppState> {
         .route("/ws/widget", get(widget::upgrade))
         .route("/ws/agent", get(agent::upgrade))
 }
+
+/// Each refusal of the application layer as an error frame, for both
+/// sockets. A failure inside is logged in full and told generically: the
+/// client resends with the same `client_id`, which stores it once.
+pub(crate) fn error_frame(e: kefu_app::AppError, client_id: Option<String>) -> protocol::Outbound {
+    use kefu_app::AppError;
+    let (code, message) = match e {
+        AppError::NotFound => ("not_found", "no such conversation".to_string()),
+        AppError::Unauthorized | AppError::Forbidden(_) => ("unauthorized", e.to_string()),
+        AppError::Invalid(_) | AppError::Rejected(_) | AppError::Conflict(_) => {
+            ("rejected", e.to_string())
+        }
+        AppError::Limited { .. } => ("rate_limited", e.to_string()),
+        AppError::Internal(detail) => {
+            tracing::error!(%detail, "socket frame failed");
+            (
+                "internal",
+                "the message was not stored; resend it".to_string(),
+            )
+        }
+    };
+    protocol::Outbound::Error {
+        code,
+        message,
+        client_id,
+    }
+}

@@ -9,10 +9,8 @@ use crate::visitor;
 use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use kefu_core::{
-    Conversation, ConversationStatus, Direction, Event, Message, NewConversation, NewMessage,
-    Priority,
-};
+use kefu_app::{Actor, AppError, Channel, Target};
+use kefu_core::{Conversation, Direction, Event, Message, NewMessage};
 use kefu_hub::{HubMsg, Party, Received, Signal, Topic};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -190,6 +188,7 @@ impl Session<'_> {
     }
 
     async fn handle(&mut self, conn: &mut Conn, frame: Inbound) -> Result<(), Closed> {
+        let actor = self.actor();
         match frame {
             Inbound::Send {
                 client_id,
@@ -200,59 +199,45 @@ impl Session<'_> {
             } => {
                 let reply = self
                     .send(
-                        client_id.clone(),
+                        &actor,
+                        &client_id,
                         conversation_id,
                         text,
                         attachment_ids,
                         note,
                     )
                     .await;
-                conn.send(&reply.unwrap_or_else(|(code, message)| Outbound::Error {
-                    code,
-                    message,
-                    client_id: Some(client_id),
-                }))
-                .await
+                conn.send(&reply.unwrap_or_else(|e| super::error_frame(e, Some(client_id))))
+                    .await
             }
+            // Signals about a conversation that is not this visitor's are
+            // dropped without a word.
             Inbound::Typing {
                 conversation_id,
                 on,
             } => {
-                if let Some(c) = self.own(conversation_id).await {
-                    let s = Signal::Typing {
-                        conversation_id,
-                        inbox_id: c.inbox_id,
-                        contact_id: c.contact_id,
-                        from: Party::Contact,
-                        on,
-                    };
-                    self.state.hub.signal(s).await;
-                }
+                let _ = self.state.app.typing(&actor, conversation_id, on).await;
                 Ok(())
             }
             Inbound::Read {
                 conversation_id,
                 seq,
             } => {
-                if let Some(c) = self.own(conversation_id).await {
-                    let s = Signal::Read {
-                        conversation_id,
-                        inbox_id: c.inbox_id,
-                        contact_id: c.contact_id,
-                        from: Party::Contact,
-                        seq,
-                    };
-                    self.state.hub.signal(s).await;
-                }
+                let _ = self.state.app.mark_read(&actor, conversation_id, seq).await;
                 Ok(())
             }
             Inbound::Rate {
                 conversation_id,
                 score,
                 comment,
-            } => match self.rate(conversation_id, score, comment).await {
+            } => match self
+                .state
+                .app
+                .rate_conversation(&actor, conversation_id, score, comment)
+                .await
+            {
                 Ok(()) => Ok(()),
-                Err(message) => conn.send(&Outbound::error("rejected", message)).await,
+                Err(e) => conn.send(&Outbound::error("rejected", e.to_string())).await,
             },
             Inbound::Ping {} => conn.send(&Outbound::Pong).await,
             Inbound::Hello { .. } => {
@@ -262,124 +247,47 @@ impl Session<'_> {
         }
     }
 
-    /// The conversation, if it is this visitor's.
-    async fn own(&self, id: Uuid) -> Option<Conversation> {
-        self.state
-            .store
-            .conversation(id)
-            .await
-            .ok()
-            .filter(|c| c.contact_id == self.visitor.contact_id)
+    /// The visitor as the application layer's actor: this contact, in this
+    /// inbox, and nobody else whatever ids a frame names.
+    fn actor(&self) -> Actor {
+        Actor::Contact {
+            contact_id: self.visitor.contact_id,
+            inbox_id: self.visitor.inbox_id,
+            channel: Channel::Widget,
+        }
     }
 
     async fn send(
         &mut self,
-        client_id: String,
+        actor: &Actor,
+        client_id: &str,
         conversation_id: Option<Uuid>,
         text: String,
         attachment_ids: Vec<Uuid>,
         note: bool,
-    ) -> Result<Outbound, (&'static str, String)> {
-        if note {
-            return Err(("rejected", "customers cannot write notes".into()));
-        }
-        if client_id.is_empty() || client_id.len() > 100 {
-            return Err(("rejected", "client_id: 1 to 100 characters".into()));
-        }
+    ) -> Result<Outbound, AppError> {
+        let direction = if note {
+            Direction::Note
+        } else {
+            Direction::Incoming
+        };
         // Whether each file is this visitor's to send is the store's check
         // (one rule for every path); its refusal comes back as `rejected`.
-        let mut m = NewMessage::text(Direction::Incoming, text);
+        let mut m = NewMessage::text(direction, text);
         m.attachment_ids = attachment_ids;
-        m.external_id = Some(format!("w:{client_id}"));
-        m.validate().map_err(|e| ("rejected", e.to_string()))?;
-        let store = &self.state.store;
-        let target = self.target(conversation_id).await;
-        let (message, duplicate) = match target {
-            Some(c) => {
-                let a = store
-                    .append_message(c.id, &m, None)
-                    .await
-                    .map_err(internal)?;
-                (a.message, !a.created)
-            }
-            None => {
-                let new = NewConversation {
-                    inbox_id: self.visitor.inbox_id,
-                    contact_id: Some(self.visitor.contact_id),
-                    contact: None,
-                    subject: None,
-                    priority: Priority::Medium,
-                    assignee_id: None,
-                    team_id: None,
-                    tags: vec![],
-                    message: Some(m),
-                };
-                let (_, message) = store
-                    .create_conversation(&new, None)
-                    .await
-                    .map_err(internal)?;
-                (
-                    message.ok_or(("internal", "message missing".to_string()))?,
-                    false,
-                )
-            }
+        m.external_id = Some(kefu_app::messages::client_key(actor, client_id)?);
+        let target = Target::Chat {
+            named: conversation_id,
         };
+        let posted = self.state.app.post_message(actor, target, m).await?;
+        let message = posted.message;
         Ok(Outbound::Ack {
-            client_id,
+            client_id: client_id.to_string(),
             conversation_id: message.conversation_id,
             message_id: message.id,
             seq: message.seq,
-            duplicate,
+            duplicate: !posted.created,
         })
-    }
-
-    /// Where a new message goes: the named conversation if it is this
-    /// visitor's, in this inbox and still going; else the latest such one;
-    /// else none (a new conversation is opened).
-    async fn target(&self, named: Option<Uuid>) -> Option<Conversation> {
-        let going = |c: &Conversation| {
-            c.inbox_id == self.visitor.inbox_id
-                && c.merged_into_id.is_none()
-                && !matches!(
-                    c.status,
-                    ConversationStatus::Resolved | ConversationStatus::Closed
-                )
-        };
-        if let Some(c) = match named {
-            Some(id) => self.own(id).await.filter(going),
-            None => None,
-        } {
-            return Some(c);
-        }
-        let all = self
-            .state
-            .store
-            .contact_conversations(self.visitor.contact_id)
-            .await
-            .ok()?;
-        all.into_iter().rev().find(going)
-    }
-
-    async fn rate(&self, id: Uuid, score: i64, comment: Option<String>) -> Result<(), String> {
-        let c = self.own(id).await.ok_or("no such conversation")?;
-        if !matches!(
-            c.status,
-            ConversationStatus::Resolved | ConversationStatus::Closed
-        ) {
-            return Err("a conversation is rated after it is resolved".into());
-        }
-        if !(1..=5).contains(&score) {
-            return Err("score: 1 to 5".into());
-        }
-        let comment = comment
-            .map(|s| s.trim().chars().take(1000).collect::<String>())
-            .filter(|s| !s.is_empty());
-        self.state
-            .store
-            .rate_conversation(id, score, comment.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(())
     }
 
     async fn forward(&mut self, conn: &mut Conn, received: Received) -> Result<(), Closed> {
@@ -462,16 +370,6 @@ impl Session<'_> {
                 (Some(agent.name), agent.avatar_url)
             }
             Err(_) => (None, None),
-        }
-    }
-}
-
-fn internal(e: kefu_store::StoreError) -> (&'static str, String) {
-    match e {
-        kefu_store::StoreError::Invalid(m) => ("rejected", m),
-        other => {
-            tracing::error!(error = %other, "widget send failed");
-            ("internal", "the message was not stored; resend it".into())
         }
     }
 }

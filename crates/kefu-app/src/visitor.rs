@@ -6,9 +6,11 @@
 //! earns is marked verified. Every frame of a socket acts as the token's
 //! contact and nobody else, so no frame can speak for another visitor.
 
+use crate::error::{AppError, AppResult};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use kefu_core::{Identity, NewContact, validate};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -45,14 +47,14 @@ pub fn verify(key: &[u8], token: &str, now_secs: i64) -> Option<Claims> {
 
 /// `PREFIX` + base64url(JSON claims) + `.` + base64url(HMAC-SHA256 of the
 /// encoded claims): the token format of visitors and continuity links.
-pub(crate) fn sign_as(prefix: &str, key: &[u8], claims: &impl Serialize) -> String {
+pub fn sign_as(prefix: &str, key: &[u8], claims: &impl Serialize) -> String {
     let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
     let sig = URL_SAFE_NO_PAD.encode(mac(key, body.as_bytes()));
     format!("{prefix}{body}.{sig}")
 }
 
 /// The claims of an untampered token of this format (expiry is the caller's).
-pub(crate) fn verify_as<T: serde::de::DeserializeOwned>(
+pub fn verify_as<T: serde::de::DeserializeOwned>(
     prefix: &str,
     key: &[u8],
     token: &str,
@@ -67,14 +69,14 @@ pub(crate) fn verify_as<T: serde::de::DeserializeOwned>(
 /// The key visitor tokens are signed with, made once and kept in the
 /// database so that every node and restart shares it.
 pub async fn stored_key(store: &kefu_store::Store) -> Result<Vec<u8>, kefu_store::StoreError> {
-    let fresh = crate::auth::new_secret();
+    let fresh = crate::secrets::new_secret();
     Ok(store
         .setting_or_insert("visitor_signing_key", &fresh)
         .await?
         .into_bytes())
 }
 
-pub(crate) fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
+pub fn mac(key: &[u8], data: &[u8]) -> Vec<u8> {
     match HmacSha256::new_from_slice(key) {
         Ok(mut m) => {
             m.update(data);
@@ -134,9 +136,243 @@ pub fn identity_hash(secret: &str, identifier: &str, timestamp: i64) -> String {
     ))
 }
 
+/// What a widget asks to start or resume a visitor session with: a
+/// continuity link, a site's signed identifier, or a token it holds; with
+/// none, a new anonymous visitor. What the visitor typed about themselves
+/// rides along.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRequest {
+    pub link: Option<String>,
+    pub identifier: Option<String>,
+    pub timestamp: Option<i64>,
+    pub identifier_hash: Option<String>,
+    pub token: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A visitor session: the token to send as `hello.token`.
+#[derive(Debug, Clone)]
+pub struct VisitorSession {
+    pub token: String,
+    pub contact_id: Uuid,
+    pub verified: bool,
+    pub expires_at: i64,
+}
+
+impl crate::App {
+    /// Resolves who a widget visitor is and signs their token. The inbox
+    /// (a widget inbox) and its identity secret are the caller's to look up.
+    pub async fn visitor_session(
+        &self,
+        inbox_id: Uuid,
+        identity_secret: Option<&str>,
+        req: &SessionRequest,
+    ) -> AppResult<VisitorSession> {
+        let details = Details::from(req)?;
+        let now = kefu_core::time::now().timestamp();
+        // A verified token keeps its expiry when resumed: only a fresh hash
+        // from the site earns another day, so a stolen token cannot be kept
+        // alive.
+        let mut keep_expiry = None;
+        let (contact_id, verified) = match (&req.link, &req.identifier, &req.token) {
+            (Some(link), _, _) => {
+                let link = self
+                    .redeem_link(link, now)
+                    .await?
+                    .filter(|l| l.inbox_id == inbox_id)
+                    .ok_or(AppError::Unauthorized)?;
+                (link.contact_id, true)
+            }
+            (None, Some(identifier), _) => (
+                self.verified_contact(identity_secret, identifier, req, now)
+                    .await?,
+                true,
+            ),
+            (None, None, Some(token)) => {
+                let key = self.visitor_key().await?;
+                let claims = verify(&key, token, now)
+                    .filter(|c| c.i == inbox_id)
+                    .ok_or(AppError::Unauthorized)?;
+                if claims.v {
+                    keep_expiry = Some(claims.e);
+                }
+                (claims.c, claims.v)
+            }
+            (None, None, None) => (
+                self.store()
+                    .create_contact(&NewContact::default())
+                    .await?
+                    .id,
+                false,
+            ),
+        };
+        if details.any() {
+            self.store()
+                .set_visitor_details(
+                    contact_id,
+                    details.name.as_deref(),
+                    details.email.as_deref(),
+                    details.phone.as_deref(),
+                )
+                .await?;
+        }
+        let lifetime = if verified {
+            VERIFIED_TOKEN_HOURS * 3600
+        } else {
+            ANONYMOUS_TOKEN_DAYS * 86_400
+        };
+        let expires_at = keep_expiry.unwrap_or(now + lifetime);
+        let key = self.visitor_key().await?;
+        let token = sign(
+            &key,
+            &Claims {
+                c: contact_id,
+                i: inbox_id,
+                v: verified,
+                e: expires_at,
+            },
+        );
+        Ok(VisitorSession {
+            token,
+            contact_id,
+            verified,
+            expires_at,
+        })
+    }
+
+    /// The claims of a visitor token this server signed, unexpired.
+    pub async fn visitor_claims(&self, token: &str) -> AppResult<Option<Claims>> {
+        let key = self.visitor_key().await?;
+        Ok(verify(&key, token, kefu_core::time::now().timestamp()))
+    }
+
+    /// Checks the site's hash (right, fresh, unused) and finds or creates
+    /// the contact holding the identifier.
+    async fn verified_contact(
+        &self,
+        secret: Option<&str>,
+        identifier: &str,
+        req: &SessionRequest,
+        now: i64,
+    ) -> AppResult<Uuid> {
+        let secret = secret.ok_or(AppError::Forbidden("this inbox has no identity secret"))?;
+        let (timestamp, hash) = match (req.timestamp, req.identifier_hash.as_deref()) {
+            (Some(t), Some(h)) => (t, h),
+            _ => {
+                return Err(AppError::Rejected(
+                    "identifier needs timestamp and identifier_hash".into(),
+                ));
+            }
+        };
+        let mac =
+            check_identity(secret, identifier, timestamp, hash, now).map_err(|e| match e {
+                IdentityError::Wrong => AppError::Unauthorized,
+                IdentityError::Stale => {
+                    AppError::Forbidden("identifier_hash is stale: sign a fresh timestamp")
+                }
+            })?;
+        // check_identity refused timestamps more than the skew away, so this
+        // cannot overflow; saturating all the same, as every sum on input.
+        let expires = kefu_core::time::from_millis(
+            timestamp
+                .saturating_add(IDENTITY_MAX_SKEW_SECS + 60)
+                .saturating_mul(1000),
+        );
+        if !self
+            .store()
+            .spend_nonce(&spent_identity_key(&mac), expires)
+            .await?
+        {
+            return Err(AppError::Forbidden(
+                "identifier_hash was used already: sign a fresh one",
+            ));
+        }
+        let identity = identity_of(identifier)?;
+        match self
+            .store()
+            .contact_by_identity(&identity.kind, &identity.value)
+            .await
+        {
+            Ok(c) => Ok(c.id),
+            Err(kefu_store::StoreError::NotFound) => {
+                let new = NewContact {
+                    identities: vec![identity],
+                    ..Default::default()
+                };
+                Ok(self.store().create_contact(&new).await?.id)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// `wechat_unionid:o6_x` → (wechat_unionid, o6_x); `12345` → (site_user, 12345).
+fn identity_of(identifier: &str) -> AppResult<Identity> {
+    let mut identity = match identifier.split_once(':') {
+        Some((kind, value))
+            if !kind.is_empty()
+                && kind
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
+        {
+            Identity {
+                kind: kind.into(),
+                value: value.into(),
+            }
+        }
+        _ => Identity {
+            kind: "site_user".into(),
+            value: identifier.into(),
+        },
+    };
+    validate::identity(&mut identity)?;
+    Ok(identity)
+}
+
+/// What a visitor typed about themselves, checked.
+struct Details {
+    name: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+}
+
+impl Details {
+    fn from(req: &SessionRequest) -> AppResult<Details> {
+        let mut name = req.name.clone().filter(|s| !s.trim().is_empty());
+        validate::opt_text(&mut name, "name", 1, 200)?;
+        let email = match req.email.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(e) => Some(validate::email("email", e)?),
+            None => None,
+        };
+        let mut phone = req.phone.clone().filter(|s| !s.trim().is_empty());
+        validate::opt_text(&mut phone, "phone", 1, 40)?;
+        Ok(Details { name, email, phone })
+    }
+
+    fn any(&self) -> bool {
+        self.name.is_some() || self.email.is_some() || self.phone.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_map_to_identities() {
+        let i = identity_of("wechat_unionid:o6_abc").unwrap();
+        assert_eq!(
+            (i.kind.as_str(), i.value.as_str()),
+            ("wechat_unionid", "o6_abc")
+        );
+        let i = identity_of("42").unwrap();
+        assert_eq!((i.kind.as_str(), i.value.as_str()), ("site_user", "42"));
+        let i = identity_of("User:7").unwrap();
+        assert_eq!((i.kind.as_str(), i.value.as_str()), ("site_user", "User:7"));
+        assert!(identity_of("").is_err());
+    }
 
     #[test]
     fn tokens_verify_only_untampered_and_unexpired() {
