@@ -423,7 +423,7 @@ macro_rules! upsert_contact {
                 .execute(&mut *$tx)
                 .await?;
                 add_identities!($tx, id, c.identities.iter().chain(&c.weak_identities), $at);
-                for tag in ensure_tags!($tx, &c.tags) {
+                for tag in ensure_tags!($tx, &c.tags, $at) {
                     sqlx::query($crate::contacts::INSERT_CONTACT_TAG)
                         .bind(id)
                         .bind(tag)
@@ -560,7 +560,7 @@ macro_rules! write_plan_sqlx {
                 .bind(*kind).bind(*value).bind(id).bind($at)
                 .execute(&mut *$tx).await?;
         }
-        let tags = ensure_tags!($tx, &$opts.tags);
+        let tags = ensure_tags!($tx, &$opts.tags, $at);
         for c in &p.new_conversations {
             sqlx::query(insert_imported_conversation($backend))
                 .bind(c.id).bind(c.inbox).bind(c.contact).bind(c.last_seq).bind(c.last)
