@@ -78,40 +78,6 @@ macro_rules! insert_contact {
     }};
 }
 
-/// Inside a transaction: the contact holding any of these identities.
-macro_rules! contact_by_identities {
-    ($tx:expr, $identities:expr) => {{
-        let mut found: Option<uuid::Uuid> = None;
-        for i in $identities {
-            let hit: Option<uuid::Uuid> = sqlx::query_scalar($crate::contacts::CONTACT_BY_IDENTITY)
-                .bind(&i.kind)
-                .bind(&i.value)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            if hit.is_some() {
-                found = hit;
-                break;
-            }
-        }
-        found
-    }};
-}
-
-/// Inside a transaction: gives contact `$id` the identities it lacks.
-macro_rules! add_identities {
-    ($tx:expr, $id:expr, $identities:expr, $at:expr) => {{
-        for i in $identities {
-            sqlx::query($crate::contacts::ADD_IDENTITY)
-                .bind(&i.kind)
-                .bind(&i.value)
-                .bind($id)
-                .bind($at)
-                .execute(&mut *$tx)
-                .await?;
-        }
-    }};
-}
-
 pub(crate) const CONTACT_EXISTS: &str = "SELECT COUNT(*) FROM contacts WHERE id = $1";
 
 /// How a new conversation finds its contact, on both backends.

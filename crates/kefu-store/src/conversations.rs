@@ -150,14 +150,25 @@ impl ConversationRow {
     }
 }
 
-pub(crate) const INSERT_CONVERSATION_TAG: &str = "INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/// Tags of conversations: one row ([`INSERT_CONVERSATION_TAG`]) or many
+/// ([`INSERT_CONVERSATION_TAGS`], the rows and `ON CONFLICT DO NOTHING`).
+macro_rules! insert_conversation_tags {
+    () => {
+        "INSERT INTO conversation_tags (conversation_id, tag_id) VALUES "
+    };
+}
+pub(crate) const INSERT_CONVERSATION_TAGS: &str = insert_conversation_tags!();
+pub(crate) const INSERT_CONVERSATION_TAG: &str = concat!(
+    insert_conversation_tags!(),
+    "($1, $2) ON CONFLICT DO NOTHING"
+);
 pub(crate) const INBOX_SLA: &str =
     "SELECT sla_first_response_minutes, sla_resolution_minutes FROM inboxes WHERE id = $1";
 
 /// The next ticket number, as each dialect draws it: with SQLite's single
 /// writer it is read inside the insert; PostgreSQL draws from a sequence,
 /// which takes no row lock (a counter row serialised every create behind
-/// it).
+/// it). `import` numbers the conversations it inserts the same way.
 macro_rules! next_number {
     (sqlite) => {
         "(SELECT COALESCE(MAX(number), 1000) + 1 FROM conversations)"

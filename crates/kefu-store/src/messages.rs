@@ -56,8 +56,20 @@ pub(crate) fn sender_of(
     }
 }
 
-pub(crate) const INSERT_MESSAGE: &str = "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, sender_id, text, html, external_id, metadata, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+/// A message row: one ([`INSERT_MESSAGE`]) or many in one statement
+/// ([`INSERT_MESSAGES`] and the rows, as the importer writes them on
+/// PostgreSQL).
+macro_rules! insert_messages {
+    () => {
+        "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, sender_id, text, html, external_id, metadata, created_at)
+     VALUES "
+    };
+}
+pub(crate) const INSERT_MESSAGES: &str = insert_messages!();
+pub(crate) const INSERT_MESSAGE: &str = concat!(
+    insert_messages!(),
+    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+);
 /// Bumps `last_seq` first: in PostgreSQL that takes the row lock, so a
 /// concurrent resend of the same external id waits for the first one.
 /// `$3`, `$4`: [`AppendPlan::outgoing`], [`AppendPlan::incoming`].
