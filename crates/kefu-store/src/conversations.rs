@@ -89,10 +89,22 @@ pub(crate) struct ConversationRow {
     csat_comment: Option<String>,
 }
 
-pub(crate) const COLUMNS: &str = "c.id, c.number, c.inbox_id, c.contact_id, c.subject, c.status, c.snoozed_until, \
+macro_rules! conversation_columns {
+    () => {
+        "c.id, c.number, c.inbox_id, c.contact_id, c.subject, c.status, c.snoozed_until, \
     c.priority, c.assignee_id, c.team_id, c.merged_into_id, c.last_seq, c.last_activity_at, \
     c.first_response_due_at, c.first_response_at, c.resolution_due_at, c.resolved_at, c.created_at, c.updated_at, \
-    c.csat_score, c.csat_comment";
+    c.csat_score, c.csat_comment"
+    };
+}
+pub(crate) const COLUMNS: &str = conversation_columns!();
+/// One conversation by id: read by [`Store::conversation`] and, inside an
+/// append, by SQLite's writer (a constant: nothing to format there).
+pub(crate) const CONVERSATION_BY_ID: &str = concat!(
+    "SELECT ",
+    conversation_columns!(),
+    " FROM conversations c WHERE c.id = $1"
+);
 
 impl ConversationRow {
     /// The same row read by the SQLite writer thread (`sqlite_hot`).
@@ -460,9 +472,8 @@ impl Store {
     }
 
     pub async fn conversation(&self, id: Uuid) -> Result<Conversation> {
-        let sql = format!("SELECT {COLUMNS} FROM conversations c WHERE c.id = $1");
         let row: ConversationRow = on_db!(self.db.reader(), p =>
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(p).await?)
+            sqlx::query_as(CONVERSATION_BY_ID).bind(id).fetch_optional(p).await?)
         .ok_or(StoreError::NotFound)?;
         Ok(self.load_conversations(vec![row]).await?.remove(0))
     }

@@ -18,7 +18,7 @@ use crate::contacts::{
     INSERT_CONTACT_TAG, INSERT_IDENTITY,
 };
 use crate::conversations::{
-    COLUMNS, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_SQLITE,
+    CONVERSATION_BY_ID, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_SQLITE,
     INSERT_CONVERSATION_TAG, Written, inbox_sla,
 };
 use crate::messages::{
@@ -150,8 +150,8 @@ pub(crate) fn append_message(
 }
 
 fn read_conversation(conn: &Connection, id: Uuid) -> Result<Conversation> {
-    let sql = format!("SELECT {COLUMNS} FROM conversations c WHERE c.id = $1");
-    let row = prepare(conn, &sql)?.query_row(params![id], ConversationRow::from_rusqlite)?;
+    let row = prepare(conn, CONVERSATION_BY_ID)?
+        .query_row(params![id], ConversationRow::from_rusqlite)?;
     let mut tags = Vec::new();
     let mut stmt = prepare(
         conn,
