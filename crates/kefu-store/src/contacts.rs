@@ -41,8 +41,9 @@ pub(crate) const ADD_IDENTITY: &str =
     "INSERT INTO contact_identities (kind, value, contact_id, created_at)
      VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO NOTHING";
 
-/// Inside a sqlx transaction: inserts a validated contact with its identities and
-/// tags and evaluates to its id.
+/// Inside a sqlx transaction: inserts a validated contact with its
+/// identities and tags and evaluates to its id. (SQLite's writer has its
+/// own, `sqlite_hot::insert_contact`, for the transactions it runs.)
 macro_rules! insert_contact {
     ($tx:expr, $new:expr, $at:expr) => {{
         let new: &kefu_core::NewContact = $new;

@@ -81,7 +81,9 @@ pub(crate) const INSERT_TAG: &str =
 pub(crate) const TAG_ID: &str = "SELECT id FROM tags WHERE name = $1";
 
 /// Inside a sqlx transaction `$tx`: the ids of the named tags, creating
-/// missing ones (at time `$at`).
+/// missing ones (at time `$at`). SQLite's writer has its own,
+/// `sqlite_hot::ensure_tags`, for the transactions it runs; the two share
+/// [`INSERT_TAG`] and [`TAG_ID`].
 macro_rules! ensure_tags {
     ($tx:expr, $names:expr, $at:expr) => {{
         let mut ids: Vec<uuid::Uuid> = Vec::new();
