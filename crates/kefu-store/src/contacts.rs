@@ -6,8 +6,9 @@ use crate::cursor::{self, Page};
 use crate::rows::{Arg, Sql, like_pattern, ts};
 use crate::{Result, Store, StoreError, Visibility};
 use kefu_core::time::{now, to_millis};
-use kefu_core::{Contact, ContactPatch, Event, Identity, NewContact};
+use kefu_core::{Contact, ContactPatch, Event, Identity, NewContact, NewConversation};
 use serde_json::Value;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 #[derive(sqlx::FromRow)]
@@ -40,8 +41,9 @@ pub(crate) const ADD_IDENTITY: &str =
     "INSERT INTO contact_identities (kind, value, contact_id, created_at)
      VALUES ($1, $2, $3, $4) ON CONFLICT (kind, value) DO NOTHING";
 
-/// Inside a transaction: inserts a validated contact with its identities and
-/// tags and evaluates to its id.
+/// Inside a sqlx transaction: inserts a validated contact with its
+/// identities and tags and evaluates to its id. (SQLite's writer has its
+/// own, `sqlite_hot::insert_contact`, for the transactions it runs.)
 macro_rules! insert_contact {
     ($tx:expr, $new:expr, $at:expr) => {{
         let new: &kefu_core::NewContact = $new;
@@ -66,7 +68,7 @@ macro_rules! insert_contact {
                 .execute(&mut *$tx)
                 .await?;
         }
-        for tag in ensure_tags!($tx, &new.tags) {
+        for tag in ensure_tags!($tx, &new.tags, $at) {
             sqlx::query($crate::contacts::INSERT_CONTACT_TAG)
                 .bind(id)
                 .bind(tag)
@@ -77,38 +79,73 @@ macro_rules! insert_contact {
     }};
 }
 
-/// Inside a transaction: the contact holding any of these identities.
-macro_rules! contact_by_identities {
-    ($tx:expr, $identities:expr) => {{
-        let mut found: Option<uuid::Uuid> = None;
-        for i in $identities {
-            let hit: Option<uuid::Uuid> = sqlx::query_scalar($crate::contacts::CONTACT_BY_IDENTITY)
-                .bind(&i.kind)
-                .bind(&i.value)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            if hit.is_some() {
-                found = hit;
-                break;
-            }
-        }
-        found
-    }};
+pub(crate) const CONTACT_EXISTS: &str = "SELECT COUNT(*) FROM contacts WHERE id = $1";
+
+/// How a new conversation finds its contact, on both backends.
+pub(crate) enum ContactWay<'n> {
+    /// Named by id: it must exist ([`CONTACT_EXISTS`]).
+    Id(Uuid),
+    /// Described: the first of its identities, tried in the order given
+    /// (strongest first, [`CONTACT_BY_IDENTITY`] one at a time), that
+    /// belongs to a contact picks that contact, which then gets the
+    /// identities it lacks ([`ADD_IDENTITY`]); when none does, the contact
+    /// is inserted ([`INSERT_CONTACT`], its identities and tags).
+    Identities(&'n NewContact),
 }
 
-/// Inside a transaction: gives contact `$id` the identities it lacks.
-macro_rules! add_identities {
-    ($tx:expr, $id:expr, $identities:expr, $at:expr) => {{
-        for i in $identities {
-            sqlx::query($crate::contacts::ADD_IDENTITY)
-                .bind(&i.kind)
-                .bind(&i.value)
-                .bind($id)
-                .bind($at)
-                .execute(&mut *$tx)
-                .await?;
+impl<'n> ContactWay<'n> {
+    pub fn of(new: &'n NewConversation) -> Result<ContactWay<'n>> {
+        match (&new.contact_id, &new.contact) {
+            (Some(id), _) => Ok(ContactWay::Id(*id)),
+            (None, Some(c)) => Ok(ContactWay::Identities(c)),
+            (None, None) => Err(StoreError::Invalid("contact_id: required".into())),
         }
-    }};
+    }
+
+    /// [`ContactWay::Id`] named no contact.
+    pub fn no_such_contact() -> StoreError {
+        StoreError::Invalid("contact_id: no such contact".into())
+    }
+}
+
+/// Inside a PostgreSQL transaction: the contact holding the first of
+/// `identities` that anyone holds (see [`ContactWay::Identities`]).
+/// SQLite's writer has its own, `sqlite_hot::contact_by_identities`.
+pub(crate) async fn contact_by_identities_pg(
+    tx: &mut PgConnection,
+    identities: &[Identity],
+) -> Result<Option<Uuid>> {
+    for i in identities {
+        let hit: Option<Uuid> = sqlx::query_scalar(CONTACT_BY_IDENTITY)
+            .bind(&i.kind)
+            .bind(&i.value)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if hit.is_some() {
+            return Ok(hit);
+        }
+    }
+    Ok(None)
+}
+
+/// Inside a PostgreSQL transaction: gives contact `id` the identities it
+/// lacks ([`ADD_IDENTITY`]).
+pub(crate) async fn add_identities_pg(
+    tx: &mut PgConnection,
+    id: Uuid,
+    identities: impl IntoIterator<Item = &Identity>,
+    at: i64,
+) -> Result<()> {
+    for i in identities {
+        sqlx::query(ADD_IDENTITY)
+            .bind(&i.kind)
+            .bind(&i.value)
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Limits a query over `contacts c` to what `visibility` allows: for an
@@ -312,7 +349,7 @@ impl Store {
             }
             if let Some(tags) = &patch.tags {
                 sqlx::query("DELETE FROM contact_tags WHERE contact_id = $1").bind(id).execute(&mut *tx).await?;
-                for tag in ensure_tags!(tx, tags) {
+                for tag in ensure_tags!(tx, tags, at) {
                     sqlx::query("INSERT INTO contact_tags (contact_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                         .bind(id).bind(tag).execute(&mut *tx).await?;
                 }

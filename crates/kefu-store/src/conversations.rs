@@ -5,7 +5,10 @@
 //! Every write here follows one pattern: one transaction, commit, then
 //! publish the events, so no subscriber ever sees a change that rolled back.
 
+use crate::contacts::{CONTACT_EXISTS, ContactWay, add_identities_pg, contact_by_identities_pg};
 use crate::cursor::{self, Page};
+use crate::db::Db;
+use crate::messages::MessageInsert;
 use crate::rows::{Arg, Sql, like_pattern, opt_ts, parse_enum, ts};
 use crate::{Result, Store, StoreError};
 use kefu_core::time::{Timestamp, now, to_millis};
@@ -13,6 +16,7 @@ use kefu_core::{
     Conversation, ConversationPatch, ConversationStatus, Event, Message, NewConversation, Priority,
     SenderKind,
 };
+use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Which conversations a caller may see.
@@ -85,10 +89,22 @@ pub(crate) struct ConversationRow {
     csat_comment: Option<String>,
 }
 
-pub(crate) const COLUMNS: &str = "c.id, c.number, c.inbox_id, c.contact_id, c.subject, c.status, c.snoozed_until, \
+macro_rules! conversation_columns {
+    () => {
+        "c.id, c.number, c.inbox_id, c.contact_id, c.subject, c.status, c.snoozed_until, \
     c.priority, c.assignee_id, c.team_id, c.merged_into_id, c.last_seq, c.last_activity_at, \
     c.first_response_due_at, c.first_response_at, c.resolution_due_at, c.resolved_at, c.created_at, c.updated_at, \
-    c.csat_score, c.csat_comment";
+    c.csat_score, c.csat_comment"
+    };
+}
+pub(crate) const COLUMNS: &str = conversation_columns!();
+/// One conversation by id: read by [`Store::conversation`] and, inside an
+/// append, by SQLite's writer (a constant: nothing to format there).
+pub(crate) const CONVERSATION_BY_ID: &str = concat!(
+    "SELECT ",
+    conversation_columns!(),
+    " FROM conversations c WHERE c.id = $1"
+);
 
 impl ConversationRow {
     /// The same row read by the SQLite writer thread (`sqlite_hot`).
@@ -146,39 +162,57 @@ impl ConversationRow {
     }
 }
 
-pub(crate) const INSERT_CONVERSATION_TAG: &str = "INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/// Tags of conversations: one row ([`INSERT_CONVERSATION_TAG`]) or many
+/// ([`INSERT_CONVERSATION_TAGS`], the rows and `ON CONFLICT DO NOTHING`).
+macro_rules! insert_conversation_tags {
+    () => {
+        "INSERT INTO conversation_tags (conversation_id, tag_id) VALUES "
+    };
+}
+pub(crate) const INSERT_CONVERSATION_TAGS: &str = insert_conversation_tags!();
+pub(crate) const INSERT_CONVERSATION_TAG: &str = concat!(
+    insert_conversation_tags!(),
+    "($1, $2) ON CONFLICT DO NOTHING"
+);
 pub(crate) const INBOX_SLA: &str =
     "SELECT sla_first_response_minutes, sla_resolution_minutes FROM inboxes WHERE id = $1";
 
-/// The insert of a new conversation. Ticket numbers: with SQLite's single
-/// writer the next number is read inside the insert; PostgreSQL draws from a
-/// sequence, which takes no row lock (a counter row serialised every create
-/// behind it).
-pub(crate) fn insert_conversation_sql(backend: crate::Backend) -> &'static str {
-    match backend {
-        crate::Backend::Sqlite => {
-            "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
-               assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
-               first_response_at, resolution_due_at, created_at, updated_at)
-             VALUES ($1, (SELECT COALESCE(MAX(number), 1000) + 1 FROM conversations), $2, $3, $4, 'open', $5,
-               $6, $7, $8, $9, $10, $12, $11, $9, $9)
-             RETURNING number"
-        }
-        crate::Backend::Postgres => {
-            "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
-               assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
-               first_response_at, resolution_due_at, created_at, updated_at)
-             VALUES ($1, nextval('conversation_number_seq'), $2, $3, $4, 'open', $5,
-               $6, $7, $8, $9, $10, $12, $11, $9, $9)
-             RETURNING number"
-        }
-    }
+/// The next ticket number, as each dialect draws it: with SQLite's single
+/// writer it is read inside the insert; PostgreSQL draws from a sequence,
+/// which takes no row lock (a counter row serialised every create behind
+/// it). `import` numbers the conversations it inserts the same way.
+macro_rules! next_number {
+    (sqlite) => {
+        "(SELECT COALESCE(MAX(number), 1000) + 1 FROM conversations)"
+    };
+    (postgres) => {
+        "nextval('conversation_number_seq')"
+    };
 }
 
-/// Inside a transaction: adds tags (by name) to a conversation.
+/// The insert of a new conversation, binding a [`ConversationInsert`]:
+/// one text, with the dialect's [`next_number!`].
+macro_rules! insert_conversation {
+    ($dialect:ident) => {
+        concat!(
+            "INSERT INTO conversations (id, number, inbox_id, contact_id, subject, status, priority,
+               assignee_id, team_id, last_seq, last_activity_at, first_response_due_at,
+               first_response_at, resolution_due_at, created_at, updated_at)
+             VALUES ($1, ",
+            next_number!($dialect),
+            ", $2, $3, $4, 'open', $5,
+               $6, $7, $8, $9, $10, $12, $11, $9, $9)
+             RETURNING number"
+        )
+    };
+}
+pub(crate) const INSERT_CONVERSATION_SQLITE: &str = insert_conversation!(sqlite);
+pub(crate) const INSERT_CONVERSATION_PG: &str = insert_conversation!(postgres);
+
+/// Inside a sqlx transaction: adds tags (by name) to a conversation.
 macro_rules! tag_conversation {
-    ($tx:expr, $id:expr, $names:expr) => {{
-        for tag in ensure_tags!($tx, $names) {
+    ($tx:expr, $id:expr, $names:expr, $at:expr) => {{
+        for tag in ensure_tags!($tx, $names, $at) {
             sqlx::query($crate::conversations::INSERT_CONVERSATION_TAG)
                 .bind($id)
                 .bind(tag)
@@ -192,13 +226,136 @@ pub(crate) fn due(start: i64, minutes: Option<i64>) -> Option<i64> {
     minutes.map(|m| start + m * 60_000)
 }
 
-/// What a create decides before writing: its time, ids and actor.
+/// An inbox's SLA minutes: first response, resolution.
+pub(crate) type Sla = (Option<i64>, Option<i64>);
+
+/// The inbox's SLA as [`INBOX_SLA`] found it; no row, no inbox.
+pub(crate) fn inbox_sla(row: Option<Sla>) -> Result<Sla> {
+    row.ok_or_else(|| StoreError::Invalid("inbox_id: no such inbox".into()))
+}
+
+/// What a create decides, made once for both backends: its time, ids and
+/// actor, and from them (with the inbox's SLA and the contact, once the
+/// transaction has found them) every value it writes.
+/// `sqlite_hot::create_conversation` and [`create_conversation_pg`] run
+/// only the statements.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CreatePlan {
     pub at: i64,
     pub id: Uuid,
     pub message_id: Uuid,
+    /// The agent acting, who sends an outgoing first message.
     pub agent: Option<Uuid>,
+}
+
+/// The values of a new conversation's row, `$1…$12` of
+/// [`INSERT_CONVERSATION_SQLITE`] and [`INSERT_CONVERSATION_PG`] in order.
+pub(crate) struct ConversationInsert<'n> {
+    pub id: Uuid,
+    pub inbox_id: Uuid,
+    pub contact_id: Uuid,
+    pub subject: Option<&'n str>,
+    pub priority: Priority,
+    pub assignee_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub last_seq: i64,
+    /// Created, updated and last active.
+    pub at: i64,
+    pub first_response_due_at: Option<i64>,
+    pub resolution_due_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+}
+
+impl CreatePlan {
+    pub fn new(agent: Option<Uuid>) -> CreatePlan {
+        CreatePlan {
+            at: to_millis(now()),
+            id: Uuid::now_v7(),
+            message_id: Uuid::now_v7(),
+            agent,
+        }
+    }
+
+    /// The conversation's row. A first message makes `last_seq` 1, and an
+    /// outgoing one is the first response; the SLA sets the due times.
+    pub fn row<'n>(
+        &self,
+        new: &'n NewConversation,
+        contact_id: Uuid,
+        sla: Sla,
+    ) -> ConversationInsert<'n> {
+        let outgoing = new
+            .message
+            .as_ref()
+            .is_some_and(|m| m.direction == kefu_core::Direction::Outgoing);
+        ConversationInsert {
+            id: self.id,
+            inbox_id: new.inbox_id,
+            contact_id,
+            subject: new.subject.as_deref(),
+            priority: new.priority,
+            assignee_id: new.assignee_id,
+            team_id: new.team_id,
+            last_seq: i64::from(new.message.is_some()),
+            at: self.at,
+            first_response_due_at: due(self.at, sla.0),
+            resolution_due_at: due(self.at, sla.1),
+            first_response_at: outgoing.then_some(self.at),
+        }
+    }
+
+    /// The first message's row, if there is one: message 1, sent by the
+    /// contact or by the agent acting.
+    pub fn first_message<'n>(
+        &self,
+        new: &'n NewConversation,
+        contact_id: Uuid,
+    ) -> Option<MessageInsert<'n>> {
+        let m = new.message.as_ref()?;
+        Some(MessageInsert::new(
+            self.message_id,
+            self.id,
+            1,
+            m,
+            contact_id,
+            self.agent,
+            self.at,
+        ))
+    }
+}
+
+impl ConversationInsert<'_> {
+    /// The conversation as written, given the number the database drew and
+    /// the tags asked for: the answer, without reading it back.
+    fn conversation(&self, number: i64, tags: &[String]) -> Conversation {
+        let mut tags = tags.to_vec();
+        tags.sort();
+        tags.dedup();
+        Conversation {
+            id: self.id,
+            number,
+            inbox_id: self.inbox_id,
+            contact_id: self.contact_id,
+            subject: self.subject.map(str::to_string),
+            status: ConversationStatus::Open,
+            snoozed_until: None,
+            priority: self.priority,
+            assignee_id: self.assignee_id,
+            team_id: self.team_id,
+            tags,
+            merged_into_id: None,
+            last_seq: self.last_seq,
+            last_activity_at: ts(self.at),
+            first_response_due_at: opt_ts(self.first_response_due_at),
+            first_response_at: opt_ts(self.first_response_at),
+            resolution_due_at: opt_ts(self.resolution_due_at),
+            resolved_at: None,
+            created_at: ts(self.at),
+            updated_at: ts(self.at),
+            csat_score: None,
+            csat_comment: None,
+        }
+    }
 }
 
 /// What the database decided during a create; with the request and the
@@ -206,54 +363,73 @@ pub(crate) struct CreatePlan {
 pub(crate) struct Written {
     pub contact_id: Uuid,
     pub number: i64,
-    /// The inbox's SLA minutes: first response, resolution.
-    pub sla: (Option<i64>, Option<i64>),
-    pub sender: (SenderKind, Option<Uuid>),
+    pub sla: Sla,
 }
 
-/// A first message makes `last_seq` 1, and an outgoing one is the first
-/// response.
-pub(crate) fn first_message_effects(new: &NewConversation, at: i64) -> (i64, Option<i64>) {
-    let last_seq = i64::from(new.message.is_some());
-    let outgoing = new
-        .message
-        .as_ref()
-        .is_some_and(|m| m.direction == kefu_core::Direction::Outgoing);
-    (last_seq, outgoing.then_some(at))
-}
-
-impl Written {
-    fn conversation(&self, new: &NewConversation, plan: CreatePlan) -> Conversation {
-        let at = plan.at;
-        let (last_seq, first_response_at) = first_message_effects(new, at);
-        let mut tags = new.tags.clone();
-        tags.sort();
-        tags.dedup();
-        Conversation {
-            id: plan.id,
-            number: self.number,
-            inbox_id: new.inbox_id,
-            contact_id: self.contact_id,
-            subject: new.subject.clone(),
-            status: ConversationStatus::Open,
-            snoozed_until: None,
-            priority: new.priority,
-            assignee_id: new.assignee_id,
-            team_id: new.team_id,
-            tags,
-            merged_into_id: None,
-            last_seq,
-            last_activity_at: ts(at),
-            first_response_due_at: due(at, self.sla.0).map(ts),
-            first_response_at: first_response_at.map(ts),
-            resolution_due_at: due(at, self.sla.1).map(ts),
-            resolved_at: None,
-            created_at: ts(at),
-            updated_at: ts(at),
-            csat_score: None,
-            csat_comment: None,
+/// The create on PostgreSQL (SQLite's is `sqlite_hot::create_conversation`).
+pub(crate) async fn create_conversation_pg(
+    pool: &PgPool,
+    new: &NewConversation,
+    plan: CreatePlan,
+) -> Result<Written> {
+    let at = plan.at;
+    // Read before the write transaction: every statement inside it holds
+    // locks longer.
+    let sla = inbox_sla(
+        sqlx::query_as(INBOX_SLA)
+            .bind(new.inbox_id)
+            .fetch_optional(pool)
+            .await?,
+    )?;
+    let way = ContactWay::of(new)?;
+    let mut tx = pool.begin().await?;
+    let contact_id = match way {
+        ContactWay::Id(id) => {
+            let n: i64 = sqlx::query_scalar(CONTACT_EXISTS)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if n == 0 {
+                return Err(ContactWay::no_such_contact());
+            }
+            id
         }
+        ContactWay::Identities(c) => {
+            match contact_by_identities_pg(&mut tx, &c.identities).await? {
+                Some(found) => {
+                    add_identities_pg(&mut tx, found, &c.identities, at).await?;
+                    found
+                }
+                None => insert_contact!(tx, c, at),
+            }
+        }
+    };
+    let r = plan.row(new, contact_id, sla);
+    let number: i64 = sqlx::query_scalar(INSERT_CONVERSATION_PG)
+        .bind(r.id)
+        .bind(r.inbox_id)
+        .bind(r.contact_id)
+        .bind(r.subject)
+        .bind(r.priority.as_str())
+        .bind(r.assignee_id)
+        .bind(r.team_id)
+        .bind(r.last_seq)
+        .bind(r.at)
+        .bind(r.first_response_due_at)
+        .bind(r.resolution_due_at)
+        .bind(r.first_response_at)
+        .fetch_one(&mut *tx)
+        .await?;
+    tag_conversation!(tx, plan.id, &new.tags, at);
+    if let Some(m) = plan.first_message(new, contact_id) {
+        insert_message!(tx, &m);
     }
+    tx.commit().await?;
+    Ok(Written {
+        contact_id,
+        number,
+        sla,
+    })
 }
 
 impl Store {
@@ -265,32 +441,24 @@ impl Store {
         new: &NewConversation,
         agent: Option<Uuid>,
     ) -> Result<(Conversation, Option<Message>)> {
-        let plan = CreatePlan {
-            at: to_millis(now()),
-            id: Uuid::now_v7(),
-            message_id: Uuid::now_v7(),
-            agent,
-        };
-        let written = match self.db.fast_writer() {
-            Some(writer) => {
+        let plan = CreatePlan::new(agent);
+        let written = match &self.db {
+            Db::Sqlite { fast, .. } => {
                 let new = new.clone();
-                writer
-                    .write(move |c| crate::sqlite_hot::create_conversation(c, &new, plan))
+                fast.write(move |c| crate::sqlite_hot::create_conversation(c, &new, plan))
                     .await?
             }
-            None => self.create_conversation_sqlx(new, plan).await?,
+            Db::Postgres(pool) => create_conversation_pg(pool, new, plan).await?,
         };
-        let conversation = written.conversation(new, plan);
-        let (id, message_id, at) = (plan.id, plan.message_id, plan.at);
-        let (kind, sender) = written.sender;
+        let conversation = plan
+            .row(new, written.contact_id, written.sla)
+            .conversation(written.number, &new.tags);
         self.publish(Event::ConversationCreated {
             conversation: conversation.clone(),
         });
-        let message = match &new.message {
-            Some(m) if m.attachment_ids.is_empty() => Some(crate::messages::built(
-                message_id, id, 1, m, kind, sender, at,
-            )),
-            Some(_) => Some(self.message(message_id).await?),
+        let message = match plan.first_message(new, written.contact_id) {
+            Some(m) if m.message.attachment_ids.is_empty() => Some(m.built()),
+            Some(m) => Some(self.message(m.id).await?),
             None => None,
         };
         if let Some(m) = &message {
@@ -303,66 +471,9 @@ impl Store {
         Ok((conversation, message))
     }
 
-    /// `create_conversation` through sqlx (PostgreSQL).
-    async fn create_conversation_sqlx(
-        &self,
-        new: &NewConversation,
-        plan: CreatePlan,
-    ) -> Result<Written> {
-        let CreatePlan {
-            at,
-            id,
-            message_id,
-            agent,
-        } = plan;
-        // Read before the write transaction: every statement inside it holds
-        // locks longer.
-        let sla: Option<(Option<i64>, Option<i64>)> = on_db!(self.db.reader(), p =>
-            sqlx::query_as(INBOX_SLA).bind(new.inbox_id).fetch_optional(p).await?);
-        let sla = sla.ok_or_else(|| StoreError::Invalid("inbox_id: no such inbox".into()))?;
-        let insert = insert_conversation_sql(self.db.backend());
-        on_db!(self.db.writer(), p => {
-            let mut tx = p.begin().await?;
-            let contact_id = match (&new.contact_id, &new.contact) {
-                (Some(cid), _) => {
-                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE id = $1")
-                        .bind(cid).fetch_one(&mut *tx).await?;
-                    if n == 0 {
-                        return Err(StoreError::Invalid("contact_id: no such contact".into()));
-                    }
-                    *cid
-                }
-                (None, Some(c)) => match contact_by_identities!(tx, &c.identities) {
-                    Some(found) => {
-                        add_identities!(tx, found, &c.identities, at);
-                        found
-                    }
-                    None => insert_contact!(tx, c, at),
-                },
-                (None, None) => return Err(StoreError::Invalid("contact_id: required".into())),
-            };
-            let (last_seq, first_response_at) = first_message_effects(new, at);
-            let number: i64 = sqlx::query_scalar(insert)
-                .bind(id).bind(new.inbox_id).bind(contact_id).bind(&new.subject)
-                .bind(new.priority.as_str()).bind(new.assignee_id).bind(new.team_id).bind(last_seq).bind(at)
-                .bind(due(at, sla.0)).bind(due(at, sla.1)).bind(first_response_at)
-                .fetch_one(&mut *tx).await?;
-            tag_conversation!(tx, id, &new.tags);
-            let mut sender = (SenderKind::System, None);
-            if let Some(m) = &new.message {
-                sender = crate::messages::sender_of(m, contact_id, agent);
-                insert_message!(tx, message_id, id, 1_i64, m, sender.0, sender.1, at,
-                    crate::messages::attach_as(agent, contact_id));
-            }
-            tx.commit().await?;
-            Ok(Written { contact_id, number, sla, sender })
-        })
-    }
-
     pub async fn conversation(&self, id: Uuid) -> Result<Conversation> {
-        let sql = format!("SELECT {COLUMNS} FROM conversations c WHERE c.id = $1");
         let row: ConversationRow = on_db!(self.db.reader(), p =>
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(p).await?)
+            sqlx::query_as(CONVERSATION_BY_ID).bind(id).fetch_optional(p).await?)
         .ok_or(StoreError::NotFound)?;
         Ok(self.load_conversations(vec![row]).await?.remove(0))
     }
@@ -606,7 +717,7 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
-            tag_conversation!(tx, id, tags);
+            tag_conversation!(tx, id, tags, at);
             tx.commit().await?;
         });
         let conversation = self.conversation(id).await?;
@@ -686,7 +797,15 @@ impl Store {
             let text = format!("Conversation #{source_number} was merged into this one ({moved} messages).");
             let note = kefu_core::NewMessage::text(kefu_core::Direction::System, text);
             // The note carries no files: nobody may attach any.
-            insert_message!(tx, note_id, target, last, &note, SenderKind::System, agent, at, (Uuid::nil(), 0));
+            insert_message!(tx, &MessageInsert {
+                id: note_id,
+                conversation_id: target,
+                seq: last,
+                message: &note,
+                sender: (SenderKind::System, agent),
+                attach_as: (Uuid::nil(), 0),
+                created_at: at,
+            });
             sqlx::query(
                 "INSERT INTO conversation_tags (conversation_id, tag_id)
                  SELECT $2, tag_id FROM conversation_tags WHERE conversation_id = $1 ON CONFLICT DO NOTHING",

@@ -25,7 +25,10 @@ pub(crate) enum Db {
     /// queues writers in Rust instead of letting them spin on SQLITE_BUSY, and
     /// readers in WAL mode never wait for it.
     /// The hottest writes (creating a conversation, appending a message)
-    /// skip sqlx and run on `fast`, a thread owning a third connection.
+    /// and import batches skip sqlx and run on `fast`, a thread owning a
+    /// third connection. Those transactions have one implementation per
+    /// backend: rusqlite on `fast` here, sqlx on the pool on PostgreSQL
+    /// (callers match on `Db` to pick it).
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
@@ -129,14 +132,6 @@ impl Db {
         match self {
             Db::Sqlite { write, .. } => Pool::Sqlite(write),
             Db::Postgres(p) => Pool::Postgres(p),
-        }
-    }
-
-    /// The SQLite writer thread; `None` on PostgreSQL.
-    pub(crate) fn fast_writer(&self) -> Option<&Writer> {
-        match self {
-            Db::Sqlite { fast, .. } => Some(fast),
-            Db::Postgres(_) => None,
         }
     }
 

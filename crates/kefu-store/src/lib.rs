@@ -6,6 +6,15 @@
 //!   `$1`-style parameters that both dialects accept.
 //! - One module per entity (`agents`, `auth`, `inboxes`, `contacts`,
 //!   `conversations`, `messages`, …) holding its queries and row types.
+//! - `sqlite_writer`, `sqlite_hot`: on SQLite the hottest transactions
+//!   (creating a conversation, appending a message, import batches) run on
+//!   a thread owning its own rusqlite connection. Each such transaction has
+//!   one implementation per backend: `sqlite_hot` (and `import/sqlite.rs`)
+//!   on SQLite, the `*_pg` functions (and `import/postgres.rs`) on
+//!   PostgreSQL. What they decide is made once, in plain types both call
+//!   (`CreatePlan`, `AppendPlan`, `MessageInsert`, `ContactWay`, the
+//!   importer's `plan` and `upsert`); the statement texts are shared
+//!   constants.
 //! - [`blobs`]: attachment bytes on disk, addressed by their SHA-256.
 //! - [`error`]: [`StoreError`], the one error type of this layer.
 //!
@@ -27,6 +36,7 @@ mod contacts;
 #[macro_use]
 mod messages;
 mod continuity;
+#[macro_use]
 mod conversations;
 mod cursor;
 mod email;

@@ -80,15 +80,18 @@ pub(crate) const INSERT_TAG: &str =
     "INSERT INTO tags (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";
 pub(crate) const TAG_ID: &str = "SELECT id FROM tags WHERE name = $1";
 
-/// Inside a transaction `$tx`: the ids of the named tags, creating missing ones.
+/// Inside a sqlx transaction `$tx`: the ids of the named tags, creating
+/// missing ones (at time `$at`). SQLite's writer has its own,
+/// `sqlite_hot::ensure_tags`, for the transactions it runs; the two share
+/// [`INSERT_TAG`] and [`TAG_ID`].
 macro_rules! ensure_tags {
-    ($tx:expr, $names:expr) => {{
+    ($tx:expr, $names:expr, $at:expr) => {{
         let mut ids: Vec<uuid::Uuid> = Vec::new();
         for name in $names {
             sqlx::query($crate::rows::INSERT_TAG)
                 .bind(uuid::Uuid::now_v7())
                 .bind(name)
-                .bind(kefu_core::time::to_millis(kefu_core::time::now()))
+                .bind($at)
                 .execute(&mut *$tx)
                 .await?;
             let id: uuid::Uuid = sqlx::query_scalar($crate::rows::TAG_ID)

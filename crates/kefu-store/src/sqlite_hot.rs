@@ -1,27 +1,32 @@
 //! The hottest writes on SQLite, as closures for the writer thread
 //! (`sqlite_writer`): creating a conversation and appending a message.
 //!
-//! They run the same statements as the sqlx versions in `conversations` and
-//! `messages` (the SQL constants are shared; only `$n` becomes `?n`), bound
-//! the way sqlx binds them: UUIDs as 16-byte blobs, JSON as text, booleans as
-//! integers, times as milliseconds. Any change to those transactions is made
-//! in both places, and the store tests run each on its backend.
+//! Each backend has one implementation of each: these on SQLite,
+//! `conversations::create_conversation_pg` and `messages::append_message_pg`
+//! on PostgreSQL. What a transaction decides is made once, for both, by
+//! [`CreatePlan`], [`AppendPlan`], [`MessageInsert`] and [`ContactWay`];
+//! the statement texts are the same constants. What is left here is only
+//! the statements, and what differs between the two: SQLite has one
+//! writer, so a resend is found before anything is written and the
+//! conversation is read back inside the transaction. Values are bound the
+//! way sqlx binds them: UUIDs as 16-byte blobs, JSON as text, booleans as
+//! integers, times as milliseconds. The store tests run each backend's.
 
 use crate::StoreError;
 use crate::contacts::{
-    ADD_IDENTITY, CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_CONTACT_TAG, INSERT_IDENTITY,
+    ADD_IDENTITY, CONTACT_BY_IDENTITY, CONTACT_EXISTS, ContactWay, INSERT_CONTACT,
+    INSERT_CONTACT_TAG, INSERT_IDENTITY,
 };
 use crate::conversations::{
-    COLUMNS, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_TAG, Written, due,
-    first_message_effects, insert_conversation_sql,
+    CONVERSATION_BY_ID, ConversationRow, CreatePlan, INBOX_SLA, INSERT_CONVERSATION_SQLITE,
+    INSERT_CONVERSATION_TAG, Written, inbox_sla,
 };
 use crate::messages::{
-    BUMP_SEQ, BY_EXTERNAL_ID, INSERT_MESSAGE, LINK_ATTACHMENTS, NOT_ATTACHABLE, STATUS_OF,
-    attach_as, sender_of,
+    AppendPlan, BUMP_SEQ, BY_EXTERNAL_ID, INSERT_MESSAGE, LINK_ATTACHMENT, MessageInsert,
+    NOT_ATTACHABLE, Outcome, STATUS_OF,
 };
 use crate::rows::{INSERT_TAG, TAG_ID};
-use kefu_core::time::to_millis;
-use kefu_core::{Conversation, Direction, NewContact, NewConversation, NewMessage, SenderKind};
+use kefu_core::{Conversation, Identity, NewContact, NewConversation, NewMessage};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -49,7 +54,7 @@ pub(crate) fn prepare<'c>(
     Ok(conn.prepare_cached(&numbered(sql))?)
 }
 
-fn json(v: &serde_json::Value) -> Result<String> {
+pub(crate) fn json(v: &serde_json::Value) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("metadata: {e}")))
 }
 
@@ -59,133 +64,94 @@ pub(crate) fn create_conversation(
     plan: CreatePlan,
 ) -> Result<Written> {
     let at = plan.at;
-    let sla: (Option<i64>, Option<i64>) = prepare(conn, INBOX_SLA)?
-        .query_row(params![new.inbox_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .ok_or_else(|| StoreError::Invalid("inbox_id: no such inbox".into()))?;
-    let contact_id = match (&new.contact_id, &new.contact) {
-        (Some(cid), _) => {
-            let n: i64 = prepare(conn, "SELECT COUNT(*) FROM contacts WHERE id = $1")?
-                .query_row(params![cid], |r| r.get(0))?;
+    let sla = inbox_sla(
+        prepare(conn, INBOX_SLA)?
+            .query_row(params![new.inbox_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+    )?;
+    let contact_id = match ContactWay::of(new)? {
+        ContactWay::Id(id) => {
+            let n: i64 = prepare(conn, CONTACT_EXISTS)?.query_row(params![id], |r| r.get(0))?;
             if n == 0 {
-                return Err(StoreError::Invalid("contact_id: no such contact".into()));
+                return Err(ContactWay::no_such_contact());
             }
-            *cid
+            id
         }
-        (None, Some(c)) => match contact_by_identities(conn, c)? {
+        ContactWay::Identities(c) => match contact_by_identities(conn, &c.identities)? {
             Some(found) => {
-                for i in &c.identities {
-                    prepare(conn, ADD_IDENTITY)?.execute(params![i.kind, i.value, found, at])?;
-                }
+                add_identities(conn, found, &c.identities, at)?;
                 found
             }
             None => insert_contact(conn, c, at)?,
         },
-        (None, None) => return Err(StoreError::Invalid("contact_id: required".into())),
     };
-    let (last_seq, first_response_at) = first_message_effects(new, at);
-    let number: i64 = prepare(conn, insert_conversation_sql(crate::Backend::Sqlite))?.query_row(
+    let r = plan.row(new, contact_id, sla);
+    let number: i64 = prepare(conn, INSERT_CONVERSATION_SQLITE)?.query_row(
         params![
-            plan.id,
-            new.inbox_id,
-            contact_id,
-            new.subject,
-            new.priority.as_str(),
-            new.assignee_id,
-            new.team_id,
-            last_seq,
-            at,
-            due(at, sla.0),
-            due(at, sla.1),
-            first_response_at,
+            r.id,
+            r.inbox_id,
+            r.contact_id,
+            r.subject,
+            r.priority.as_str(),
+            r.assignee_id,
+            r.team_id,
+            r.last_seq,
+            r.at,
+            r.first_response_due_at,
+            r.resolution_due_at,
+            r.first_response_at,
         ],
         |r| r.get(0),
     )?;
     for tag in ensure_tags(conn, &new.tags, at)? {
         prepare(conn, INSERT_CONVERSATION_TAG)?.execute(params![plan.id, tag])?;
     }
-    let mut sender = (SenderKind::System, None);
-    if let Some(m) = &new.message {
-        sender = sender_of(m, contact_id, plan.agent);
-        let attach = attach_as(plan.agent, contact_id);
-        insert_message(conn, plan.message_id, plan.id, 1, m, sender, attach, at)?;
+    if let Some(m) = plan.first_message(new, contact_id) {
+        insert_message(conn, &m)?;
     }
     Ok(Written {
         contact_id,
         number,
         sla,
-        sender,
     })
 }
 
-/// What an append decided.
-pub(crate) enum Appended {
-    /// `reopened`: an incoming message opened a conversation that was not
-    /// open. The conversation as it is after the append, read in the same
-    /// transaction (no second trip for the answer).
-    Created {
-        reopened: bool,
-        conversation: Box<Conversation>,
-    },
-    /// A message with the same external id was already there.
-    Duplicate(Uuid),
-}
-
-/// Appends `m` to a conversation as message `id`. With one writer there is
-/// no race to lose, so a resend is found before anything is written.
+/// Appends `m` as `plan` says. With one writer there is no race to lose,
+/// so a resend is found before anything is written; an error rolls back
+/// what was written (the writer's savepoint).
 pub(crate) fn append_message(
     conn: &Connection,
-    conversation_id: Uuid,
-    id: Uuid,
+    plan: AppendPlan,
     m: &NewMessage,
-    agent: Option<Uuid>,
-    at: i64,
-) -> Result<Appended> {
-    if let Some(x) = &m.external_id {
+) -> Result<Outcome> {
+    if let Some(key) = AppendPlan::resend_key(m) {
         let prev: Option<Uuid> = prepare(conn, BY_EXTERNAL_ID)?
-            .query_row(params![conversation_id, x], |r| r.get(0))
+            .query_row(params![plan.conversation_id, key], |r| r.get(0))
             .optional()?;
         if let Some(prev) = prev {
-            return Ok(Appended::Duplicate(prev));
+            return Ok(Outcome::Duplicate(prev));
         }
     }
-    let outgoing = m.direction == Direction::Outgoing;
-    let incoming = m.direction == Direction::Incoming;
     let before: Option<String> = prepare(conn, STATUS_OF)?
-        .query_row(params![conversation_id], |r| r.get(0))
+        .query_row(params![plan.conversation_id], |r| r.get(0))
         .optional()?;
     let row: Option<(i64, Uuid, Option<Uuid>)> = prepare(conn, BUMP_SEQ)?
-        .query_row(params![conversation_id, at, outgoing, incoming], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            params![plan.conversation_id, plan.at, plan.outgoing, plan.incoming],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
-    let (seq, contact, merged_into) = row.ok_or(StoreError::NotFound)?;
-    if let Some(target) = merged_into {
-        // The writer rolls the bump back with this error.
-        return Err(StoreError::Invalid(format!(
-            "the conversation was merged into {target}; write there"
-        )));
-    }
-    let sender = sender_of(m, contact, agent);
-    insert_message(
-        conn,
-        id,
-        conversation_id,
-        seq,
-        m,
-        sender,
-        attach_as(agent, contact),
-        at,
-    )?;
-    Ok(Appended::Created {
-        reopened: incoming && before.is_some_and(|s| s != "open"),
-        conversation: Box::new(read_conversation(conn, conversation_id)?),
+    let (seq, contact) = AppendPlan::bumped(row)?;
+    insert_message(conn, &plan.message(m, seq, contact))?;
+    Ok(Outcome::Created {
+        reopened: plan.reopens(before.as_deref()),
+        conversation: Some(Box::new(read_conversation(conn, plan.conversation_id)?)),
     })
 }
 
 fn read_conversation(conn: &Connection, id: Uuid) -> Result<Conversation> {
-    let sql = format!("SELECT {COLUMNS} FROM conversations c WHERE c.id = $1");
-    let row = prepare(conn, &sql)?.query_row(params![id], ConversationRow::from_rusqlite)?;
+    let row = prepare(conn, CONVERSATION_BY_ID)?
+        .query_row(params![id], ConversationRow::from_rusqlite)?;
     let mut tags = Vec::new();
     let mut stmt = prepare(
         conn,
@@ -198,35 +164,27 @@ fn read_conversation(conn: &Connection, id: Uuid) -> Result<Conversation> {
     row.into_conversation(tags)
 }
 
-// The statement's own values, one by one, as `insert_message!` takes them.
-#[allow(clippy::too_many_arguments)]
-fn insert_message(
-    conn: &Connection,
-    id: Uuid,
-    conversation_id: Uuid,
-    seq: i64,
-    m: &NewMessage,
-    (kind, sender): (SenderKind, Option<Uuid>),
-    (uploader, server_files): (Uuid, i64),
-    at: i64,
-) -> Result<()> {
-    let created_at = m.created_at.map(to_millis).unwrap_or(at);
+/// Writes a [`MessageInsert`] and links its attachments, one statement
+/// each (`insert_message!` is the sqlx one, with an `IN` list).
+fn insert_message(conn: &Connection, row: &MessageInsert<'_>) -> Result<()> {
+    let m = row.message;
     prepare(conn, INSERT_MESSAGE)?.execute(params![
-        id,
-        conversation_id,
-        seq,
+        row.id,
+        row.conversation_id,
+        row.seq,
         m.direction.as_str(),
-        kind.as_str(),
-        sender,
+        row.sender.0.as_str(),
+        row.sender.1,
         m.text,
         m.html,
         m.external_id,
         json(&m.metadata)?,
-        created_at,
+        row.created_at,
     ])?;
+    let (uploader, server_files) = row.attach_as;
     for attachment in &m.attachment_ids {
-        let linked = prepare(conn, &format!("{LINK_ATTACHMENTS}= $4"))?.execute(params![
-            id,
+        let linked = prepare(conn, LINK_ATTACHMENT)?.execute(params![
+            row.id,
             uploader,
             server_files,
             attachment
@@ -238,9 +196,14 @@ fn insert_message(
     Ok(())
 }
 
-fn contact_by_identities(conn: &Connection, c: &NewContact) -> Result<Option<Uuid>> {
+/// The contact holding the first of `identities` that anyone holds (see
+/// [`ContactWay::Identities`]).
+pub(crate) fn contact_by_identities(
+    conn: &Connection,
+    identities: &[Identity],
+) -> Result<Option<Uuid>> {
     let mut find = prepare(conn, CONTACT_BY_IDENTITY)?;
-    for i in &c.identities {
+    for i in identities {
         let hit: Option<Uuid> = find
             .query_row(params![i.kind, i.value], |r| r.get(0))
             .optional()?;
@@ -251,7 +214,22 @@ fn contact_by_identities(conn: &Connection, c: &NewContact) -> Result<Option<Uui
     Ok(None)
 }
 
-fn insert_contact(conn: &Connection, new: &NewContact, at: i64) -> Result<Uuid> {
+/// Gives contact `id` the identities it lacks ([`ADD_IDENTITY`]).
+pub(crate) fn add_identities<'i>(
+    conn: &Connection,
+    id: Uuid,
+    identities: impl IntoIterator<Item = &'i Identity>,
+    at: i64,
+) -> Result<()> {
+    let mut add = prepare(conn, ADD_IDENTITY)?;
+    for i in identities {
+        add.execute(params![i.kind, i.value, id, at])?;
+    }
+    Ok(())
+}
+
+/// Inserts a validated contact with its identities and tags; its id.
+pub(crate) fn insert_contact(conn: &Connection, new: &NewContact, at: i64) -> Result<Uuid> {
     let id = Uuid::now_v7();
     prepare(conn, INSERT_CONTACT)?.execute(params![
         id,
@@ -272,6 +250,7 @@ fn insert_contact(conn: &Connection, new: &NewContact, at: i64) -> Result<Uuid> 
     Ok(id)
 }
 
+/// The ids of the named tags, creating missing ones.
 pub(crate) fn ensure_tags(conn: &Connection, names: &[String], at: i64) -> Result<Vec<Uuid>> {
     let mut ids = Vec::with_capacity(names.len());
     for name in names {

@@ -15,8 +15,14 @@
 //!    staged once a pass is being placed go to the next pass.
 //!
 //! Nothing here knows WeChat: the caller decides keys, texts and metadata.
+//!
+//! Each step's transaction has one implementation per backend: `sqlite`
+//! (on SQLite's writer thread) and `postgres`. What they decide is made
+//! once, in `plan` (placing) and `upsert` (contacts); the statement texts
+//! are the constants here. `runs` holds the run files and their merge.
 
-use crate::rows::{Arg, Sql};
+use crate::db::Db;
+use crate::rows::Sql;
 use crate::{Result, Store, StoreError};
 use futures::TryStreamExt;
 use kefu_core::time::{now, to_millis};
@@ -31,6 +37,7 @@ use uuid::Uuid;
 mod plan;
 mod runs;
 mod sqlite;
+mod upsert;
 
 pub use runs::ImportWork;
 
@@ -283,7 +290,21 @@ const DELETE_RUNS_UP_TO: &str = "DELETE FROM import_sort_runs WHERE pass <= $1";
 const INSERT_RUN: &str =
     "INSERT INTO import_sort_runs (id, pass, source, row_count, agent_refs, created_at)
      VALUES ($1, $2, $3, $4, $5, $6)";
-const INSERT_KEY: &str = "INSERT INTO import_keys (key) VALUES ($1) ON CONFLICT DO NOTHING";
+/// Staged keys: one ([`INSERT_KEY`]) or many in one statement
+/// ([`INSERT_KEYS`], then rows and [`ON_KEY_CONFLICT`]).
+macro_rules! insert_keys {
+    () => {
+        "INSERT INTO import_keys (key) VALUES "
+    };
+}
+macro_rules! on_key_conflict {
+    () => {
+        " ON CONFLICT DO NOTHING"
+    };
+}
+const INSERT_KEY: &str = concat!(insert_keys!(), "($1)", on_key_conflict!());
+const INSERT_KEYS: &str = insert_keys!();
+const ON_KEY_CONFLICT: &str = on_key_conflict!();
 const SAVE_PROGRESS: &str =
     "INSERT INTO import_files (fingerprint, path, format, byte_offset, line, done, updated_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -293,10 +314,29 @@ const TAIL: &str =
     "SELECT t.conversation_id, t.last_sent_at, t.ended, c.last_seq FROM import_tails t
      JOIN conversations c ON c.id = t.conversation_id
      WHERE t.customer_kind = $1 AND t.customer_value = $2 AND t.account = $3";
-const UPSERT_TAIL: &str = "INSERT INTO import_tails (customer_kind, customer_value, account, conversation_id, last_sent_at, ended)
-     VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (customer_kind, customer_value, account)
-     DO UPDATE SET conversation_id = $4, last_sent_at = $5, ended = $6";
+/// Where a customer's history in an account stands after a batch: one
+/// row ([`UPSERT_TAIL`]) or many in one statement ([`UPSERT_TAILS`], then
+/// rows and [`ON_TAIL_CONFLICT`]).
+macro_rules! upsert_tails {
+    () => {
+        "INSERT INTO import_tails (customer_kind, customer_value, account, conversation_id, last_sent_at, ended)
+     VALUES "
+    };
+}
+macro_rules! on_tail_conflict {
+    () => {
+        " ON CONFLICT (customer_kind, customer_value, account) DO UPDATE SET
+       conversation_id = EXCLUDED.conversation_id, last_sent_at = EXCLUDED.last_sent_at,
+       ended = EXCLUDED.ended"
+    };
+}
+const UPSERT_TAIL: &str = concat!(
+    upsert_tails!(),
+    "($1, $2, $3, $4, $5, $6)",
+    on_tail_conflict!()
+);
+const UPSERT_TAILS: &str = upsert_tails!();
+const ON_TAIL_CONFLICT: &str = on_tail_conflict!();
 /// Closes the books of a conversation continued from an earlier batch.
 const FINISH_CONVERSATION: &str =
     "UPDATE conversations SET last_seq = $2, last_activity_at = $3, resolved_at = $3,
@@ -308,133 +348,32 @@ const RECALL_FIND: &str = "SELECT m.id, m.metadata FROM messages m
 const RECALL_SET: &str = "UPDATE messages SET metadata = $2 WHERE id = $1";
 
 /// An imported conversation, inserted once as it ends up: resolved at its
-/// last message, created at its first. Numbers as in
-/// `conversations::insert_conversation_sql`.
-fn insert_imported_conversation(backend: crate::Backend) -> &'static str {
-    match backend {
-        crate::Backend::Sqlite => {
+/// last message, created at its first. Numbered as the conversations
+/// module numbers (`next_number!`).
+macro_rules! insert_imported_conversation {
+    ($dialect:ident) => {
+        concat!(
             "INSERT INTO conversations (id, number, inbox_id, contact_id, status, priority, last_seq,
                last_activity_at, first_response_at, resolved_at, created_at, updated_at)
-             VALUES ($1, (SELECT COALESCE(MAX(number), 1000) + 1 FROM conversations), $2, $3,
+             VALUES ($1, ",
+            next_number!($dialect),
+            ", $2, $3,
                'resolved', 'medium', $4, $5, $6, $5, $7, $8)"
-        }
-        crate::Backend::Postgres => {
-            "INSERT INTO conversations (id, number, inbox_id, contact_id, status, priority, last_seq,
-               last_activity_at, first_response_at, resolved_at, created_at, updated_at)
-             VALUES ($1, nextval('conversation_number_seq'), $2, $3,
-               'resolved', 'medium', $4, $5, $6, $5, $7, $8)"
-        }
-    }
+        )
+    };
 }
+const INSERT_IMPORTED_CONVERSATION_SQLITE: &str = insert_imported_conversation!(sqlite);
+const INSERT_IMPORTED_CONVERSATION_PG: &str = insert_imported_conversation!(postgres);
 
-/// Inside a transaction: the contact a record's weak identities (phone,
-/// email) find, unless it holds an id of a kind the record has (then a
-/// conflict is pushed to `$conflicts`, `created` still unknown: nil).
-/// Evaluates to `Option<(contact, the identity that found it)>`.
-macro_rules! contact_by_weak_identities {
-    ($tx:expr, $c:expr, $conflicts:expr) => {{
-        let c: &$crate::import::ImportContact = $c;
-        let mut found: Option<(uuid::Uuid, kefu_core::Identity)> = None;
-        for w in &c.weak_identities {
-            let hit: Option<uuid::Uuid> = sqlx::query_scalar($crate::contacts::CONTACT_BY_IDENTITY)
-                .bind(&w.kind).bind(&w.value).fetch_optional(&mut *$tx).await?;
-            let Some(hit) = hit else { continue };
-            let mut clash = Vec::new();
-            for kind in c.identities.iter().map(|i| &i.kind).collect::<std::collections::BTreeSet<_>>() {
-                let values: Vec<String> = sqlx::query_scalar(
-                    "SELECT value FROM contact_identities WHERE contact_id = $1 AND kind = $2 ORDER BY value",
-                )
-                .bind(hit).bind(kind).fetch_all(&mut *$tx).await?;
-                clash.extend(values.into_iter().map(|value| kefu_core::Identity { kind: kind.clone(), value }));
-            }
-            if clash.is_empty() {
-                found = Some((hit, w.clone()));
-                break;
-            }
-            $conflicts.push($crate::import::ContactConflict {
-                shared: w.clone(),
-                existing: hit,
-                existing_ids: clash,
-                created: uuid::Uuid::nil(),
-                record: c.identities.clone(),
-            });
-        }
-        found
-    }};
+/// Links an imported message's uploads: one (`= $2`,
+/// [`LINK_IMPORTED_ATTACHMENT`]) or an `IN` list after [`LINK_IMPORTED`].
+macro_rules! link_imported {
+    () => {
+        "UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id "
+    };
 }
-
-/// Inside a transaction: finds the contact by the first identity that
-/// matches, else by a weak one (phone, email) that does not join two WeChat
-/// ids, and completes it; or inserts it. Merges and conflicts are pushed to
-/// `$counts`. Evaluates to true when inserted.
-macro_rules! upsert_contact {
-    ($tx:expr, $c:expr, $at:expr, $counts:expr) => {{
-        let c: &$crate::import::ImportContact = $c;
-        let counts: &mut $crate::import::StageCounts = $counts;
-        let new = $crate::import::as_new_contact(c);
-        let mut conflicts = Vec::new();
-        let found = match contact_by_identities!($tx, &c.identities) {
-            Some(id) => Some(id),
-            None => match contact_by_weak_identities!($tx, c, &mut conflicts) {
-                Some((id, by)) => {
-                    counts.merges.push($crate::import::ContactMerge {
-                        contact_id: id,
-                        by,
-                        record: c.identities.clone(),
-                    });
-                    Some(id)
-                }
-                None => None,
-            },
-        };
-        match found {
-            None => {
-                let id = insert_contact!($tx, &new, $at);
-                add_identities!($tx, id, &c.weak_identities, $at);
-                for mut conflict in conflicts {
-                    conflict.created = id;
-                    counts.conflicts.push(conflict);
-                }
-                true
-            }
-            Some(id) => {
-                let old: (Value,) = sqlx::query_as("SELECT attributes FROM contacts WHERE id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *$tx)
-                    .await?;
-                let mut attributes = old.0;
-                if let Value::Object(map) = &mut attributes {
-                    for (k, v) in &c.attributes {
-                        map.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
-                }
-                sqlx::query(
-                    "UPDATE contacts SET name = COALESCE(name, $2), phone = COALESCE(phone, $3),
-                       email = COALESCE(email, $4), avatar_url = COALESCE(avatar_url, $5),
-                       attributes = $6, updated_at = $7 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(&c.name)
-                .bind(&c.phone)
-                .bind(&c.email)
-                .bind(&c.avatar_url)
-                .bind(&attributes)
-                .bind($at)
-                .execute(&mut *$tx)
-                .await?;
-                add_identities!($tx, id, c.identities.iter().chain(&c.weak_identities), $at);
-                for tag in ensure_tags!($tx, &c.tags) {
-                    sqlx::query($crate::contacts::INSERT_CONTACT_TAG)
-                        .bind(id)
-                        .bind(tag)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                false
-            }
-        }
-    }};
-}
+const LINK_IMPORTED: &str = link_imported!();
+const LINK_IMPORTED_ATTACHMENT: &str = concat!(link_imported!(), "= $2");
 
 /// Inside a transaction: where placing stands.
 macro_rules! cursor_sqlx {
@@ -501,171 +440,8 @@ macro_rules! run_sql {
     }};
 }
 
-/// Inside a transaction: what the database knows of the batch's customers.
-macro_rules! known_sqlx {
-    ($tx:expr, $rows:expr) => {{
-        let rows: &[Row] = $rows;
-        let mut k = plan::Known::default();
-        for group in plan::groups(rows) {
-            let first = &group[0];
-            let who = plan::customer(first);
-            if !k.contacts.contains_key(&who) {
-                let id: Option<Uuid> = sqlx::query_scalar(crate::contacts::CONTACT_BY_IDENTITY)
-                    .bind(who.0)
-                    .bind(who.1)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                if let Some(id) = id {
-                    k.contacts.insert(who, id);
-                }
-            }
-            let t: Option<(Uuid, i64, bool, i64)> = sqlx::query_as(TAIL)
-                .bind(who.0)
-                .bind(who.1)
-                .bind(&first.account)
-                .fetch_optional(&mut *$tx)
-                .await?;
-            if let Some((conversation, last_sent_at, ended, last_seq)) = t {
-                k.tails.insert(
-                    (who, first.account.as_str()),
-                    plan::Tail {
-                        conversation,
-                        last_sent_at,
-                        ended,
-                        last_seq,
-                    },
-                );
-            }
-        }
-        k
-    }};
-}
-
-/// Inside a transaction: writes a plan in multi-row statements (the
-/// PostgreSQL path: each statement is a network round trip).
-macro_rules! write_plan_sqlx {
-    ($tx:expr, $backend:expr, $opts:expr, $plan:expr, $at:expr) => {{
-        let p: plan::Plan<'_> = $plan;
-        let mut counts = p.counts;
-        for (id, (kind, value)) in &p.contacts {
-            let new = NewContact {
-                identities: vec![Identity { kind: kind.to_string(), value: value.to_string() }],
-                ..Default::default()
-            };
-            sqlx::query(crate::contacts::INSERT_CONTACT)
-                .bind(id).bind(&new.name).bind(&new.email).bind(&new.phone)
-                .bind(&new.avatar_url).bind(&new.language).bind(&new.attributes).bind($at)
-                .execute(&mut *$tx).await?;
-            sqlx::query(crate::contacts::INSERT_IDENTITY)
-                .bind(*kind).bind(*value).bind(id).bind($at)
-                .execute(&mut *$tx).await?;
-        }
-        let tags = ensure_tags!($tx, &$opts.tags);
-        for c in &p.new_conversations {
-            sqlx::query(insert_imported_conversation($backend))
-                .bind(c.id).bind(c.inbox).bind(c.contact).bind(c.last_seq).bind(c.last)
-                .bind(c.first_response).bind(c.created_at).bind($at)
-                .execute(&mut *$tx).await?;
-        }
-        for chunk in p.new_conversations.chunks(CHUNK) {
-            if tags.is_empty() {
-                break;
-            }
-            let mut sql = Sql::new("INSERT INTO conversation_tags (conversation_id, tag_id) VALUES ");
-            for (i, c) in chunk.iter().enumerate() {
-                for (j, t) in tags.iter().enumerate() {
-                    sql.push(if i + j == 0 { "(" } else { ", (" });
-                    sql.bind(Arg::Uuid(c.id)).push(", ").bind(Arg::Uuid(*t)).push(")");
-                }
-            }
-            sql.push(" ON CONFLICT DO NOTHING");
-            run_sql!($tx, sql);
-        }
-        for c in &p.continued {
-            sqlx::query(FINISH_CONVERSATION)
-                .bind(c.id).bind(c.last_seq).bind(c.last).bind(c.first_response).bind($at)
-                .execute(&mut *$tx).await?;
-        }
-        for chunk in p.messages.chunks(CHUNK) {
-            run_sql!($tx, message_sql(chunk)?);
-        }
-        for m in p.messages.iter().filter(|m| !m.attachments.is_empty()) {
-            let mut sql = Sql::new("UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id IN ");
-            sql.args.push(Arg::Uuid(m.id));
-            sql.bind_list(&m.attachments);
-            run_sql!($tx, sql);
-        }
-        for (key, contact) in &p.recall_in_db {
-            let found: Option<(Uuid, Value)> = sqlx::query_as(RECALL_FIND)
-                .bind(contact).bind(key).fetch_optional(&mut *$tx).await?;
-            match found {
-                Some((id, mut metadata)) => {
-                    if let Value::Object(map) = &mut metadata {
-                        map.insert("recalled".into(), Value::Bool(true));
-                    }
-                    sqlx::query(RECALL_SET).bind(id).bind(&metadata).execute(&mut *$tx).await?;
-                    counts.recalls_marked += 1;
-                }
-                None => counts.recalls_missing += 1,
-            }
-        }
-        for chunk in p.tails.chunks(CHUNK) {
-            let mut sql = Sql::new(
-                "INSERT INTO import_tails (customer_kind, customer_value, account, conversation_id, last_sent_at, ended) VALUES ",
-            );
-            for (i, t) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" });
-                sql.bind(Arg::Text(t.customer.0.into())).push(", ");
-                sql.bind(Arg::Text(t.customer.1.into())).push(", ");
-                sql.bind(Arg::Text(t.account.into())).push(", ");
-                sql.bind(Arg::Uuid(t.conversation)).push(", ");
-                sql.bind(Arg::I64(t.last_sent_at)).push(", ");
-                sql.push(if t.ended { "TRUE)" } else { "FALSE)" });
-            }
-            sql.push(
-                " ON CONFLICT (customer_kind, customer_value, account) DO UPDATE SET
-                  conversation_id = EXCLUDED.conversation_id, last_sent_at = EXCLUDED.last_sent_at,
-                  ended = EXCLUDED.ended",
-            );
-            run_sql!($tx, sql);
-        }
-        counts
-    }};
-}
-
-/// A chunk of planned messages as one multi-row INSERT.
-fn message_sql(chunk: &[plan::Msg<'_>]) -> Result<Sql> {
-    let mut m = Sql::new(
-        "INSERT INTO messages (id, conversation_id, seq, direction, sender_kind, sender_id, text, html, external_id, metadata, created_at) VALUES ",
-    );
-    for (i, msg) in chunk.iter().enumerate() {
-        let sep = if i == 0 { "(" } else { ", (" };
-        let metadata: Value = serde_json::from_str(&msg.metadata)
-            .map_err(|e| StoreError::Invalid(format!("metadata of {}: {e}", msg.key)))?;
-        m.push(sep)
-            .bind(Arg::Uuid(msg.id))
-            .push(", ")
-            .bind(Arg::Uuid(msg.conversation))
-            .push(", ")
-            .bind(Arg::I64(msg.seq))
-            .push(", ")
-            .bind(Arg::Text(msg.direction.as_str().into()))
-            .push(", ")
-            .bind(Arg::Text(msg.sender.0.as_str().into()))
-            .push(", ")
-            .bind(Arg::OptUuid(msg.sender.1))
-            .push(", ")
-            .bind(Arg::Text(msg.text.to_string()))
-            .push(", NULL, ")
-            .bind(Arg::Text(msg.key.into()))
-            .push(", ")
-            .bind(Arg::Json(metadata))
-            .push(", ")
-            .bind(Arg::I64(msg.sent_at))
-            .push(")");
-    }
-    Ok(m)
-}
+// After the macros above, which it uses.
+mod postgres;
 
 /// A staged message encoded for a run: a batch held in memory takes about
 /// its encoded size, and the body is serialised once.
@@ -756,12 +532,14 @@ impl RunBatch {
         Ok(Some((n, refs)))
     }
 
-    fn counts(&self, old: usize) -> StageCounts {
+    /// `contacts` (what the batch's contacts did) with its messages
+    /// counted, `old` of its keys being staged before.
+    fn counts(&self, old: usize, contacts: StageCounts) -> StageCounts {
         let staged = (self.keys.len() - old) as u64;
         StageCounts {
             messages_staged: staged,
             messages_already_staged: self.received - staged,
-            ..Default::default()
+            ..contacts
         }
     }
 }
@@ -828,55 +606,19 @@ impl Store {
         let batch = tokio::task::spawn_blocking(move || RunBatch::new(&sorting, run, messages))
             .await
             .map_err(|e| StoreError::Invalid(format!("sorting a batch: {e}")))??;
-        // Batches of messages (nearly all of an import) go to SQLite's
-        // writer thread; contact files are small and keep the sqlx path,
-        // which upserts contacts.
-        if let (Some(writer), true) = (self.db.fast_writer(), contacts.is_empty()) {
-            let (work, progress) = (work.clone(), progress.clone());
-            let source = source.to_string();
-            return writer
-                .write_alone(move |conn| sqlite::stage(conn, &work, &source, &batch, &progress, at))
-                .await;
+        match &self.db {
+            Db::Sqlite { fast, .. } => {
+                let (work, progress) = (work.clone(), progress.clone());
+                let (source, contacts) = (source.to_string(), contacts.to_vec());
+                fast.write_alone(move |conn| {
+                    sqlite::stage(conn, &work, &source, &contacts, &batch, &progress, at)
+                })
+                .await
+            }
+            Db::Postgres(pool) => {
+                postgres::stage(pool, work, source, contacts, &batch, progress, at).await
+            }
         }
-        let mut counts = StageCounts::default();
-        on_db!(self.db.writer(), p => {
-            let mut tx = p.begin().await?;
-            for c in contacts {
-                match upsert_contact!(tx, c, at, &mut counts) {
-                    true => counts.contacts_created += 1,
-                    false => counts.contacts_updated += 1,
-                }
-            }
-            let pass = cursor_sqlx!(tx).staging_pass();
-            let mut old: HashSet<&str> = HashSet::new();
-            for chunk in batch.keys.chunks(CHUNK) {
-                let mut sql = Sql::new("INSERT INTO import_keys (key) VALUES ");
-                for (i, k) in chunk.iter().enumerate() {
-                    sql.push(if i == 0 { "(" } else { ", (" });
-                    sql.bind(Arg::Text(k.clone())).push(")");
-                }
-                sql.push(" ON CONFLICT DO NOTHING RETURNING key");
-                let new: HashSet<String> =
-                    bind_args!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.text.as_str())), sql.args)
-                        .fetch_all(&mut *tx).await?.into_iter().collect();
-                old.extend(chunk.iter().filter(|k| !new.contains(*k)).map(String::as_str));
-            }
-            if let Some((n, refs)) = batch.finish(work, &old)? {
-                sqlx::query(INSERT_RUN)
-                    .bind(run).bind(pass).bind(source).bind(n).bind(&refs).bind(at)
-                    .execute(&mut *tx).await?;
-            }
-            let c = batch.counts(old.len());
-            counts.messages_staged = c.messages_staged;
-            counts.messages_already_staged = c.messages_already_staged;
-            let (offset, line) = progress_columns(progress);
-            sqlx::query(SAVE_PROGRESS)
-                .bind(&progress.fingerprint).bind(&progress.path).bind(&progress.format)
-                .bind(offset).bind(line).bind(progress.done).bind(at)
-                .execute(&mut *tx).await?;
-            tx.commit().await?;
-        });
-        Ok(counts)
     }
 
     /// Places up to `limit` staged messages, oldest first per customer and
@@ -973,22 +715,14 @@ impl Store {
     ) -> Result<PlaceCounts> {
         let at = to_millis(now());
         let next = cursor.past(&rows);
-        if let Some(writer) = self.db.fast_writer() {
-            let opts = opts.clone();
-            return writer
-                .write_alone(move |conn| sqlite::place(conn, &opts, &rows, &next, at))
-                .await;
+        match &self.db {
+            Db::Sqlite { fast, .. } => {
+                let opts = opts.clone();
+                fast.write_alone(move |conn| sqlite::place(conn, &opts, &rows, &next, at))
+                    .await
+            }
+            Db::Postgres(pool) => postgres::place(pool, opts, &rows, &next, at).await,
         }
-        let backend = self.db.backend();
-        Ok(on_db!(self.db.writer(), p => {
-            let mut tx = p.begin().await?;
-            let known = known_sqlx!(tx, &rows);
-            let plan = plan::plan(opts, &rows, &known)?;
-            let counts = write_plan_sqlx!(tx, backend, opts, plan, at);
-            save_cursor_sqlx!(tx, &next);
-            tx.commit().await?;
-            counts
-        }))
     }
 
     /// Once the merge of the cursor's pass (of runs `merged`) is exhausted:

@@ -268,12 +268,18 @@ fn close(p: &mut Plan<'_>, c: Conv, continued: bool) {
     }
 }
 
-/// The metadata with `"recalled": true` (an object; anything else is kept).
+/// Marks recalled message metadata: `"recalled": true` in an object;
+/// anything else is kept as it is.
+pub(super) fn mark_recalled_in(metadata: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = metadata {
+        map.insert("recalled".into(), serde_json::Value::Bool(true));
+    }
+}
+
+/// [`mark_recalled_in`] on metadata as JSON text.
 pub(super) fn mark_recalled(metadata: &str) -> Result<String> {
     let mut v: serde_json::Value = serde_json::from_str(metadata)
         .map_err(|e| StoreError::Invalid(format!("metadata: {e}")))?;
-    if let serde_json::Value::Object(map) = &mut v {
-        map.insert("recalled".into(), serde_json::Value::Bool(true));
-    }
+    mark_recalled_in(&mut v);
     serde_json::to_string(&v).map_err(|e| StoreError::Invalid(format!("metadata: {e}")))
 }

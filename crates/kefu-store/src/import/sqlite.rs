@@ -3,37 +3,49 @@
 //! to be a few thousand sqlx round trips between a Tokio task and sqlx's
 //! worker thread, and those hops, not SQLite, took most of the time.
 //!
-//! The SQL is the one the sqlx (PostgreSQL) path runs, from `super`; only
-//! `$n` becomes `?n` (`sqlite_hot::prepare`). Values are bound the way sqlx binds them: UUIDs as
-//! 16-byte blobs, JSON as text, booleans as integers.
+//! This is SQLite's only staging and placing; PostgreSQL's is in
+//! `postgres.rs`. The statement texts (`super`), the placing plan (`plan`)
+//! and the contact decisions (`upsert`) are the same for both; only `$n`
+//! becomes `?n` (`sqlite_hot::prepare`). Values are bound the way sqlx
+//! binds them: UUIDs as 16-byte blobs, JSON as text, booleans as integers.
 
 use super::plan::{self, Known, Plan, Tail};
 use super::runs::Row;
+use super::upsert::{COMPLETE_CONTACT, CONTACT_ATTRIBUTES, IDS_OF_KIND, Upsert};
 use super::{
-    Cursor, CursorRow, FINISH_CONVERSATION, FileProgress, INSERT_KEY, INSERT_RUN, ImportWork,
-    PLACING, PlaceCounts, PlaceOptions, RECALL_FIND, RECALL_SET, RunBatch, SAVE_CURSOR,
-    SAVE_PROGRESS, StageCounts, TAIL, UPSERT_TAIL, cursor_of, insert_imported_conversation,
-    progress_columns,
+    Cursor, CursorRow, FINISH_CONVERSATION, FileProgress, INSERT_IMPORTED_CONVERSATION_SQLITE,
+    INSERT_KEY, INSERT_RUN, ImportContact, ImportWork, LINK_IMPORTED_ATTACHMENT, PLACING,
+    PlaceCounts, PlaceOptions, RECALL_FIND, RECALL_SET, RunBatch, SAVE_CURSOR, SAVE_PROGRESS,
+    StageCounts, TAIL, UPSERT_TAIL, cursor_of, progress_columns,
 };
-use crate::contacts::{CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_IDENTITY};
+use crate::contacts::{CONTACT_BY_IDENTITY, INSERT_CONTACT, INSERT_CONTACT_TAG, INSERT_IDENTITY};
 use crate::conversations::INSERT_CONVERSATION_TAG;
 use crate::messages::INSERT_MESSAGE;
-use crate::sqlite_hot::{ensure_tags, prepare};
-use crate::{Backend, Result, StoreError};
+use crate::sqlite_hot::{
+    add_identities, contact_by_identities, ensure_tags, insert_contact, json, prepare,
+};
+use crate::{Result, StoreError};
+use kefu_core::Identity;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
 use std::collections::HashSet;
 use uuid::Uuid;
 
-/// Records a batch's keys and run (already written in `work`) and the
-/// file's progress (one transaction: the writer's).
+/// Upserts `contacts`, records a batch's keys and run (already written in
+/// `work`) and the file's progress (one transaction: the writer's).
 pub(super) fn stage(
     conn: &Connection,
     work: &ImportWork,
     source: &str,
+    contacts: &[ImportContact],
     batch: &RunBatch,
     progress: &FileProgress,
     at: i64,
 ) -> Result<StageCounts> {
+    let mut counts = StageCounts::default();
+    for c in contacts {
+        upsert_contact(conn, c, at, &mut counts)?;
+    }
     let pass = cursor(conn)?.staging_pass();
     let mut insert = prepare(conn, INSERT_KEY)?;
     let mut old = HashSet::new();
@@ -62,7 +74,79 @@ pub(super) fn stage(
         progress.done,
         at
     ])?;
-    Ok(batch.counts(old.len()))
+    Ok(batch.counts(old.len(), counts))
+}
+
+/// Finds or inserts the contact of record `c` (see `upsert`).
+fn upsert_contact(
+    conn: &Connection,
+    c: &ImportContact,
+    at: i64,
+    counts: &mut StageCounts,
+) -> Result<()> {
+    let mut u = Upsert::new(c);
+    let found = match contact_by_identities(conn, &c.identities)? {
+        Some(id) => Some(id),
+        None => by_weak_identities(conn, &mut u, counts)?,
+    };
+    match found {
+        None => {
+            let id = insert_contact(conn, &u.new_contact(), at)?;
+            add_identities(conn, id, &c.weak_identities, at)?;
+            u.inserted(id, counts);
+        }
+        Some(id) => {
+            let old: String =
+                prepare(conn, CONTACT_ATTRIBUTES)?.query_row(params![id], |r| r.get(0))?;
+            let old: Value = serde_json::from_str(&old)
+                .map_err(|e| StoreError::Invalid(format!("attributes of {id}: {e}")))?;
+            prepare(conn, COMPLETE_CONTACT)?.execute(params![
+                id,
+                c.name,
+                c.phone,
+                c.email,
+                c.avatar_url,
+                json(&u.attributes(old))?,
+                at
+            ])?;
+            add_identities(conn, id, u.identities(), at)?;
+            for tag in ensure_tags(conn, &c.tags, at)? {
+                prepare(conn, INSERT_CONTACT_TAG)?.execute(params![id, tag])?;
+            }
+            u.updated(counts);
+        }
+    }
+    Ok(())
+}
+
+/// The contact a weak identity of the record finds and may join
+/// ([`Upsert::weak_hit`]).
+fn by_weak_identities(
+    conn: &Connection,
+    u: &mut Upsert<'_>,
+    counts: &mut StageCounts,
+) -> Result<Option<Uuid>> {
+    let c = u.c;
+    for w in &c.weak_identities {
+        let hit: Option<Uuid> = prepare(conn, CONTACT_BY_IDENTITY)?
+            .query_row(params![w.kind, w.value], |r| r.get(0))
+            .optional()?;
+        let Some(hit) = hit else { continue };
+        let mut clash = Vec::new();
+        let mut ids = prepare(conn, IDS_OF_KIND)?;
+        for kind in u.kinds() {
+            for value in ids.query_map(params![hit, kind], |r| r.get::<_, String>(0))? {
+                clash.push(Identity {
+                    kind: kind.to_string(),
+                    value: value?,
+                });
+            }
+        }
+        if u.weak_hit(w, hit, clash, counts) {
+            return Ok(Some(hit));
+        }
+    }
+    Ok(None)
 }
 
 /// Places `rows`, the next ones in placing order, and saves the cursor
@@ -141,8 +225,7 @@ fn known<'r>(conn: &Connection, rows: &'r [Row]) -> Result<Known<'r>> {
 
 fn write(conn: &Connection, opts: &PlaceOptions, p: Plan<'_>, at: i64) -> Result<PlaceCounts> {
     let mut counts = p.counts;
-    let empty = serde_json::to_string(&kefu_core::NewContact::default().attributes)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let empty = json(&kefu_core::NewContact::default().attributes)?;
     for (id, (kind, value)) in &p.contacts {
         let none: Option<&str> = None;
         prepare(conn, INSERT_CONTACT)?
@@ -151,7 +234,7 @@ fn write(conn: &Connection, opts: &PlaceOptions, p: Plan<'_>, at: i64) -> Result
     }
     let tags = ensure_tags(conn, &opts.tags, at)?;
     {
-        let mut insert = prepare(conn, insert_imported_conversation(Backend::Sqlite))?;
+        let mut insert = prepare(conn, INSERT_IMPORTED_CONVERSATION_SQLITE)?;
         let mut tag = prepare(conn, INSERT_CONVERSATION_TAG)?;
         for c in &p.new_conversations {
             insert.execute(params![
@@ -198,10 +281,7 @@ fn write(conn: &Connection, opts: &PlaceOptions, p: Plan<'_>, at: i64) -> Result
         }
     }
     for m in p.messages.iter().filter(|m| !m.attachments.is_empty()) {
-        let mut link = prepare(
-            conn,
-            "UPDATE attachments SET message_id = $1 WHERE message_id IS NULL AND id = $2",
-        )?;
+        let mut link = prepare(conn, LINK_IMPORTED_ATTACHMENT)?;
         for a in &m.attachments {
             link.execute(params![m.id, a])?;
         }
