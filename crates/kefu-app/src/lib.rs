@@ -11,7 +11,8 @@
 //! - [`conversations`]: open, update (assign, status, priority), tag, merge,
 //!   rate, and the visibility check every read uses.
 //! - [`contacts`]: create and edit contacts and their identities.
-//! - [`tokens`]: API tokens and console sessions.
+//! - [`tokens`]: API tokens and console sessions; [`setup`]: the first
+//!   admin; [`admin`]: agents, teams, tags, canned responses.
 //! - [`visitor`] and [`continuity`]: the signed tokens of widget visitors
 //!   and continuity links, and the visitor key they are signed with.
 //! - [`actor`]: who is acting; [`error`]: `AppError`, which each transport
@@ -23,12 +24,16 @@
 //! markers) are published here, through the hub.
 
 pub mod actor;
+pub mod admin;
 pub mod contacts;
 pub mod continuity;
 pub mod conversations;
 pub mod error;
+pub mod files;
+pub mod inboxes;
 pub mod messages;
 pub mod secrets;
+pub mod setup;
 pub mod tokens;
 pub mod visitor;
 

@@ -26,7 +26,7 @@ pub use http::tokens as http_tokens;
 pub mod limits;
 pub mod metrics;
 mod reply_inbox;
-pub mod setup;
+pub use kefu_app::setup;
 pub mod state;
 mod uploads;
 pub use kefu_app::visitor;
@@ -137,7 +137,7 @@ async fn maintain(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     loop {
         tick.tick().await;
-        if let Err(e) = state.store.wake_snoozed(kefu_core::time::now()).await {
+        if let Err(e) = state.app.wake_snoozed().await {
             tracing::warn!(error = %e, "waking snoozed conversations failed");
         }
         state.prune_limiters();

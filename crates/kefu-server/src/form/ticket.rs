@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use kefu_app::{Actor, Channel};
 use kefu_core::{Direction, Identity, Inbox, NewContact, NewConversation, NewMessage, Priority};
-use kefu_store::NewAttachment;
+use kefu_app::files::KeptFile;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -71,16 +71,13 @@ async fn store_files(state: &AppState, valid: &Valid) -> ApiResult<Vec<Uuid>> {
             .keep(&u.data)
             .await
             .map_err(ApiError::internal)?;
-        let a = state
-            .store
-            .create_attachment(NewAttachment {
-                sha256: &sha256,
-                filename: &u.filename,
-                content_type: u.content_type,
-                size: u.data.size as i64,
-                uploaded_by: None,
-            })
-            .await?;
+        let file = KeptFile {
+            sha256: &sha256,
+            filename: &u.filename,
+            content_type: u.content_type,
+            size: u.data.size as i64,
+        };
+        let a = state.app.record_upload(None, file).await?;
         ids.push(a.id);
     }
     Ok(ids)

@@ -34,22 +34,9 @@ async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<axum:
 async fn create(
     State(state): State<AppState>,
     Admin(who): Admin,
-    Json(mut body): Json<NewAgent>,
+    Json(body): Json<NewAgent>,
 ) -> ApiResult<(StatusCode, axum::Json<Agent>)> {
-    body.validate()?;
-    let hash = match body.password.clone() {
-        Some(p) => Some(auth::hash_password(p).await?),
-        None => None,
-    };
-    let agent = state.store.create_agent(&body, hash.as_deref()).await?;
-    audit(
-        &state,
-        Some(&who),
-        "agent.created",
-        Some(agent.id.to_string()),
-        json!({ "email": agent.email, "role": agent.role }),
-    )
-    .await;
+    let agent = state.app.create_agent(&who.agent_actor(), body).await?;
     Ok((StatusCode::CREATED, axum::Json(agent)))
 }
 
@@ -70,38 +57,11 @@ async fn update(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<Uuid>,
-    Json(mut patch): Json<AgentPatch>,
+    Json(patch): Json<AgentPatch>,
 ) -> ApiResult<axum::Json<Agent>> {
-    patch.validate()?;
-    let own_profile_only = id == who.agent.id && patch.email.is_none() && patch.active.is_none();
-    if !who.is_admin() && !own_profile_only {
-        return Err(ApiError::Forbidden("admin role required"));
-    }
-    if patch.active == Some(false) {
-        if id == who.agent.id {
-            return Err(ApiError::Unprocessable(
-                "you cannot deactivate yourself; transfer the admin role first".into(),
-            ));
-        }
-        let target = state.store.agent(id).await?;
-        if target.role.is_admin() && state.store.count_admins().await? <= 1 {
-            return Err(ApiError::Unprocessable(
-                "cannot deactivate the last admin".into(),
-            ));
-        }
-    }
-    let agent = state.store.update_agent(id, &patch).await?;
-    if who.is_admin() && id != who.agent.id {
-        audit(
-            &state,
-            Some(&who),
-            "agent.updated",
-            Some(id.to_string()),
-            json!({ "active": patch.active, "email": patch.email, "name": patch.name }),
-        )
-        .await;
-    }
-    Ok(axum::Json(agent))
+    Ok(axum::Json(
+        state.app.update_agent(&who.agent_actor(), id, patch).await?,
+    ))
 }
 
 /// An agent's sessions (admin).
@@ -128,18 +88,11 @@ async fn revoke_access(
     Admin(who): Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<AccessRevoked>> {
-    state.store.agent(id).await?;
-    let sessions = state.store.delete_sessions(id, None).await?;
-    let tokens = state.store.delete_api_tokens(id).await?;
-    audit(
-        &state,
-        Some(&who),
-        "agent.access_revoked",
-        Some(id.to_string()),
-        json!({ "sessions": sessions, "tokens": tokens }),
-    )
-    .await;
-    Ok(axum::Json(AccessRevoked { sessions, tokens }))
+    let r = state.app.revoke_access(&who.agent_actor(), id).await?;
+    Ok(axum::Json(AccessRevoked {
+        sessions: r.sessions,
+        tokens: r.tokens,
+    }))
 }
 
 /// Makes this agent an admin and the caller an agent (admin).
@@ -149,15 +102,7 @@ async fn transfer_admin(
     Admin(who): Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<Agent>> {
-    state.store.agent(id).await?;
-    state.store.transfer_admin(who.agent.id, id).await?;
-    audit(
-        &state,
-        Some(&who),
-        "agent.admin_transferred",
-        Some(id.to_string()),
-        json!({ "from": who.agent.id }),
-    )
-    .await;
-    Ok(axum::Json(state.store.agent(id).await?))
+    Ok(axum::Json(
+        state.app.transfer_admin(&who.agent_actor(), id).await?,
+    ))
 }

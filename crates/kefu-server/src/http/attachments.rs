@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kefu_core::Attachment;
-use kefu_store::NewAttachment;
+use kefu_app::files::KeptFile;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -94,14 +94,13 @@ pub(crate) async fn receive(
             .keep(&spooled)
             .await
             .map_err(ApiError::internal)?;
-        let new = NewAttachment {
+        let file = KeptFile {
             sha256: &sha256,
             filename: &filename,
             content_type: &content_type,
             size,
-            uploaded_by: by,
         };
-        return Ok(state.store.create_attachment(new).await?);
+        return Ok(state.app.record_upload(by, file).await?);
     }
     Err(ApiError::BadRequest(
         "multipart field `file` is missing".into(),

@@ -108,29 +108,13 @@ async fn setup(
     Json(body): Json<SetupRequest>,
 ) -> ApiResult<impl IntoResponse> {
     state.login_per_ip.check(&addr.ip())?;
-    let mut new = NewAgent {
+    let new = NewAgent {
         email: body.email,
         name: body.name,
         role: Role::Admin,
         password: Some(body.password),
     };
-    new.validate()?;
-    if state.store.count_admins().await? > 0
-        || !crate::setup::spend(&state.store, &body.token).await?
-    {
-        return Err(ApiError::Forbidden(
-            "setup link is not valid (already used, replaced, or an admin exists)",
-        ));
-    }
-    let hash = auth::hash_password(new.password.clone().unwrap_or_default()).await?;
-    let agent = match state.store.create_agent(&new, Some(&hash)).await {
-        Ok(a) => a,
-        Err(e) => {
-            // The link stays usable: the token was spent, put it back.
-            crate::setup::restore(&state.store, &body.token).await?;
-            return Err(e.into());
-        }
-    };
+    let agent = state.app.first_admin(&body.token, new).await?;
     let ip = Some(addr.ip().to_string());
     let (jar, info) = start_session(&state, jar, agent.clone(), &headers, ip.clone()).await?;
     let who = Principal {
@@ -178,18 +162,7 @@ async fn login(
     };
     let ok = auth::verify_password(body.password, hash).await;
     let Some(agent) = agent.filter(|_| ok) else {
-        let details = json!({ "email": email });
-        let record = kefu_store::NewAudit {
-            actor_id: None,
-            actor_label: &email,
-            action: "auth.login_failed",
-            target: None,
-            ip: Some(ip.to_string()),
-            details,
-        };
-        if let Err(e) = state.store.audit(record).await {
-            tracing::error!(error = %e, "writing the audit log failed");
-        }
+        state.app.login_failed(&email, ip).await;
         state
             .login_guard
             .failed(&email, ip, tokio::time::Instant::now());
@@ -321,20 +294,9 @@ async fn change_password(
         return Err(ApiError::Forbidden("current password is wrong"));
     }
     state.login_guard.succeeded(&email, ip);
-    let new_hash = auth::hash_password(body.new_password).await?;
-    state.store.set_password(who.agent.id, &new_hash).await?;
-    let keep = match who.via {
-        Via::Session { id } => Some(id),
-        Via::Token { .. } => None,
-    };
-    state.store.delete_sessions(who.agent.id, keep).await?;
-    audit(
-        &state,
-        Some(&who),
-        "auth.password_changed",
-        Some(who.agent.id.to_string()),
-        json!({}),
-    )
-    .await;
+    state
+        .app
+        .set_own_password(&who.agent_actor(), body.new_password)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

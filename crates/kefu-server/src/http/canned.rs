@@ -1,6 +1,5 @@
 //! Canned responses: everyone lists and searches them; admins manage them.
 
-use super::audit;
 use crate::auth::{Admin, Principal};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path, Query};
@@ -9,7 +8,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kefu_core::{CannedResponse, CannedResponsePatch, NewCannedResponse};
 use serde::Deserialize;
-use serde_json::json;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -40,18 +38,9 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     Admin(who): Admin,
-    Json(mut body): Json<NewCannedResponse>,
+    Json(body): Json<NewCannedResponse>,
 ) -> ApiResult<(StatusCode, axum::Json<CannedResponse>)> {
-    body.validate()?;
-    let c = state.store.create_canned(&body, who.agent.id).await?;
-    audit(
-        &state,
-        Some(&who),
-        "canned_response.created",
-        Some(c.id.to_string()),
-        json!({ "shortcut": c.shortcut }),
-    )
-    .await;
+    let c = state.app.create_canned(&who.agent_actor(), body).await?;
     Ok((StatusCode::CREATED, axum::Json(c)))
 }
 
@@ -69,19 +58,11 @@ async fn update(
     State(state): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<Uuid>,
-    Json(mut patch): Json<CannedResponsePatch>,
+    Json(patch): Json<CannedResponsePatch>,
 ) -> ApiResult<axum::Json<CannedResponse>> {
-    patch.validate()?;
-    let c = state.store.update_canned(id, &patch).await?;
-    audit(
-        &state,
-        Some(&who),
-        "canned_response.updated",
-        Some(id.to_string()),
-        json!({ "shortcut": c.shortcut }),
-    )
-    .await;
-    Ok(axum::Json(c))
+    Ok(axum::Json(
+        state.app.update_canned(&who.agent_actor(), id, patch).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/canned-responses/{id}", tag = "canned_responses", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
@@ -90,14 +71,6 @@ async fn delete(
     Admin(who): Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_canned(id).await?;
-    audit(
-        &state,
-        Some(&who),
-        "canned_response.deleted",
-        Some(id.to_string()),
-        json!({}),
-    )
-    .await;
+    state.app.delete_canned(&who.agent_actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,5 @@
 //! Inboxes: agents see those they are members of; admins see and manage all.
 
-use super::audit;
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
@@ -43,24 +42,10 @@ async fn create(
     state.check_inbox_settings(body.kind, &body.settings)?;
     crate::reply_inbox::prepare_widget(&state, body.kind, &body.settings).await?;
     let slug = crate::form::prepare_inbox(&state, body.kind, &mut body.settings, None).await?;
-    let inbox = state.store.create_inbox(&body).await?;
-    if let Some(slug) = slug {
-        state.store.set_public_token(inbox.id, &slug).await?;
-    }
-    if inbox.kind == kefu_core::InboxKind::Widget {
-        state
-            .store
-            .set_widget_keys(inbox.id, &widget_token(), &crate::auth::new_secret())
-            .await?;
-    }
-    audit(
-        &state,
-        Some(&who),
-        "inbox.created",
-        Some(inbox.id.to_string()),
-        json!({ "name": inbox.name, "kind": inbox.kind }),
-    )
-    .await;
+    let inbox = state
+        .app
+        .create_inbox(&who.agent_actor(), body, slug)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(masked(inbox))))
 }
 
@@ -92,18 +77,10 @@ async fn update(
         crate::reply_inbox::prepare_widget(&state, stored.kind, settings).await?;
         slug = crate::form::prepare_inbox(&state, stored.kind, settings, Some(id)).await?;
     }
-    let inbox = state.store.update_inbox(id, &patch).await?;
-    if let Some(slug) = slug {
-        state.store.set_public_token(id, &slug).await?;
-    }
-    audit(
-        &state,
-        Some(&who),
-        "inbox.updated",
-        Some(id.to_string()),
-        json!({ "name": patch.name, "member_ids": patch.member_ids }),
-    )
-    .await;
+    let inbox = state
+        .app
+        .update_inbox(&who.agent_actor(), id, patch, slug)
+        .await?;
     Ok(axum::Json(masked(inbox)))
 }
 
@@ -153,16 +130,6 @@ fn keep_stored_passwords(new: &mut serde_json::Value, stored: &serde_json::Value
     Ok(())
 }
 
-/// A public widget token: short enough for a script tag, random enough that
-/// inboxes cannot be enumerated.
-fn widget_token() -> String {
-    crate::auth::new_secret()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(24)
-        .collect()
-}
-
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct WidgetKeys {
     /// Public: goes into the script tag.
@@ -173,20 +140,8 @@ struct WidgetKeys {
     snippet: String,
 }
 
-async fn keys_of(state: &AppState, id: Uuid) -> crate::error::ApiResult<WidgetKeys> {
-    let inbox = state.store.inbox(id).await?;
-    if inbox.kind != kefu_core::InboxKind::Widget {
-        return Err(ApiError::Unprocessable("not a widget inbox".into()));
-    }
-    let (token, secret) = state.store.widget_keys(id).await?;
-    let (public_token, identity_secret) = match (token, secret) {
-        (Some(t), Some(s)) => (t, s),
-        _ => {
-            let (t, s) = (widget_token(), crate::auth::new_secret());
-            state.store.set_widget_keys(id, &t, &s).await?;
-            (t, s)
-        }
-    };
+async fn keys_of(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<WidgetKeys> {
+    let (public_token, identity_secret) = state.app.widget_keys(&who.agent_actor(), id).await?;
     let base = state.config.public_url.clone().unwrap_or_default();
     let snippet =
         format!(r#"<script src="{base}/widget.js" data-inbox="{public_token}" async></script>"#);
@@ -201,10 +156,10 @@ async fn keys_of(state: &AppState, id: Uuid) -> crate::error::ApiResult<WidgetKe
 #[utoipa::path(get, path = "/api/v1/inboxes/{id}/widget", tag = "inboxes", params(("id" = Uuid, Path)), responses((status = 200, body = WidgetKeys), (status = 422)))]
 async fn widget_keys(
     State(state): State<AppState>,
-    Admin(_who): Admin,
+    Admin(who): Admin,
     Path(id): Path<Uuid>,
-) -> crate::error::ApiResult<axum::Json<WidgetKeys>> {
-    Ok(axum::Json(keys_of(&state, id).await?))
+) -> ApiResult<axum::Json<WidgetKeys>> {
+    Ok(axum::Json(keys_of(&state, &who, id).await?))
 }
 
 /// New widget token and identity secret; the old ones stop working (admin).
@@ -213,22 +168,10 @@ async fn rotate_widget_keys(
     State(state): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<Uuid>,
-) -> crate::error::ApiResult<axum::Json<WidgetKeys>> {
-    // A form inbox's public token is its slug: rotating would take its page down.
-    if state.store.inbox(id).await?.kind != kefu_core::InboxKind::Widget {
-        return Err(ApiError::Unprocessable("not a widget inbox".into()));
-    }
+) -> ApiResult<axum::Json<WidgetKeys>> {
     state
-        .store
-        .set_widget_keys(id, &widget_token(), &crate::auth::new_secret())
+        .app
+        .rotate_widget_keys(&who.agent_actor(), id)
         .await?;
-    audit(
-        &state,
-        Some(&who),
-        "inbox.widget_keys_rotated",
-        Some(id.to_string()),
-        json!({}),
-    )
-    .await;
-    Ok(axum::Json(keys_of(&state, id).await?))
+    Ok(axum::Json(keys_of(&state, &who, id).await?))
 }

@@ -108,8 +108,9 @@ pub fn page_limit(limit: Option<usize>) -> usize {
     limit.unwrap_or(25).clamp(1, 100)
 }
 
-/// Records an admin action or a security event in the audit log. A failure
-/// to write it is logged but does not undo the action, which is committed.
+/// Records an admin action or a security event in the audit log, through
+/// the application layer's one writer of it (a failure is logged there and
+/// does not undo the action, which is committed).
 pub async fn audit(
     state: &AppState,
     who: Option<&crate::auth::Principal>,
@@ -117,15 +118,6 @@ pub async fn audit(
     target: Option<String>,
     details: serde_json::Value,
 ) {
-    let entry = kefu_store::NewAudit {
-        actor_id: who.map(|p| p.agent.id),
-        actor_label: who.map(|p| p.agent.email.as_str()).unwrap_or("system"),
-        action,
-        target,
-        ip: who.and_then(|p| p.ip_string()),
-        details,
-    };
-    if let Err(e) = state.store.audit(entry).await {
-        tracing::error!(error = %e, action, "writing the audit log failed");
-    }
+    let actor = who.map(crate::auth::Principal::agent_actor);
+    state.app.audit(actor.as_ref(), action, target, details).await;
 }

@@ -1,6 +1,5 @@
 //! Tags: anyone may list and create them; admins rename and delete.
 
-use super::audit;
 use crate::auth::{Admin, Principal};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path};
@@ -8,7 +7,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kefu_core::{NewTag, Tag, TagPatch};
-use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -26,13 +24,12 @@ async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<axum:
 #[utoipa::path(post, path = "/api/v1/tags", tag = "tags", request_body = NewTag, responses((status = 201, body = Tag), (status = 409)))]
 async fn create(
     State(state): State<AppState>,
-    _who: Principal,
-    Json(mut body): Json<NewTag>,
+    who: Principal,
+    Json(body): Json<NewTag>,
 ) -> ApiResult<(StatusCode, axum::Json<Tag>)> {
-    body.validate()?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(state.store.create_tag(&body).await?),
+        axum::Json(state.app.create_tag(&who.agent_actor(), body).await?),
     ))
 }
 
@@ -41,19 +38,11 @@ async fn update(
     State(state): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<Uuid>,
-    Json(mut patch): Json<TagPatch>,
+    Json(patch): Json<TagPatch>,
 ) -> ApiResult<axum::Json<Tag>> {
-    patch.validate()?;
-    let tag = state.store.update_tag(id, &patch).await?;
-    audit(
-        &state,
-        Some(&who),
-        "tag.updated",
-        Some(id.to_string()),
-        json!({ "name": patch.name }),
-    )
-    .await;
-    Ok(axum::Json(tag))
+    Ok(axum::Json(
+        state.app.update_tag(&who.agent_actor(), id, patch).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tags/{id}", tag = "tags", params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
@@ -62,14 +51,6 @@ async fn delete(
     Admin(who): Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_tag(id).await?;
-    audit(
-        &state,
-        Some(&who),
-        "tag.deleted",
-        Some(id.to_string()),
-        json!({}),
-    )
-    .await;
+    state.app.delete_tag(&who.agent_actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

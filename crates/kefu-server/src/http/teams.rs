@@ -1,6 +1,5 @@
 //! Teams: everyone may list them; admins manage them.
 
-use super::audit;
 use crate::auth::{Admin, Principal};
 use crate::error::ApiResult;
 use crate::extract::{Json, Path};
@@ -8,7 +7,6 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kefu_core::{NewTeam, Team, TeamPatch};
-use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -27,18 +25,9 @@ async fn list(State(state): State<AppState>, _who: Principal) -> ApiResult<axum:
 async fn create(
     State(state): State<AppState>,
     Admin(who): Admin,
-    Json(mut body): Json<NewTeam>,
+    Json(body): Json<NewTeam>,
 ) -> ApiResult<(StatusCode, axum::Json<Team>)> {
-    body.validate()?;
-    let team = state.store.create_team(&body).await?;
-    audit(
-        &state,
-        Some(&who),
-        "team.created",
-        Some(team.id.to_string()),
-        json!({ "name": team.name }),
-    )
-    .await;
+    let team = state.app.create_team(&who.agent_actor(), body).await?;
     Ok((StatusCode::CREATED, axum::Json(team)))
 }
 
@@ -56,18 +45,9 @@ async fn update(
     State(state): State<AppState>,
     Admin(who): Admin,
     Path(id): Path<Uuid>,
-    Json(mut patch): Json<TeamPatch>,
+    Json(patch): Json<TeamPatch>,
 ) -> ApiResult<axum::Json<Team>> {
-    patch.validate()?;
-    let team = state.store.update_team(id, &patch).await?;
-    audit(
-        &state,
-        Some(&who),
-        "team.updated",
-        Some(id.to_string()),
-        json!({ "name": patch.name, "member_ids": patch.member_ids }),
-    )
-    .await;
+    let team = state.app.update_team(&who.agent_actor(), id, patch).await?;
     Ok(axum::Json(team))
 }
 
@@ -77,14 +57,6 @@ async fn delete(
     Admin(who): Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_team(id).await?;
-    audit(
-        &state,
-        Some(&who),
-        "team.deleted",
-        Some(id.to_string()),
-        json!({}),
-    )
-    .await;
+    state.app.delete_team(&who.agent_actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
