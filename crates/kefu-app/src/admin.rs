@@ -62,7 +62,8 @@ impl App {
     ) -> AppResult<Agent> {
         who.require(TokenScope::Write)?;
         patch.validate()?;
-        let own_profile_only = id == who.agent.id && patch.email.is_none() && patch.active.is_none();
+        let own_profile_only =
+            id == who.agent.id && patch.email.is_none() && patch.active.is_none();
         if !who.is_admin() && !own_profile_only {
             return Err(AppError::Forbidden("admin role required"));
         }
@@ -193,7 +194,12 @@ impl App {
         Ok(self.store().create_tag(&new).await?)
     }
 
-    pub async fn update_tag(&self, who: &AgentActor, id: Uuid, mut patch: TagPatch) -> AppResult<Tag> {
+    pub async fn update_tag(
+        &self,
+        who: &AgentActor,
+        id: Uuid,
+        mut patch: TagPatch,
+    ) -> AppResult<Tag> {
         require_admin(who)?;
         patch.validate()?;
         let tag = self.store().update_tag(id, &patch).await?;

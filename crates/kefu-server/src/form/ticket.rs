@@ -11,9 +11,9 @@ use super::status;
 use super::submit::Valid;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use kefu_app::files::KeptFile;
 use kefu_app::{Actor, Channel};
 use kefu_core::{Direction, Identity, Inbox, NewContact, NewConversation, NewMessage, Priority};
-use kefu_app::files::KeptFile;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 

@@ -1,16 +1,14 @@
 //! Agents: listing (everyone, for assignment), creation and changes (admins),
 //! revoking an agent's access, and handing the admin role over.
 
-use super::audit;
-use crate::auth::{self, Admin, Principal};
-use crate::error::{ApiError, ApiResult};
+use crate::auth::{Admin, Principal};
+use crate::error::ApiResult;
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kefu_core::{Agent, AgentPatch, NewAgent, Session};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -60,7 +58,10 @@ async fn update(
     Json(patch): Json<AgentPatch>,
 ) -> ApiResult<axum::Json<Agent>> {
     Ok(axum::Json(
-        state.app.update_agent(&who.agent_actor(), id, patch).await?,
+        state
+            .app
+            .update_agent(&who.agent_actor(), id, patch)
+            .await?,
     ))
 }
 

@@ -10,8 +10,8 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kefu_core::Attachment;
 use kefu_app::files::KeptFile;
+use kefu_core::Attachment;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 

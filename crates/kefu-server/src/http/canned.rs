@@ -61,7 +61,10 @@ async fn update(
     Json(patch): Json<CannedResponsePatch>,
 ) -> ApiResult<axum::Json<CannedResponse>> {
     Ok(axum::Json(
-        state.app.update_canned(&who.agent_actor(), id, patch).await?,
+        state
+            .app
+            .update_canned(&who.agent_actor(), id, patch)
+            .await?,
     ))
 }
 

@@ -169,9 +169,6 @@ async fn rotate_widget_keys(
     Admin(who): Admin,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<WidgetKeys>> {
-    state
-        .app
-        .rotate_widget_keys(&who.agent_actor(), id)
-        .await?;
+    state.app.rotate_widget_keys(&who.agent_actor(), id).await?;
     Ok(axum::Json(keys_of(&state, &who, id).await?))
 }

@@ -119,5 +119,8 @@ pub async fn audit(
     details: serde_json::Value,
 ) {
     let actor = who.map(crate::auth::Principal::agent_actor);
-    state.app.audit(actor.as_ref(), action, target, details).await;
+    state
+        .app
+        .audit(actor.as_ref(), action, target, details)
+        .await;
 }
