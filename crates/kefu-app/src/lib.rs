@@ -31,6 +31,7 @@ pub mod conversations;
 pub mod error;
 pub mod files;
 pub mod inboxes;
+pub mod links;
 pub mod messages;
 pub mod secrets;
 pub mod setup;

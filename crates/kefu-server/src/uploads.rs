@@ -48,11 +48,7 @@ pub(crate) async fn sweep_forever(state: AppState) {
 
 async fn sweep(state: &AppState) {
     let age = state.config.uploads.pending_for();
-    match state
-        .store
-        .sweep_pending_uploads(&state.blobs, kefu_core::time::now(), age)
-        .await
-    {
+    match state.app.sweep_uploads(&state.blobs, age).await {
         Ok(s) if s.uploads > 0 => {
             tracing::info!(
                 uploads = s.uploads,

@@ -253,8 +253,8 @@ async fn process(
     };
     let until = kefu_core::time::from_millis(claims.e.saturating_mul(1000));
     if !state
-        .store
-        .spend_nonce(&challenge::spent_key(&claims), until)
+        .app
+        .spend_once(&challenge::spent_key(&claims), until)
         .await?
     {
         let problems = Problems::from([(

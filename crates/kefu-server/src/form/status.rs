@@ -84,18 +84,9 @@ pub fn path(key: &[u8], spec: LinkSpec) -> String {
     )
 }
 
-fn generation_key(conversation: Uuid) -> String {
-    format!("status_link_generation:{conversation}")
-}
-
 /// The conversation's current link generation (0 until first revoked).
 async fn generation(state: &AppState, conversation: Uuid) -> Result<i64, ApiError> {
-    Ok(state
-        .store
-        .setting(&generation_key(conversation))
-        .await?
-        .and_then(|g| g.parse().ok())
-        .unwrap_or(0))
+    Ok(state.app.status_link_generation(conversation).await?)
 }
 
 /// A fresh link to `c` at link generation `generation`, valid for `days`
@@ -154,35 +145,13 @@ pub async fn new_link(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
 ) -> Result<axum::Json<NewStatusLink>, ApiError> {
-    let c = state
-        .store
-        .visible_conversation(id, who.visibility())
-        .await?;
-    let inbox = state.store.inbox(c.inbox_id).await?;
-    if inbox.kind != kefu_core::InboxKind::Form {
-        return Err(ApiError::Unprocessable(
-            "only form conversations have status links".into(),
-        ));
-    }
-    let next = generation(&state, id).await? + 1;
-    state
-        .store
-        .set_setting(&generation_key(id), &next.to_string())
-        .await?;
+    let (c, inbox, next) = state.app.revoke_status_links(&who.actor(), id).await?;
     let days = super::settings::FormSettings::of(&inbox.settings)
         .map_or(super::settings::DEFAULT_STATUS_LINK_DAYS, |f| {
             f.status_link_days
         });
     let key = key(&state.visitor_key().await?);
     let (path, expires_at) = link(&key, &c, days, next);
-    crate::http::audit(
-        &state,
-        Some(&who),
-        "conversation.status_link_revoked",
-        Some(id.to_string()),
-        serde_json::json!({ "generation": next }),
-    )
-    .await;
     Ok(axum::Json(NewStatusLink {
         status_url: format!("{}{path}", super::base_url(&state, &headers)),
         expires_at: chrono::DateTime::from_timestamp(expires_at, 0)
