@@ -1,14 +1,19 @@
 //! The HTTP side of kefu: REST API under `/api/v1` (with its OpenAPI spec at
-//! `/api/openapi.json`), health and metrics, and the embedded web pages.
+//! `/api/openapi.json`), the WebSockets, health and metrics, and the
+//! embedded web pages. Every handler decodes its input, calls one operation
+//! of the application layer (`kefu_app::App`, in `AppState::app`) and
+//! encodes the answer; who may do what is decided there, not here. Reads go
+//! to the store directly.
 //!
 //! - [`serve`] (this file) runs the server on a listener until a shutdown
 //!   signal, letting in-flight requests finish; tests call it on
 //!   `127.0.0.1:0`.
 //! - [`router`] builds the whole route tree and its layers, once.
 //! - `http/`: one module per resource, each exporting `router()`.
-//! - [`auth`]: the `Principal` and `Admin` extractors, password hashing and
-//!   token secrets. [`error`]: `ApiError`. [`extract`]: JSON/path/query
+//! - [`auth`]: the `Principal` and `Admin` extractors (a `Principal` becomes
+//!   the app's `Actor`). [`error`]: `ApiError`, with one `From<AppError>`. [`extract`]: JSON/path/query
 //!   extractors that answer bad input in the API's error format.
+//! - `ws/`: `/ws/widget` and `/ws/agent`, one task per socket.
 //! - [`form`]: the H5 form channel (`/f/{slug}`, its JSON API, `/s/{token}`).
 //! - `reply_inbox`: the email inbox a form or widget inbox also answers by
 //!   mail through (`reply_email_inbox` in its settings), checked on save.
