@@ -22,7 +22,7 @@ pub fn require_admin(who: &AgentActor) -> AppResult<()> {
     }
 }
 
-/// What the agents and the revoked credentials were.
+/// How many sessions and API tokens a revocation ended.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessRevoked {
     pub sessions: u64,

@@ -12,7 +12,10 @@
 //!   rate, and the visibility check every read uses.
 //! - [`contacts`]: create and edit contacts and their identities.
 //! - [`tokens`]: API tokens and console sessions; [`setup`]: the first
-//!   admin; [`admin`]: agents, teams, tags, canned responses.
+//!   admin; [`admin`]: agents, teams, tags, canned responses and one's own
+//!   password; [`inboxes`]: inboxes and widget keys.
+//! - [`files`]: uploads and the snooze alarm; [`links`]: one-time proofs,
+//!   form status-link generations, the sweep of unsent uploads.
 //! - [`visitor`] and [`continuity`]: the signed tokens of widget visitors
 //!   and continuity links, and the visitor key they are signed with.
 //! - [`actor`]: who is acting; [`error`]: `AppError`, which each transport
