@@ -159,7 +159,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
     tracing::info!(listen = %bound, database = ?store.backend(), "kefu is serving");
-    if let Some(link) = kefu_server::setup::prepare(&store, &public_url).await? {
+    if let Some(link) = kefu_app::setup::prepare(&store, &public_url).await? {
         println!(
             "No admin yet. Open this one-time link to create the first admin:\n\n    {link}\n"
         );
