@@ -190,16 +190,15 @@ impl App {
     /// stored for their unread counts; a customer's is only signalled.
     /// Returns the position.
     pub async fn mark_read(&self, actor: &Actor, id: Uuid, seq: i64) -> AppResult<i64> {
-        let c = match actor {
+        let (c, seq) = match actor {
             Actor::Agent(_) => {
                 let a = agent_writing(actor)?;
                 let c = self.conversation(actor, id).await?;
                 let seq = seq.clamp(0, c.last_seq);
                 self.store().mark_read(a.agent.id, id, seq).await?;
-                self.signal_read(actor, &c, seq).await;
-                return Ok(seq);
+                (c, seq)
             }
-            Actor::Contact { .. } => self.conversation(actor, id).await?,
+            Actor::Contact { .. } => (self.conversation(actor, id).await?, seq),
             _ => return Err(AppError::Forbidden("only people read conversations")),
         };
         self.signal_read(actor, &c, seq).await;

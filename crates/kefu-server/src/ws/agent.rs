@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures::FutureExt;
 use kefu_app::{Actor, AppError, Target};
-use kefu_core::{Direction, Event, NewMessage};
+use kefu_core::{Direction, Event};
 use kefu_hub::{HubMsg, Party, Received, Signal, SubscriptionStream, Topic};
 use std::collections::BTreeSet;
 use tokio_stream::{StreamExt, StreamMap};
@@ -251,6 +251,7 @@ impl Session<'_> {
         }
     }
 
+    /// An agent's reply or note on a conversation they see.
     async fn send(
         &mut self,
         actor: &Actor,
@@ -265,22 +266,18 @@ impl Session<'_> {
         } else {
             Direction::Outgoing
         };
-        let mut m = NewMessage::text(direction, text);
-        m.attachment_ids = attachment_ids;
-        m.external_id = Some(kefu_app::messages::client_key(actor, client_id)?);
         let id = conversation_id.ok_or(AppError::Rejected("conversation_id is required".into()))?;
-        let posted = self
-            .state
-            .app
-            .post_message(actor, Target::Conversation(id), m)
-            .await?;
-        Ok(Outbound::Ack {
-            client_id: client_id.to_string(),
-            conversation_id: id,
-            message_id: posted.message.id,
-            seq: posted.message.seq,
-            duplicate: !posted.created,
-        })
+        let target = Target::Conversation(id);
+        super::send(
+            &self.state.app,
+            actor,
+            target,
+            client_id,
+            direction,
+            text,
+            attachment_ids,
+        )
+        .await
     }
 
     /// Queues one hub message for the socket (written at the next flush).

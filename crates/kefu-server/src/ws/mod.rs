@@ -21,6 +21,32 @@ pub fn router() -> Router<AppState> {
         .route("/ws/agent", get(agent::upgrade))
 }
 
+/// A `send` frame of either socket: the message keyed by its `client_id`,
+/// posted through the one operation, acknowledged with its place. Which
+/// direction and target a frame means is the socket's; everything else
+/// (scope, rights, validation, the resend key) is the operation's.
+pub(crate) async fn send(
+    app: &kefu_app::App,
+    actor: &kefu_app::Actor,
+    target: kefu_app::Target,
+    client_id: &str,
+    direction: kefu_core::Direction,
+    text: String,
+    attachment_ids: Vec<uuid::Uuid>,
+) -> Result<protocol::Outbound, kefu_app::AppError> {
+    let mut m = kefu_core::NewMessage::text(direction, text);
+    m.attachment_ids = attachment_ids;
+    m.external_id = Some(kefu_app::messages::client_key(actor, client_id)?);
+    let posted = app.post_message(actor, target, m).await?;
+    Ok(protocol::Outbound::Ack {
+        client_id: client_id.to_string(),
+        conversation_id: posted.message.conversation_id,
+        message_id: posted.message.id,
+        seq: posted.message.seq,
+        duplicate: !posted.created,
+    })
+}
+
 /// Each refusal of the application layer as an error frame, for both
 /// sockets. A failure inside is logged in full and told generically: the
 /// client resends with the same `client_id`, which stores it once.

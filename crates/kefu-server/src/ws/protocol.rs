@@ -57,19 +57,6 @@ pub enum Inbound {
 }
 
 impl Inbound {
-    /// Whether the frame changes state or tells others something (as
-    /// opposed to asking for data): these need write scope. Matched
-    /// exhaustively so that a new frame kind has to be classified.
-    pub fn writes(&self) -> bool {
-        match self {
-            Inbound::Send { .. }
-            | Inbound::Typing { .. }
-            | Inbound::Read { .. }
-            | Inbound::Rate { .. } => true,
-            Inbound::Hello { .. } | Inbound::Ping {} => false,
-        }
-    }
-
     /// Parses a text frame; the error is a message for the client.
     pub fn parse(text: &str) -> Result<Inbound, String> {
         serde_json::from_str(text).map_err(|e| format!("bad frame: {e}"))

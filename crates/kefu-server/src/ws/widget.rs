@@ -5,12 +5,11 @@
 use super::conn::{Closed, Conn, HELLO_TIMEOUT, Incoming, PING_EVERY};
 use super::protocol::{Inbound, Outbound, WidgetConversation, WidgetMessage};
 use crate::state::AppState;
-use crate::visitor;
 use axum::extract::State;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use kefu_app::{Actor, AppError, Channel, Target};
-use kefu_core::{Conversation, Direction, Event, Message, NewMessage};
+use kefu_core::{Conversation, Direction, Event, Message};
 use kefu_hub::{HubMsg, Party, Received, Signal, Topic};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
@@ -71,8 +70,7 @@ async fn hello(state: &AppState, conn: &mut Conn) -> Result<(Visitor, Resume), C
         .await?;
         return Err(Closed);
     };
-    let key = state.visitor_key().await.map_err(|_| Closed)?;
-    let Some(claims) = visitor::verify(&key, &token, kefu_core::time::now().timestamp()) else {
+    let Some(claims) = state.app.visitor_claims(&token).await.map_err(|_| Closed)? else {
         conn.send(&Outbound::error(
             "unauthorized",
             "visitor token is invalid or expired",
@@ -257,11 +255,15 @@ impl Session<'_> {
         }
     }
 
+    /// A customer's chat message: incoming (a note is refused by the
+    /// operation), into their going conversation or a new one. Whether each
+    /// file is this visitor's to send is the store's check; its refusal
+    /// comes back as `rejected`.
     async fn send(
         &mut self,
         actor: &Actor,
         client_id: &str,
-        conversation_id: Option<Uuid>,
+        named: Option<Uuid>,
         text: String,
         attachment_ids: Vec<Uuid>,
         note: bool,
@@ -271,23 +273,17 @@ impl Session<'_> {
         } else {
             Direction::Incoming
         };
-        // Whether each file is this visitor's to send is the store's check
-        // (one rule for every path); its refusal comes back as `rejected`.
-        let mut m = NewMessage::text(direction, text);
-        m.attachment_ids = attachment_ids;
-        m.external_id = Some(kefu_app::messages::client_key(actor, client_id)?);
-        let target = Target::Chat {
-            named: conversation_id,
-        };
-        let posted = self.state.app.post_message(actor, target, m).await?;
-        let message = posted.message;
-        Ok(Outbound::Ack {
-            client_id: client_id.to_string(),
-            conversation_id: message.conversation_id,
-            message_id: message.id,
-            seq: message.seq,
-            duplicate: !posted.created,
-        })
+        let target = Target::Chat { named };
+        super::send(
+            &self.state.app,
+            actor,
+            target,
+            client_id,
+            direction,
+            text,
+            attachment_ids,
+        )
+        .await
     }
 
     async fn forward(&mut self, conn: &mut Conn, received: Received) -> Result<(), Closed> {
